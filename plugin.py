@@ -1,0 +1,97 @@
+"""The QGIS plugin object: registers the Processing provider and adds the SpaceNet menu and toolbar."""
+
+from functools import partial
+
+from qgis.core import QgsApplication
+from qgis.PyQt.QtGui import QIcon
+from qgis.PyQt.QtWidgets import QAction, QMenu, QMessageBox
+
+from . import qgis_logging
+from .core import dependencies
+from .processing_provider.base import tr
+from .processing_provider.provider import SpaceNetProvider
+
+MENU_OBJECT_NAME = "SpaceNetMenu"
+TOOLBAR_OBJECT_NAME = "SpaceNetToolbar"
+
+
+class SpaceNetToolkitPlugin:
+    def __init__(self, iface):
+        self.iface = iface
+        self.provider = None  # kept referenced: an unreferenced provider is garbage-collected
+        self.menu = None
+        self.toolbar = None
+        self.actions = []
+        self._log_handler = None
+
+    # qgis_process calls only initProcessing; the desktop calls initGui, which calls it too.
+    def initProcessing(self):  # noqa: N802 - QGIS API
+        if self._log_handler is None:
+            self._log_handler = qgis_logging.install()
+        if self.provider is None:
+            self.provider = SpaceNetProvider()
+            QgsApplication.processingRegistry().addProvider(self.provider)
+
+    def initGui(self):  # noqa: N802 - QGIS API
+        self.initProcessing()
+        main_window = self.iface.mainWindow()
+
+        self.toolbar = self.iface.addToolBar(tr("SpaceNet"))
+        self.toolbar.setObjectName(TOOLBAR_OBJECT_NAME)
+
+        self.menu = QMenu(tr("&SpaceNet"), main_window.menuBar())
+        self.menu.setObjectName(MENU_OBJECT_NAME)
+        help_menu = self.iface.helpMenu()
+        if isinstance(help_menu, QMenu):  # put "SpaceNet" before "Help", as QGIS's own menus are
+            main_window.menuBar().insertMenu(help_menu.menuAction(), self.menu)
+        else:
+            main_window.menuBar().addMenu(self.menu)
+
+        for algorithm in self.provider.algorithms():
+            self._add_action(
+                algorithm.icon(),
+                algorithm.displayName(),
+                partial(self._open_algorithm, algorithm.id()),
+                on_toolbar=True,
+            )
+        self.menu.addSeparator()
+        self._add_action(QIcon(), tr("Python dependencies…"), self._show_dependencies)
+
+    def _add_action(self, icon, text, slot, on_toolbar=False):
+        action = QAction(icon, text, self.iface.mainWindow())
+        action.triggered.connect(slot)
+        self.menu.addAction(action)
+        if on_toolbar:
+            self.toolbar.addAction(action)
+        self.actions.append(action)
+        return action
+
+    def _open_algorithm(self, algorithm_id, _checked=False):
+        import processing  # QGIS's Processing plugin: only loaded in the desktop
+
+        processing.execAlgorithmDialog(algorithm_id, {})
+
+    def _show_dependencies(self):
+        text = dependencies.report()
+        if self.provider.unavailable:
+            text += "\n\n" + tr("Algorithms not available:") + "\n" + "\n".join(self.provider.unavailable)
+        QMessageBox.information(self.iface.mainWindow(), tr("SpaceNet Toolkit"), text)
+
+    def unload(self):
+        for action in self.actions:
+            action.deleteLater()
+        self.actions = []
+        if self.menu is not None:
+            self.iface.mainWindow().menuBar().removeAction(self.menu.menuAction())
+            self.menu.deleteLater()
+            self.menu = None
+        if self.toolbar is not None:
+            self.iface.mainWindow().removeToolBar(self.toolbar)
+            self.toolbar.deleteLater()
+            self.toolbar = None
+        if self.provider is not None:
+            QgsApplication.processingRegistry().removeProvider(self.provider)
+            self.provider = None
+        if self._log_handler is not None:
+            qgis_logging.remove(self._log_handler)
+            self._log_handler = None

@@ -1,0 +1,1 @@
+"""The ``spacenet`` Processing provider and its algorithms: thin adapters over ``core``."""
