@@ -1,0 +1,117 @@
+# SpaceNet Toolkit: developer commands. A new machine needs two: `make setup`, then `make test` (or `make demo`).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PLUGIN_NAME := spacenet_toolkit
+VENV := .venv
+PY := $(VENV)/bin/python
+BUILD := .build
+# QGIS_PLUGINPATH for tests and runs: a folder holding a link named spacenet_toolkit to this checkout.
+PLUGIN_PATH := $(CURDIR)/$(BUILD)/plugins
+PLUGIN_LINK := $(PLUGIN_PATH)/$(PLUGIN_NAME)
+QGIS_PROCESS := /usr/bin/qgis_process.bin
+
+# onnxruntime flavour: auto (GPU build where an NVIDIA driver answers), gpu or cpu. `make setup ORT=gpu`.
+ORT ?= auto
+ifeq ($(ORT),auto)
+  ORT_FLAVOUR := $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
+else ifneq ($(filter $(ORT),gpu cpu),)
+  ORT_FLAVOUR := $(ORT)
+else
+  $(error ORT must be auto, gpu or cpu, not "$(ORT)")
+endif
+ORT_PACKAGE := $(if $(filter gpu,$(ORT_FLAVOUR)),onnxruntime-gpu,onnxruntime)
+ORT_OTHER := $(if $(filter gpu,$(ORT_FLAVOUR)),onnxruntime,onnxruntime-gpu)
+DEPS_STAMP := $(VENV)/.deps-$(ORT_PACKAGE).stamp
+
+# What a test or a run needs to see what a real QGIS process sees (ENVIRONMENT.md traps 3 and 5).
+LIBQGIS_CORE = $(shell ldconfig -p | awk '/libqgis_core\.so\./ {print $$NF; exit}')
+RUN_ENV = QT_QPA_PLATFORM=offscreen XDG_RUNTIME_DIR=$(CURDIR)/$(BUILD)/xdg-runtime \
+	QGIS_PLUGINPATH=$(PLUGIN_PATH) LD_PRELOAD=$(LIBQGIS_CORE)
+# qgis_process's embedded Python ignores the venv: give it the venv's packages (trap 9 and the recipe).
+SITE_PACKAGES = $(CURDIR)/$(VENV)/lib/python3.11/site-packages
+DEMO_PROFILE := $(CURDIR)/$(BUILD)/demo-profile
+PROCESS_ENV = $(RUN_ENV) PYTHONPATH=$(SITE_PACKAGES) QGIS_CUSTOM_CONFIG_PATH=$(DEMO_PROFILE)
+
+QGIS_PROFILE_DIR ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default
+
+.PHONY: help setup system test test-unit test-qgis test-e2e demo bench lint package install uninstall clean
+
+help:
+	@echo "make setup     install QGIS (Debian), a venv and every dependency (ORT=auto|gpu|cpu)"
+	@echo "make test      run every test tier (unit, in-process QGIS, qgis_process end to end)"
+	@echo "make demo      run the plugin's main job offline on the shipped sample data"
+	@echo "make bench     benchmarks, each against a baseline in the same run"
+	@echo "make lint      ruff"
+	@echo "make package   build dist/$(PLUGIN_NAME)-VERSION.zip for the QGIS plugin manager"
+	@echo "make install   link this checkout into your QGIS profile ($(QGIS_PROFILE_DIR))"
+	@echo "make uninstall remove that link"
+
+setup: system $(DEPS_STAMP) $(PLUGIN_LINK)
+	@echo "setup complete: onnxruntime flavour $(ORT_FLAVOUR); next: make test, or make demo"
+
+system:
+	@scripts/setup-system.sh
+
+$(PY):
+	/usr/bin/python3 -m venv --system-site-packages $(VENV)
+
+# rasterio and shapely are built against the system GDAL/GEOS: their wheels misbehave inside QGIS (trap 3).
+$(DEPS_STAMP): requirements.txt requirements-dev.txt constraints.txt | $(PY)
+	$(PY) -m pip uninstall -y -q $(ORT_OTHER) 2>/dev/null || true
+	$(PY) -m pip install --disable-pip-version-check -c constraints.txt --no-binary shapely,rasterio \
+		-r requirements.txt -r requirements-dev.txt $(ORT_PACKAGE)
+	rm -f $(VENV)/.deps-*.stamp
+	touch $@
+
+$(PLUGIN_LINK):
+	mkdir -p $(PLUGIN_PATH)
+	ln -sfn $(CURDIR) $@
+
+$(BUILD)/xdg-runtime:
+	mkdir -p -m 700 $@
+
+check-venv:
+	@test -x $(PY) || { echo "No $(VENV) here: run 'make setup' first." >&2; exit 1; }
+
+.PHONY: check-venv
+PYTEST = $(RUN_ENV) $(PY) -m pytest
+
+test: check-venv $(PLUGIN_LINK) $(BUILD)/xdg-runtime
+	$(PYTEST) tests
+
+test-unit: check-venv $(PLUGIN_LINK)
+	$(PY) -m pytest -p no:pytest_qgis -W ignore::pytest.PytestConfigWarning tests/unit
+
+test-qgis: check-venv $(PLUGIN_LINK) $(BUILD)/xdg-runtime
+	$(PYTEST) tests/qgis
+
+test-e2e: check-venv $(PLUGIN_LINK) $(BUILD)/xdg-runtime
+	$(PYTEST) tests/e2e
+
+demo: check-venv $(PLUGIN_LINK) $(BUILD)/xdg-runtime
+	$(PROCESS_ENV) $(PY) scripts/demo.py
+
+bench: check-venv $(PLUGIN_LINK) $(BUILD)/xdg-runtime
+	$(RUN_ENV) $(PY) bench/run.py
+
+lint: check-venv
+	$(PY) -m ruff check .
+
+package: check-venv
+	$(PY) scripts/package.py --output dist
+
+install:
+	@if [ -e "$(QGIS_PROFILE_DIR)/python/plugins/$(PLUGIN_NAME)" ] && [ ! -L "$(QGIS_PROFILE_DIR)/python/plugins/$(PLUGIN_NAME)" ]; then \
+		echo "$(QGIS_PROFILE_DIR)/python/plugins/$(PLUGIN_NAME) exists and is not a link (installed from a zip?): remove it first." >&2; exit 1; fi
+	mkdir -p "$(QGIS_PROFILE_DIR)/python/plugins"
+	ln -sfn "$(CURDIR)" "$(QGIS_PROFILE_DIR)/python/plugins/$(PLUGIN_NAME)"
+	@echo "Linked. Restart QGIS and enable 'SpaceNet Toolkit' in Plugins > Manage and Install Plugins."
+
+uninstall:
+	@if [ -L "$(QGIS_PROFILE_DIR)/python/plugins/$(PLUGIN_NAME)" ]; then \
+		rm "$(QGIS_PROFILE_DIR)/python/plugins/$(PLUGIN_NAME)" && echo "Removed the link."; \
+	else echo "No linked $(PLUGIN_NAME) in $(QGIS_PROFILE_DIR): nothing to do."; fi
+
+clean:
+	rm -rf $(BUILD) dist .pytest_cache .ruff_cache .qgis-settings
