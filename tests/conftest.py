@@ -1,0 +1,36 @@
+"""Shared test set-up: the checkout is importable as the package ``spacenet_toolkit``, as QGIS loads it."""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PLUGIN_NAME = "spacenet_toolkit"
+# The Makefile makes this link; tests started by hand make it too.
+PLUGIN_PATH = REPO_ROOT / ".build" / "plugins"
+SHARED = REPO_ROOT.parent / "shared"
+
+
+def _ensure_plugin_link() -> None:
+    link = PLUGIN_PATH / PLUGIN_NAME
+    if not link.exists():
+        PLUGIN_PATH.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(REPO_ROOT, target_is_directory=True)
+
+
+_ensure_plugin_link()
+if str(PLUGIN_PATH) not in sys.path:
+    sys.path.insert(0, str(PLUGIN_PATH))
+os.environ.setdefault("QGIS_PLUGINPATH", str(PLUGIN_PATH))
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def plugin_path() -> Path:
+    return PLUGIN_PATH
