@@ -38,8 +38,8 @@ def test_list_shows_the_spacenet_provider_from_the_checkout(qgis_process_factory
     assert sorted(provider["algorithms"]) == expected_algorithm_ids()
 
 
-def test_plugin_loads_where_onnxruntime_rasterio_and_shapely_are_missing(qgis_process_factory, plugin_path):
-    blocked = ("onnxruntime", "rasterio", "shapely")
+def test_plugin_loads_where_the_optional_packages_are_missing(qgis_process_factory, plugin_path):
+    blocked = ("onnxruntime", "rasterio", "shapely", "numpy", "scipy", "requests")
     qgis_process = qgis_process_factory(plugin_path=plugin_path, block_modules=blocked)
     # The block is real: the same environment cannot import them.
     probe = subprocess.run(

@@ -1,0 +1,197 @@
+"""Read the truth and proposal inputs of a scoring algorithm into ``core.f1.PolygonSet``s.
+
+Inputs are polygon layers (any provider and CRS; proposals are transformed to the truth's CRS) or SpaceNet
+challenge CSV files. Imported only when an algorithm runs: it needs numpy and shapely.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import shapely
+from qgis.core import (
+    NULL,
+    QgsCoordinateReferenceSystem,
+    QgsDistanceArea,
+    QgsFeatureRequest,
+    QgsGeometry,
+    QgsProcessingException,
+    QgsProcessingFeatureSource,
+    QgsProviderRegistry,
+    QgsUnitTypes,
+    QgsWkbTypes,
+)
+from qgis.PyQt.QtCore import QUrl
+
+from ..core import challenge_csv, f1
+
+CSV_COLUMNS = ("ImageId", "PolygonWKT_Pix")
+READ_PROGRESS = 30.0  # share of the progress bar for reading both inputs
+
+
+class Side:
+    """One input as the engine needs it, plus what the writer needs to copy features back out."""
+
+    def __init__(self, polygon_set, qgis_geometries, ids):
+        self.polygon_set = polygon_set
+        self.qgis_geometries = qgis_geometries
+        self.ids = ids
+        self.groups = polygon_set.groups if polygon_set.groups is not None else np.full(len(ids), "", dtype=object)
+
+
+class InputReader:
+    """Turns the TRUTH and PROPOSALS parameters into ``core.f1.PolygonSet``s."""
+
+    def __init__(self, algorithm, parameters, context, feedback, options, truth_key, proposals_key, group_key,
+                 order_key):
+        self.algorithm, self.parameters, self.context, self.feedback = algorithm, parameters, context, feedback
+        self.options = options
+        self.truth_key, self.proposals_key = truth_key, proposals_key
+        self.group_key, self.order_key = group_key, order_key
+        self.crs = QgsCoordinateReferenceSystem()
+        self.truth = self.proposals = None
+        self.group_count = 0
+
+    def error(self, message):
+        return QgsProcessingException(self.algorithm.tr(message))
+
+    def source(self, key):
+        source = self.algorithm.parameterAsSource(self.parameters, key, self.context)
+        if source is None:
+            raise QgsProcessingException(self.algorithm.invalidSourceError(self.parameters, key))
+        return source
+
+    def read(self):
+        truth_source, proposal_source = self.source(self.truth_key), self.source(self.proposals_key)
+        kinds = {key: self.kind(key, source) for key, source in
+                 ((self.truth_key, truth_source), (self.proposals_key, proposal_source))}
+        if kinds[self.truth_key] != kinds[self.proposals_key]:
+            raise self.error("TRUTH and PROPOSALS must both be polygon layers or both challenge CSV files "
+                             f"(got {kinds[self.truth_key]} and {kinds[self.proposals_key]}).")
+        if kinds[self.truth_key] == "csv":
+            self.truth = self.read_csv(self.truth_key, order_field=None)
+            self.proposals = self.read_csv(self.proposals_key, order_field=self.order_field(proposal_source))
+        else:
+            self.crs = truth_source.sourceCrs()
+            group_field = self.group_field(truth_source, proposal_source)
+            self.truth = self.read_layer(truth_source, group_field, None, self.options.min_area_truth, 0)
+            self.proposals = self.read_layer(proposal_source, group_field, self.order_field(proposal_source),
+                                             self.options.min_area_proposals, 1)
+        consequences = {self.truth_key: "every proposal is a false positive",
+                        self.proposals_key: "every truth polygon is a false negative"}
+        for key, side in ((self.truth_key, self.truth), (self.proposals_key, self.proposals)):
+            if len(side.ids) == 0:
+                self.feedback.pushWarning(self.algorithm.tr(f"{key} has no features: {consequences[key]}."))
+        self.group_count = len(set(self.truth.groups) | set(self.proposals.groups))
+        return self.truth.polygon_set, self.proposals.polygon_set
+
+    def kind(self, key, source):
+        names = set(source.fields().names())
+        if source.wkbType() == QgsWkbTypes.Type.NoGeometry:
+            if set(CSV_COLUMNS) <= names:
+                return "csv"
+            raise self.error(f"{key} has no geometry and is not a SpaceNet challenge CSV (it needs the columns "
+                             f"{', '.join(CSV_COLUMNS)}; found {', '.join(sorted(names)) or 'none'}).")
+        geometry_type = QgsWkbTypes.geometryType(source.wkbType())
+        if geometry_type != QgsWkbTypes.GeometryType.PolygonGeometry:
+            raise self.error(f"{key} must be a polygon layer, but its geometries are "
+                             f"{QgsWkbTypes.displayString(source.wkbType())}: buildings are scored as polygons.")
+        return "polygons"
+
+    def group_field(self, truth_source, proposal_source):
+        name = self.algorithm.parameterAsString(self.parameters, self.group_key, self.context)
+        if not name:
+            return None
+        for key, source in ((self.truth_key, truth_source), (self.proposals_key, proposal_source)):
+            if source.fields().lookupField(name) < 0:
+                raise self.error(f"The group field '{name}' is missing from {key}: it must have the same name in "
+                                 "both layers (or leave GROUP_FIELD empty to score everything as one group).")
+        return name
+
+    def order_field(self, proposal_source):
+        name = self.algorithm.parameterAsString(self.parameters, self.order_key, self.context)
+        if name and proposal_source.fields().lookupField(name) < 0:
+            raise self.error(f"The order field '{name}' is not a field of PROPOSALS.")
+        return name or None
+
+    def read_layer(self, source, group_field, order_field, min_area, step):
+        request = QgsFeatureRequest()
+        request.setDestinationCrs(self.crs, self.context.transformContext())  # proposals into the truth's CRS
+        areas = AreaMeter(self.crs, self.context) if min_area > 0 else None
+        total = max(source.featureCount(), 1)
+        wkbs, geometries, ids, groups, order, measured = [], [], [], [], [], []
+        progress_span = READ_PROGRESS / 2
+        features = source.getFeatures(request, QgsProcessingFeatureSource.Flag.FlagSkipGeometryValidityChecks)
+        for count, feature in enumerate(features):
+            if self.feedback.isCanceled():
+                break
+            geometry = feature.geometry()
+            if QgsWkbTypes.isCurvedType(geometry.wkbType()):
+                geometry = QgsGeometry(geometry.constGet().segmentize())
+            geometries.append(geometry)
+            wkbs.append(None if geometry.isNull() else bytes(geometry.asWkb()))
+            ids.append(feature.id())
+            if group_field:
+                groups.append("" if feature[group_field] is None else str(feature[group_field]))
+            if order_field:
+                value = feature[order_field]
+                order.append(-np.inf if value is None or value == NULL else float(value))  # nulls last
+            if areas is not None:
+                measured.append(areas.square_metres(geometry))
+            if count % 1000 == 0:
+                self.feedback.setProgress(step * progress_span + progress_span * count / total)
+
+        polygon_set = f1.PolygonSet(
+            geometries=shapely.from_wkb(np.array(wkbs, dtype=object)) if wkbs else np.empty(0, dtype=object),
+            groups=np.array(groups, dtype=object) if group_field else None,
+            order=np.array(order, dtype=float) if order_field else None,
+            areas=np.array(measured, dtype=float) if areas is not None else None,
+        )
+        return Side(polygon_set, geometries, np.array(ids, dtype=np.int64))
+
+    def read_csv(self, key, order_field):
+        path = file_path(self.algorithm.parameterAsVectorLayer(self.parameters, key, self.context))
+        try:
+            polygon_set = challenge_csv.read_challenge_csv(path)
+        except (OSError, ValueError) as error:
+            raise self.error(f"{key}: {error}") from error
+        if order_field is None:
+            polygon_set.order = None  # the SpaceNet evaluator takes proposals in file order
+        elif order_field != "Confidence":
+            raise self.error(f"A challenge CSV can be ordered by its Confidence column only, not '{order_field}'.")
+        qgis_geometries = [QgsGeometry() if g is None else QgsGeometry.fromWkt(g.wkt) for g in polygon_set.geometries]
+        return Side(polygon_set, qgis_geometries, numeric_ids(polygon_set.ids, len(qgis_geometries)))
+
+
+class AreaMeter:
+    """Areas in m²: planar in a projected CRS, on the ellipsoid in a geographic one (never in degrees)."""
+
+    def __init__(self, crs, context):
+        self.distance_area = QgsDistanceArea()
+        self.distance_area.setSourceCrs(crs, context.transformContext())
+        if crs.isGeographic():
+            self.distance_area.setEllipsoid(crs.ellipsoidAcronym() or "EPSG:7030")
+
+    def square_metres(self, geometry) -> float:
+        if geometry.isNull():
+            return 0.0
+        area = self.distance_area.measureArea(geometry)
+        return self.distance_area.convertAreaMeasurement(area, QgsUnitTypes.AreaUnit.AreaSquareMeters)
+
+
+def numeric_ids(ids, count) -> np.ndarray:
+    """Challenge CSV BuildingIds as integers; the row number stands in for an id that is not one."""
+    if ids is None:
+        return np.arange(count, dtype=np.int64)
+    return np.array([int(i) if str(i).strip().lstrip("-").isdigit() else row for row, i in enumerate(ids)],
+                    dtype=np.int64)
+
+
+def file_path(layer) -> str:
+    """The file behind a CSV layer, whether OGR or the delimited-text provider opened it."""
+    if layer is None:
+        raise QgsProcessingException("The challenge CSV could not be opened as a layer.")
+    parts = QgsProviderRegistry.instance().decodeUri(layer.providerType(), layer.source())
+    path = parts.get("path") or QUrl(layer.source()).toLocalFile() or layer.source().split("|")[0]
+    if not Path(path).is_file():
+        raise QgsProcessingException(f"Cannot find the file behind layer '{layer.name()}' ({layer.source()}).")
+    return path

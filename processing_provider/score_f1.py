@@ -1,0 +1,271 @@
+"""spacenet:scoref1: score building footprints against truth with the SpaceNet F1 metric."""
+
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsFeature,
+    QgsFeatureSink,
+    QgsField,
+    QgsFields,
+    QgsGeometry,
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterField,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
+    QgsWkbTypes,
+)
+from qgis.PyQt.QtCore import QVariant
+
+from ..core import dependencies
+from .base import SpaceNetAlgorithm
+from .styles import ScoreStatusStyler
+
+# Enum index -> core.f1 matching rule. The order is API: scripts pass the index.
+MATCHING_RULES = ("greedy>=", "greedy>", "optimal")
+PROGRESS_READ_END, PROGRESS_SCORE_END = 30.0, 90.0  # reading, then scoring, then writing
+
+
+class ScoreF1(SpaceNetAlgorithm):
+    TRUTH = "TRUTH"
+    PROPOSALS = "PROPOSALS"
+    IOU_THRESHOLD = "IOU_THRESHOLD"
+    MATCHING = "MATCHING"
+    ORDER_FIELD = "ORDER_FIELD"
+    GROUP_FIELD = "GROUP_FIELD"
+    MIN_AREA_TRUTH = "MIN_AREA_TRUTH"
+    MIN_AREA_PROPOSALS = "MIN_AREA_PROPOSALS"
+    OUTPUT = "OUTPUT"
+    OUTPUT_TABLE = "OUTPUT_TABLE"
+    OUTPUT_HTML = "OUTPUT_HTML"
+
+    GROUP = "evaluation"
+    REQUIRES = ("numpy", "shapely")
+
+    def name(self):
+        return "scoref1"
+
+    def displayName(self):  # noqa: N802
+        return self.tr("Score building footprints (SpaceNet F1)")
+
+    def shortHelpString(self):  # noqa: N802
+        return self.tr(
+            "<p>Scores proposed building footprints against truth footprints with the SpaceNet building metric: "
+            "each proposal is matched to at most one truth polygon by intersection over union (IoU); a match at "
+            "or above the IoU threshold is a true positive (TP), an unmatched proposal a false positive (FP), an "
+            "unmatched truth polygon a false negative (FN). TP, FP and FN are summed over all groups (images or "
+            "tiles) before precision, recall and F1 = 2PR/(P+R) are computed.</p>"
+            "<p><b>Truth</b>, <b>Proposals</b>: polygon layers in any CRS (proposals are transformed to the "
+            "truth's CRS), or SpaceNet challenge CSV files (ImageId, BuildingId, PolygonWKT_Pix[, Confidence]; "
+            "pixel coordinates, one group per ImageId, 'POLYGON EMPTY' rows for images with no building). Both "
+            "inputs must be of the same kind.</p>"
+            "<p><b>IoU threshold</b>: 0.5 in every SpaceNet challenge.</p>"
+            "<p><b>Matching</b>: <i>greedy, IoU ≥ threshold</i> as the SpaceNet evaluator; <i>greedy, IoU > "
+            "threshold</i> as solaris; <i>optimal</i> is the maximum-weight bipartite matching, which can find more "
+            "matches than greedy only below a threshold of 0.5.</p>"
+            "<p><b>Proposal order field</b>: greedy matching takes proposals in this field's descending order "
+            "(a confidence score); empty means input order, as the SpaceNet evaluator.</p>"
+            "<p><b>Group field</b>: the image or tile id field, with the same name in both layers; polygons are "
+            "matched only within their group. Empty means one group. Challenge CSVs always group by ImageId.</p>"
+            "<p><b>Minimum area</b>: truth polygons smaller than this, and proposals not larger than it, are left "
+            "out (solaris' SN2 scoring used 20 px²). Units: m² for layers (measured on the ellipsoid for geographic "
+            "CRSs, never in degrees), pixels² for challenge CSVs.</p>"
+            "<p>Invalid polygons are repaired (their polygonal part is kept) and empty or zero-area ones skipped; "
+            "the log reports every repair and skip.</p>"
+            "<p><b>Outputs</b>: the scored layer (proposals and missed truth polygons with <i>status</i> TP/FP/FN, "
+            "<i>iou</i>, <i>match_id</i> and group; styled green/red/blue), a per-group table with per-AOI and "
+            "overall rows, an HTML report with charts, and the numbers PRECISION, RECALL, F1, TP, FP, FN for the "
+            "next step of a model.</p>"
+        )
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        polygon_or_table = [QgsProcessing.SourceType.TypeVectorPolygon, QgsProcessing.SourceType.TypeVector]
+        self.addParameter(QgsProcessingParameterFeatureSource(self.TRUTH, self.tr("Truth"), polygon_or_table))
+        self.addParameter(QgsProcessingParameterFeatureSource(self.PROPOSALS, self.tr("Proposals"), polygon_or_table))
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                self.IOU_THRESHOLD, self.tr("IoU threshold"), QgsProcessingParameterNumber.Type.Double,
+                defaultValue=0.5, minValue=0.0, maxValue=1.0,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterEnum(
+                self.MATCHING, self.tr("Matching"),
+                options=[
+                    self.tr("Greedy, IoU ≥ threshold (SpaceNet evaluator)"),
+                    self.tr("Greedy, IoU > threshold (solaris)"),
+                    self.tr("Optimal (maximum-weight bipartite matching)"),
+                ],
+                defaultValue=0,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterField(
+                self.ORDER_FIELD, self.tr("Proposal order field (confidence, descending)"),
+                parentLayerParameterName=self.PROPOSALS, type=QgsProcessingParameterField.DataType.Numeric,
+                optional=True,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterField(
+                self.GROUP_FIELD, self.tr("Group field (image or tile id, in both layers)"),
+                parentLayerParameterName=self.TRUTH, optional=True,
+            )
+        )
+        for key, label in ((self.MIN_AREA_TRUTH, "Minimum truth area"), (self.MIN_AREA_PROPOSALS,
+                                                                          "Minimum proposal area")):
+            parameter = QgsProcessingParameterNumber(
+                key, self.tr(f"{label} (m² for layers, pixels² for CSVs)"),
+                QgsProcessingParameterNumber.Type.Double, defaultValue=0.0, minValue=0.0,
+            )
+            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+            self.addParameter(parameter)
+        self.addParameter(
+            QgsProcessingParameterFeatureSink(
+                self.OUTPUT, self.tr("Scored footprints"), QgsProcessing.SourceType.TypeVectorPolygon
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterFeatureSink(
+                self.OUTPUT_TABLE, self.tr("Scores per group"), QgsProcessing.SourceType.TypeVector, optional=True
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterFileDestination(
+                self.OUTPUT_HTML, self.tr("Report"), self.tr("HTML files (*.html)"), optional=True
+            )
+        )
+        for key, label in (("PRECISION", "Precision"), ("RECALL", "Recall"), ("F1", "F1"),
+                           ("TP", "True positives"), ("FP", "False positives"), ("FN", "False negatives")):
+            self.addOutput(QgsProcessingOutputNumber(key, self.tr(label)))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        # numpy and shapely are imported on first use, not at plugin start (the plugin loads without them).
+        from ..core import f1, f1_report
+        from . import polygon_inputs
+
+        options = f1.F1Options(
+            iou_threshold=self.parameterAsDouble(parameters, self.IOU_THRESHOLD, context),
+            matching=MATCHING_RULES[self.parameterAsEnum(parameters, self.MATCHING, context)],
+            min_area_truth=self.parameterAsDouble(parameters, self.MIN_AREA_TRUTH, context),
+            min_area_proposals=self.parameterAsDouble(parameters, self.MIN_AREA_PROPOSALS, context),
+        )
+        reader = polygon_inputs.InputReader(self, parameters, context, feedback, options, self.TRUTH, self.PROPOSALS,
+                                            self.GROUP_FIELD, self.ORDER_FIELD)
+        truth, proposals = reader.read()
+        if feedback.isCanceled():
+            return {}
+        feedback.pushInfo(self.tr(f"Scoring {len(proposals.geometries)} proposals against "
+                                  f"{len(truth.geometries)} truth polygons in {reader.group_count} group(s)."))
+        span = PROGRESS_SCORE_END - PROGRESS_READ_END
+        try:
+            result = f1.score(
+                truth, proposals, options,
+                progress=lambda percent: feedback.setProgress(PROGRESS_READ_END + percent * span / 100),
+                is_canceled=feedback.isCanceled,
+            )
+        except f1.Canceled:
+            return {}  # nothing written yet: a cancelled run leaves no output behind
+        except ImportError as error:  # scipy, needed by optimal matching only
+            raise QgsProcessingException(dependencies.describe_missing([error.name or "scipy"])) from error
+        notes = _cleaning_notes(result)
+        for note in notes:
+            feedback.pushWarning(note)
+
+        outputs = {self.OUTPUT: self._write_scored(parameters, context, reader, result)}
+        if parameters.get(self.OUTPUT_TABLE) is not None:
+            outputs[self.OUTPUT_TABLE] = self._write_table(parameters, context, result)
+        html_path = self.parameterAsFileOutput(parameters, self.OUTPUT_HTML, context)
+        if html_path:
+            f1_report.write(html_path, f1_report.render(result, options, notes=notes))
+            outputs[self.OUTPUT_HTML] = html_path
+        total = result.total
+        outputs.update(PRECISION=total.precision, RECALL=total.recall, F1=total.f1, TP=total.tp, FP=total.fp,
+                       FN=total.fn)
+        feedback.pushInfo(self.tr(f"TP {total.tp}, FP {total.fp}, FN {total.fn}: precision {total.precision:.4f}, "
+                                  f"recall {total.recall:.4f}, F1 {total.f1:.4f}"))
+        feedback.setProgress(100)
+        return outputs
+
+    def _write_scored(self, parameters, context, reader, result):
+        fields = QgsFields()
+        for name, kind in (("status", QVariant.Type.String), ("iou", QVariant.Type.Double),
+                           ("match_id", QVariant.Type.LongLong), ("group", QVariant.Type.String),
+                           ("layer", QVariant.Type.String), ("source_id", QVariant.Type.LongLong)):
+            fields.append(QgsField(name, kind))
+        sink, dest_id = self.parameterAsSink(
+            parameters, self.OUTPUT, context, fields, QgsWkbTypes.Type.MultiPolygon, reader.crs
+        )
+        if sink is None:
+            raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT))
+
+        def add(layer, indices, status, iou, match, own, other):
+            for i in indices:
+                feature = QgsFeature(fields)
+                geometry = QgsGeometry(own.qgis_geometries[i])
+                geometry.convertToMultiType()
+                feature.setGeometry(geometry)
+                matched = int(match[i])
+                feature.setAttributes([
+                    str(status[i]), None if np.isnan(iou[i]) else float(iou[i]),
+                    int(other.ids[matched]) if matched >= 0 else None, str(own.groups[i]), layer, int(own.ids[i]),
+                ])
+                sink.addFeature(feature, QgsFeatureSink.Flag.FastInsert)
+
+        import numpy as np
+
+        from ..core.f1 import SKIPPED
+
+        scored = np.flatnonzero(result.proposal_status != SKIPPED)
+        add("proposal", scored, result.proposal_status, result.proposal_iou, result.proposal_match,
+            reader.proposals, reader.truth)
+        missed = np.flatnonzero(result.truth_status == "FN")
+        add("truth", missed, result.truth_status, result.truth_iou, result.truth_match, reader.truth, reader.proposals)
+
+        if context.willLoadLayerOnCompletion(dest_id):
+            context.layerToLoadOnCompletionDetails(dest_id).setPostProcessor(ScoreStatusStyler.shared())
+        return dest_id
+
+    def _write_table(self, parameters, context, result):
+        fields = QgsFields()
+        fields.append(QgsField("level", QVariant.Type.String))
+        fields.append(QgsField("group", QVariant.Type.String))
+        for name in ("tp", "fp", "fn"):
+            fields.append(QgsField(name, QVariant.Type.LongLong))
+        for name in ("precision", "recall", "f1"):
+            fields.append(QgsField(name, QVariant.Type.Double))
+        sink, dest_id = self.parameterAsSink(
+            parameters, self.OUTPUT_TABLE, context, fields, QgsWkbTypes.Type.NoGeometry, QgsCoordinateReferenceSystem()
+        )
+        if sink is None:
+            raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT_TABLE))
+        rows = [("group", key, counts) for key, counts in result.groups.items()]
+        by_aoi = result.by_aoi()
+        if len(by_aoi) < len(result.groups):  # group ids carry SpaceNet AOI names: add the AOI sums
+            rows += [("aoi", key, counts) for key, counts in by_aoi.items()]
+        rows.append(("total", "", result.total))
+        for level, key, counts in rows:
+            feature = QgsFeature(fields)
+            feature.setAttributes([level, key, counts.tp, counts.fp, counts.fn,
+                                   counts.precision, counts.recall, counts.f1])
+            sink.addFeature(feature, QgsFeatureSink.Flag.FastInsert)
+        return dest_id
+
+
+def _cleaning_notes(result) -> list:
+    notes = []
+    for side, report in (("truth", result.truth_cleaning), ("proposal", result.proposal_cleaning)):
+        for count, what in (
+            (report.repaired, "invalid {side} polygon(s) repaired (make_valid, polygonal part kept)"),
+            (report.non_polygonal_parts_dropped, "non-polygonal part(s) dropped from {side} geometries"),
+            (report.skipped_null_or_empty, "null or empty {side} geometries skipped"),
+            (report.skipped_zero_area, "{side} geometries with no area skipped"),
+            (report.skipped_small, "{side} polygon(s) below the minimum area left out"),
+        ):
+            if count:
+                notes.append(f"{count} " + what.format(side=side))
+    return notes

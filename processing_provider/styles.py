@@ -1,0 +1,43 @@
+"""Styles applied to the layers the algorithms load: review colours a mapper reads at a glance."""
+
+from qgis.core import (
+    QgsCategorizedSymbolRenderer,
+    QgsFillSymbol,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsRendererCategory,
+    QgsVectorLayer,
+)
+
+# status value -> (label, RGB): green found, red false alarm, blue missed.
+SCORE_STATUS_COLOURS = {
+    "TP": ("True positive (matched)", "46,158,68"),
+    "FP": ("False positive (no truth)", "215,48,31"),
+    "FN": ("False negative (missed truth)", "43,108,214"),
+}
+
+
+def score_status_renderer() -> QgsCategorizedSymbolRenderer:
+    categories = []
+    for value, (label, rgb) in SCORE_STATUS_COLOURS.items():
+        symbol = QgsFillSymbol.createSimple(
+            {"color": f"{rgb},70", "outline_color": f"{rgb},255", "outline_width": "0.6", "outline_width_unit": "MM"}
+        )
+        categories.append(QgsRendererCategory(value, symbol, label))
+    return QgsCategorizedSymbolRenderer("status", categories)
+
+
+class ScoreStatusStyler(QgsProcessingLayerPostProcessorInterface):
+    """Styles a scored layer when Processing loads it into the project."""
+
+    _instance = None  # QGIS keeps only a C++ pointer: the Python object must outlive the algorithm run
+
+    @classmethod
+    def shared(cls) -> "ScoreStatusStyler":
+        if cls._instance is None:
+            cls._instance = cls()
+        return cls._instance
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS API
+        if isinstance(layer, QgsVectorLayer):
+            layer.setRenderer(score_status_renderer())
+            layer.triggerRepaint()
