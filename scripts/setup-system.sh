@@ -3,7 +3,7 @@
 # only when something is missing: a second run costs a dpkg query.
 set -euo pipefail
 
-packages=(qgis python3-qgis qgis-providers xvfb xauth python3-venv python3-dev gcc g++ libgdal-dev libgeos-dev)
+packages=(qgis python3-qgis qgis-providers python3-scipy xvfb xauth python3-venv python3-dev gcc g++ libgdal-dev libgeos-dev)
 
 absent=()
 for package in "${packages[@]}"; do
