@@ -209,3 +209,23 @@ def test_runs_as_a_step_of_a_graphical_model(provider, oracle):
     assert ok
     child_results = results["CHILD_RESULTS"]["score"]
     assert (child_results["TP"], child_results["FP"], child_results["FN"]) == (8, 20, 20)
+
+
+
+def test_one_instance_runs_row_after_row_as_batch_mode_does(provider, oracle, tmp_path):
+    """Batch mode runs the same algorithm object once per row, each in a fresh context, under one feedback."""
+    from qgis.core import QgsProcessingMultiStepFeedback
+
+    algorithm = QgsApplication.processingRegistry().createAlgorithmById(ALGORITHM)
+    rows = [("gt.geojson", "pred.geojson"), ("gt.geojson", "gt.geojson")]  # the second: truth against itself
+    dialog_feedback = QgsProcessingFeedback()  # kept referenced: the multi-step feedback does not own it
+    feedback = QgsProcessingMultiStepFeedback(len(rows), dialog_feedback)
+    statuses = []
+    for row, (truth, proposals) in enumerate(rows):
+        feedback.setCurrentStep(row)
+        output = tmp_path / f"row{row}.gpkg"
+        results, ok = algorithm.run({"TRUTH": str(oracle / truth), "PROPOSALS": str(oracle / proposals),
+                                     "OUTPUT": str(output)}, QgsProcessingContext(), feedback)
+        assert ok
+        statuses.append(Counter(f["status"] for f in layer_features(output)))
+    assert statuses == [{"TP": 8, "FP": 20, "FN": 20}, {"TP": 28}]
