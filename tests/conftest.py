@@ -34,3 +34,12 @@ def repo_root() -> Path:
 @pytest.fixture(scope="session")
 def plugin_path() -> Path:
     return PLUGIN_PATH
+
+
+@pytest.fixture(scope="session")
+def oracle() -> Path:
+    """The F1 reference data in ../shared/fixtures (CI always has it beside the checkout)."""
+    folder = SHARED / "fixtures" / "f1_oracle"
+    if not folder.is_dir():
+        pytest.skip(f"the shared fixtures are not beside the checkout ({folder})")
+    return folder

@@ -7,10 +7,7 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 
-def test_qgis_process_run_prints_the_scores_as_json(qgis_process_factory, plugin_path, repo_root, tmp_path):
-    oracle = repo_root.parent / "shared" / "fixtures" / "f1_oracle"
-    if not oracle.is_dir():
-        pytest.skip(f"the shared fixtures are not beside the checkout ({oracle})")
+def test_qgis_process_run_prints_the_scores_as_json(qgis_process_factory, plugin_path, oracle, tmp_path):
     qgis_process = qgis_process_factory(plugin_path=plugin_path)
     qgis_process.enable("spacenet_toolkit")
     result = qgis_process(
@@ -26,7 +23,7 @@ def test_qgis_process_run_prints_the_scores_as_json(qgis_process_factory, plugin
     assert (tmp_path / "scored.gpkg").is_file() and (tmp_path / "report.html").is_file()
 
 
-def test_a_line_layer_is_refused_with_a_message(qgis_process_factory, plugin_path, repo_root, tmp_path):
+def test_a_line_layer_is_refused_with_a_message(qgis_process_factory, plugin_path, tmp_path):
     lines = tmp_path / "lines.geojson"
     lines.write_text(json.dumps({"type": "FeatureCollection", "features": [{
         "type": "Feature", "properties": {}, "geometry": {"type": "LineString", "coordinates": [[0, 0], [1, 1]]}}]}))

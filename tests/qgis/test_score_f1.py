@@ -29,14 +29,6 @@ ALGORITHM = "spacenet:scoref1"
 
 
 @pytest.fixture(scope="module")
-def oracle(repo_root):
-    folder = repo_root.parent / "shared" / "fixtures" / "f1_oracle"
-    if not folder.is_dir():
-        pytest.skip(f"the shared fixtures are not beside the checkout ({folder})")
-    return folder
-
-
-@pytest.fixture(scope="module")
 def provider(qgis_processing):
     """The plugin's provider, registered as the plugin registers it."""
     from spacenet_toolkit.processing_provider.provider import SpaceNetProvider

@@ -8,14 +8,6 @@ from spacenet_toolkit.core import f1
 from spacenet_toolkit.core.challenge_csv import read_challenge_csv
 
 
-@pytest.fixture(scope="module")
-def oracle(repo_root):
-    folder = repo_root.parent / "shared" / "fixtures" / "f1_oracle"
-    if not folder.is_dir():
-        pytest.skip(f"the shared fixtures are not checked out next to the repository ({folder})")
-    return folder
-
-
 def write(tmp_path, text, name="challenge.csv"):
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")

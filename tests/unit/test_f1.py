@@ -17,14 +17,6 @@ SOLARIS_SN2 = f1.F1Options(iou_threshold=0.5, matching="greedy>", min_area_truth
 
 
 @pytest.fixture(scope="module")
-def oracle(repo_root):
-    folder = repo_root.parent / "shared" / "fixtures" / "f1_oracle"
-    if not folder.is_dir():
-        pytest.skip(f"the shared fixtures are not checked out next to the repository ({folder})")
-    return folder
-
-
-@pytest.fixture(scope="module")
 def sn2_result(oracle):
     truth = read_challenge_csv(oracle / "SN2_sample_truth.csv")
     proposals = read_challenge_csv(oracle / "SN2_sample_preds.csv")
