@@ -147,6 +147,11 @@ class F1Result:
             summed[aoi] = summed.get(aoi, Counts()) + counts
         return dict(sorted(summed.items()))
 
+    def aoi_sums(self) -> dict[str, Counts]:
+        """``by_aoi`` when group ids carry SpaceNet AOI names (some AOI holds several groups), else empty."""
+        summed = self.by_aoi()
+        return summed if len(summed) < len(self.groups) else {}
+
 
 def aoi_of(image_id: str) -> str:
     """``"AOI_2_Vegas_img3457"`` -> ``"AOI_2_Vegas"``; an id with fewer than four tokens maps to itself."""

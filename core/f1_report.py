@@ -75,9 +75,9 @@ def render(result, options, title: str = "SpaceNet F1", notes=()) -> str:
     header = ["group", "TP", "FP", "FN", "precision", "recall", "F1"]
     group_rows = [_counts_row(group, counts) for group, counts in result.groups.items()]
     aoi_section = ""
-    by_aoi = result.by_aoi()
-    if len(by_aoi) < len(result.groups):  # group ids carry SpaceNet AOI names: show the AOI sums too
-        aoi_rows = [_counts_row(aoi, counts) for aoi, counts in by_aoi.items()]
+    aoi_sums = result.aoi_sums()
+    if aoi_sums:
+        aoi_rows = [_counts_row(aoi, counts) for aoi, counts in aoi_sums.items()]
         aoi_section = "<h2>Per AOI (counts summed over its images)</h2>" + _table(aoi_rows, ["AOI"] + header[1:])
     matched = result.proposal_status == "TP"
     histogram = _bar_chart(

@@ -192,6 +192,10 @@ class ScoreF1(SpaceNetAlgorithm):
         return outputs
 
     def _write_scored(self, parameters, context, reader, result):
+        import numpy as np
+
+        from ..core.f1 import SKIPPED
+
         fields = QgsFields()
         for name, kind in (("status", QVariant.Type.String), ("iou", QVariant.Type.Double),
                            ("match_id", QVariant.Type.LongLong), ("group", QVariant.Type.String),
@@ -215,10 +219,6 @@ class ScoreF1(SpaceNetAlgorithm):
                     int(other.ids[matched]) if matched >= 0 else None, str(own.groups[i]), layer, int(own.ids[i]),
                 ])
                 sink.addFeature(feature, QgsFeatureSink.Flag.FastInsert)
-
-        import numpy as np
-
-        from ..core.f1 import SKIPPED
 
         scored = np.flatnonzero(result.proposal_status != SKIPPED)
         add("proposal", scored, result.proposal_status, result.proposal_iou, result.proposal_match,
@@ -244,9 +244,7 @@ class ScoreF1(SpaceNetAlgorithm):
         if sink is None:
             raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT_TABLE))
         rows = [("group", key, counts) for key, counts in result.groups.items()]
-        by_aoi = result.by_aoi()
-        if len(by_aoi) < len(result.groups):  # group ids carry SpaceNet AOI names: add the AOI sums
-            rows += [("aoi", key, counts) for key, counts in by_aoi.items()]
+        rows += [("aoi", key, counts) for key, counts in result.aoi_sums().items()]
         rows.append(("total", "", result.total))
         for level, key, counts in rows:
             feature = QgsFeature(fields)
