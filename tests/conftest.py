@@ -23,6 +23,10 @@ def _ensure_plugin_link() -> None:
 _ensure_plugin_link()
 if str(PLUGIN_PATH) not in sys.path:
     sys.path.insert(0, str(PLUGIN_PATH))
+# tests/support is not a package (the plugin zip leaves tests out): its modules are imported by folder.
+SUPPORT = str(REPO_ROOT / "tests" / "support")
+if SUPPORT not in sys.path:
+    sys.path.insert(0, SUPPORT)
 os.environ.setdefault("QGIS_PLUGINPATH", str(PLUGIN_PATH))
 
 
@@ -43,3 +47,11 @@ def oracle() -> Path:
     if not folder.is_dir():
         pytest.skip(f"the shared fixtures are not beside the checkout ({folder})")
     return folder
+
+
+@pytest.fixture(scope="session")
+def bucket():
+    """The loopback S3 server seeded like the SpaceNet bucket (moto allows one per process: share it)."""
+    import s3_server
+
+    yield from s3_server.spacenet_bucket_server()

@@ -1,0 +1,333 @@
+"""Fetch SpaceNet tiles: list a dataset's products, select tiles by extent through the footprint index, download.
+
+This is the whole job of ``spacenet:fetchtiles`` without QGIS: plain values in, a list of files with
+their status out. Files keep the bucket's layout below the output folder (without the leading
+``spacenet/``), like ``aws s3 cp --recursive`` would write them, so runs into one folder share files.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import catalog
+from .geotiff_header import NotAGeoTiff, read_header
+from .parallel import map_polling
+from .s3 import Bucket, Canceled, S3Error, S3Object, Transfer, UnsafeKeyError, download_all, safe_destination
+from .tileindex import Tile, TileIndex, cache_path, footprint_from_header
+
+CACHE_MAX_AGE = 7 * 24 * 3600  # the datasets are static; a week-old listing is still right
+
+
+class FetchError(S3Error):
+    """Nothing to fetch, with where to look instead."""
+
+
+@dataclass
+class FetchRequest:
+    dataset: str
+    split: str
+    aoi: str
+    products: tuple[str, ...]
+    output_folder: Path
+    extent: tuple[float, float, float, float] | None = None  # west, south, east, north in EPSG:4326
+    max_tiles: int = 0  # 0: no limit
+    endpoint: str = catalog.BUCKET_URL
+    cache_dir: Path | None = None  # None: no footprint cache
+    workers: int = 8
+    refresh: bool = False  # list again even when the cache is fresh
+
+    def __post_init__(self):
+        catalog.dataset(self.dataset).check(self.split, self.aoi)
+        if not self.products:
+            raise catalog.CatalogError("Choose at least one product (e.g. PS-RGB and labels).")
+        for product in self.products:
+            catalog.folder_name(self.dataset, product)
+        if self.extent is not None:
+            west, south, east, north = self.extent
+            if not (west < east and south < north):
+                raise catalog.CatalogError(f"The extent {self.extent} is empty or inverted.")
+
+
+@dataclass
+class FetchedFile:
+    tile_id: str
+    product: str
+    key: str
+    size: int
+    status: str  # downloaded | present | failed | canceled | refused
+    local_path: Path | None = None  # set only for complete files
+    footprint: object = None  # shapely Polygon, EPSG:4326
+    error: str = ""
+
+
+@dataclass
+class FetchResult:
+    output_folder: Path
+    files: list[FetchedFile] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def tile_ids(self) -> list[str]:
+        return list(dict.fromkeys(f.tile_id for f in self.files))
+
+    @property
+    def complete(self) -> list[FetchedFile]:
+        return [f for f in self.files if f.local_path is not None]
+
+
+Report = Callable[[float, "str | None"], None]  # (percent, message when a new step starts)
+
+
+def fetch(request: FetchRequest, *, report: Report | None = None,
+          is_canceled: Callable[[], bool] | None = None) -> FetchResult:
+    report = report or (lambda percent, message: None)
+    is_canceled = is_canceled or (lambda: False)
+    with Bucket(request.endpoint, pool_size=max(16, request.workers)) as bucket:
+        fetcher = _Fetcher(request, bucket, report, is_canceled)
+        return fetcher.run()
+
+
+class _Fetcher:
+    def __init__(self, request: FetchRequest, bucket: Bucket, report: Report, is_canceled):
+        self.request = request
+        self.bucket = bucket
+        self.report = report
+        self.is_canceled = is_canceled
+        self.warnings: list[str] = []
+
+    def run(self) -> FetchResult:
+        request = self.request
+        self.report(0, f"Listing {request.dataset} {request.split} {request.aoi} in {request.endpoint}")
+        listings = {product: self.listing(product) for product in request.products}
+        if not any(listings.values()):
+            raise FetchError(self.nothing_listed_message())
+        self._check_canceled()
+        footprint_product = self.footprint_product(listings)
+        footprints = self.footprints(listings, footprint_product)
+        selected = self.select(listings, footprints)
+        transfers, files = self.plan(listings, footprints, selected)
+        self.report(40, f"Downloading {len(transfers)} files for {len(selected)} tiles")
+        results = download_all(
+            self.bucket, transfers, workers=request.workers, is_canceled=self.is_canceled,
+            progress=lambda done, total: self.report(40 + 60 * done / max(total, 1), None))
+        for file, result in zip((f for f in files if f.status == "pending"), results):
+            file.status, file.error = result.status, result.error
+            if result.status in ("downloaded", "present"):
+                file.local_path = Path(result.transfer.destination)
+        self.locate_from_downloads(footprint_product, footprints, files)
+        self.report(100, None)
+        return FetchResult(Path(request.output_folder), files, self.warnings)
+
+    def locate_from_downloads(self, product: str, footprints: dict[str, Tile], files: list[FetchedFile]) -> None:
+        """Footprints of tiles fetched without an extent come from the downloaded imagery: no extra requests."""
+        located = {}
+        for file in files:
+            tile = footprints.get(file.tile_id)
+            if file.product == product and file.local_path is not None and tile is not None and tile.footprint is None:
+                try:
+                    header = read_header(_local_range_reader(file.local_path), file.size)
+                except NotAGeoTiff as error:
+                    self.warnings.append(f"{file.local_path}: no footprint ({error}).")
+                    continue
+                located[file.tile_id] = footprints[file.tile_id] = tile.with_footprint(
+                    footprint_from_header(header), header.crs_wkt)
+        if not located:
+            return
+        for file in files:
+            if file.tile_id in located:
+                file.footprint = located[file.tile_id].footprint
+        index = self.index_for(product)
+        if index is not None and product in self.request.products:
+            index.write(footprints.values())
+
+    # -- listing -----------------------------------------------------------------------------------------------
+
+    def index_for(self, product: str) -> TileIndex | None:
+        request = self.request
+        if request.cache_dir is None:
+            return None
+        folder = catalog.folder_name(request.dataset, product)
+        return TileIndex(cache_path(request.cache_dir, request.endpoint, request.dataset, request.split, request.aoi,
+                                    folder))
+
+    def listing(self, product: str) -> dict[str, Tile]:
+        """tile id -> Tile for one product, from a fresh cache or from the bucket."""
+        index = self.index_for(product)
+        if index is not None and not self.request.refresh:
+            age = index.age_seconds()
+            if age is not None and age < CACHE_MAX_AGE:
+                return {tile.tile_id: tile for tile in index.read()}
+        request = self.request
+        prefix = catalog.product_prefix(request.dataset, request.split, request.aoi, product)
+        cached = {tile.obj.key: tile for tile in index.read()} if index is not None else {}
+        tiles = {}
+        for obj in self.bucket.list_objects(prefix):
+            self._check_canceled()
+            tile_id = catalog.tile_id(obj.key, request.dataset, request.split, request.aoi, product)
+            if tile_id is None:
+                continue
+            old = cached.get(obj.key)
+            keep = old is not None and old.obj.etag == obj.etag  # footprints of unchanged objects carry over
+            tiles[tile_id] = Tile(tile_id, obj, old.footprint, old.crs_wkt) if keep else Tile(tile_id, obj)
+        if not tiles:
+            self.warnings.append(f"No {product} objects under {prefix}.")
+        if index is not None:
+            index.write(tiles.values(), listed_at=time.time())
+        return tiles
+
+    def nothing_listed_message(self) -> str:
+        request = self.request
+        prefix = catalog.aoi_prefix(request.dataset, request.split, request.aoi)
+        folders = [folder[len(prefix):].strip("/") for folder in self.bucket.list_folders(prefix)]
+        asked = ", ".join(request.products)
+        if folders:
+            return (f"{request.dataset} {request.split} {request.aoi} has no {asked} tiles. Products found there: "
+                    f"{', '.join(folders)}.")
+        return (f"Nothing is listed under {prefix} at {request.endpoint}. Check the split (test splits of some "
+                "datasets were never published) and the endpoint.")
+
+    # -- footprints and selection ------------------------------------------------------------------------------
+
+    def footprint_product(self, listings: dict[str, dict[str, Tile]]) -> str:
+        """Imagery carries the footprints; for labels only, use whichever imagery the AOI has."""
+        for product, tiles in listings.items():
+            if not catalog.is_label(product) and tiles:
+                return product
+        request = self.request
+        prefix = catalog.aoi_prefix(request.dataset, request.split, request.aoi)
+        present = {folder[len(prefix):].strip("/") for folder in self.bucket.list_folders(prefix)}
+        for product in catalog.IMAGERY_PRODUCTS:
+            if product in present:
+                return product
+        raise FetchError(f"{request.dataset} {request.split} {request.aoi} has no imagery to locate tiles by.")
+
+    def footprints(self, listings: dict[str, dict[str, Tile]], product: str) -> dict[str, Tile]:
+        """tile id -> Tile with footprint, reading the headers that are not cached yet.
+
+        Without an extent, footprints are only needed for the output: those of imagery about to be
+        downloaded are read from the files afterwards; only the others are read remotely now."""
+        # imagery that was not requested is listed for its footprints only
+        tiles = listings[product] if product in listings else self.listing(product)
+        wanted = list(tiles.values())
+        if self.request.extent is None:
+            if product in listings:
+                return tiles
+            wanted = [tiles[tile_id] for tile_id in self.first_ids(listings)[: self._limit()] if tile_id in tiles]
+        missing = [tile for tile in wanted if tile.footprint is None]
+        if missing:
+            canceled = self.read_footprints(tiles, missing)
+            index = self.index_for(product)
+            if index is not None:  # keep what was read, canceled or not: it is correct and costs requests
+                index.write(tiles.values())
+            if canceled:
+                raise Canceled()
+        return tiles
+
+    def read_footprints(self, tiles: dict[str, Tile], missing: list[Tile]) -> bool:
+        """Fill in footprints in ``tiles``; returns whether the user canceled."""
+        lock = threading.Lock()
+
+        def read(tile: Tile, stop: threading.Event):
+            if stop.is_set():
+                return None
+            try:
+                header = read_header(lambda start, end: self.bucket.read_range(tile.obj.key, start, end),
+                                     tile.obj.size)
+            except (NotAGeoTiff, S3Error) as error:  # one unreadable tile must not stop the others
+                with lock:
+                    self.warnings.append(f"{tile.obj.key}: no footprint ({error}).")
+                return None
+            return tile.with_footprint(footprint_from_header(header), header.crs_wkt)
+
+        self.report(5, f"Reading the footprints of {len(missing)} tiles (kept for next time)")
+
+        def progress(finished: int) -> None:
+            self.report(5 + 30 * finished / len(missing), None)
+
+        results, canceled = map_polling(read, missing, workers=self.request.workers, on_poll=progress,
+                                        is_canceled=self.is_canceled)
+        for tile in results:
+            if tile is not None:
+                tiles[tile.tile_id] = tile
+        return canceled
+
+    def first_ids(self, listings) -> list[str]:
+        ids = {tile_id for tiles in listings.values() if tiles for tile_id in tiles}
+        return sorted(ids, key=catalog.natural_key)
+
+    def _limit(self) -> int | None:
+        return self.request.max_tiles or None
+
+    def select(self, listings, footprints: dict[str, Tile]) -> list[str]:
+        request = self.request
+        ids = self.first_ids(listings)
+        if request.extent is not None:
+            from shapely.geometry import box
+
+            area = box(*request.extent)
+            ids = [tile_id for tile_id in ids
+                   if tile_id in footprints and footprints[tile_id].footprint is not None
+                   and footprints[tile_id].footprint.intersects(area)]
+            if not ids:
+                raise FetchError(self.no_tiles_in_extent_message(footprints))
+        return ids[: self._limit()]
+
+    def no_tiles_in_extent_message(self, footprints: dict[str, Tile]) -> str:
+        request = self.request
+        outlines = [tile.footprint for tile in footprints.values() if tile.footprint is not None]
+        where = "none of its tiles could be located"
+        if outlines:
+            from shapely import union_all
+
+            west, south, east, north = union_all([o.envelope for o in outlines]).bounds
+            where = (f"its {len(outlines)} tiles cover longitude {west:.4f} to {east:.4f} and latitude "
+                     f"{south:.4f} to {north:.4f} (EPSG:4326)")
+        west, south, east, north = request.extent
+        return (f"No {request.dataset} {request.split} {request.aoi} tile intersects the extent "
+                f"({west:.4f}, {south:.4f}, {east:.4f}, {north:.4f}); {where}. Zoom the map there or leave the "
+                "extent empty.")
+
+    # -- downloads ---------------------------------------------------------------------------------------------
+
+    def plan(self, listings, footprints: dict[str, Tile], selected: list[str]):
+        files: list[FetchedFile] = []
+        transfers: list[Transfer] = []
+        for product in self.request.products:
+            tiles = listings.get(product) or {}
+            for tile_id in selected:
+                tile = tiles.get(tile_id)
+                if tile is None:
+                    continue
+                outline = footprints[tile_id].footprint if tile_id in footprints else None
+                file = FetchedFile(tile_id, product, tile.obj.key, tile.obj.size, "pending", footprint=outline)
+                try:
+                    destination = safe_destination(self.request.output_folder, _relative(tile.obj))
+                except UnsafeKeyError as error:
+                    file.status, file.error = "refused", str(error)
+                    self.warnings.append(str(error))
+                else:
+                    transfers.append(Transfer(tile.obj, destination))
+                files.append(file)
+        return transfers, files
+
+    def _check_canceled(self) -> None:
+        if self.is_canceled():
+            raise Canceled()
+
+
+def _local_range_reader(path: Path):
+    def read_range(start: int, end: int) -> bytes:
+        with open(path, "rb") as handle:
+            handle.seek(start)
+            return handle.read(end - start)
+
+    return read_range
+
+
+def _relative(obj: S3Object) -> str:
+    root = f"{catalog.ROOT}/"
+    return obj.key[len(root):] if obj.key.startswith(root) else obj.key
