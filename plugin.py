@@ -69,7 +69,19 @@ class SpaceNetToolkitPlugin:
     def _open_algorithm(self, algorithm_id, _checked=False):
         import processing  # QGIS's Processing plugin: only loaded in the desktop
 
-        processing.execAlgorithmDialog(algorithm_id, {})
+        processing.execAlgorithmDialog(algorithm_id, self.dialog_defaults(algorithm_id))
+
+    def dialog_defaults(self, algorithm_id) -> dict:
+        """Values a mapper expects from the map: an EXTENT parameter starts as the canvas extent."""
+        algorithm = QgsApplication.processingRegistry().algorithmById(algorithm_id)
+        canvas = self.iface.mapCanvas()
+        if algorithm is None or algorithm.parameterDefinition("EXTENT") is None or canvas is None:
+            return {}
+        extent = canvas.extent()
+        if extent.isEmpty():
+            return {}
+        crs = canvas.mapSettings().destinationCrs().authid()
+        return {"EXTENT": f"{extent.xMinimum()},{extent.xMaximum()},{extent.yMinimum()},{extent.yMaximum()} [{crs}]"}
 
     def _show_dependencies(self):
         text = dependencies.report()

@@ -28,20 +28,6 @@ from qgis.PyQt.QtCore import QVariant
 ALGORITHM = "spacenet:scoref1"
 
 
-@pytest.fixture(scope="module")
-def provider(qgis_processing):
-    """The plugin's provider, registered as the plugin registers it."""
-    from spacenet_toolkit.processing_provider.provider import SpaceNetProvider
-
-    registry = QgsApplication.processingRegistry()
-    registered = registry.providerById("spacenet")
-    if registered is None:
-        registered = SpaceNetProvider()
-        registry.addProvider(registered)
-    yield registered
-    registry.removeProvider(registered)
-
-
 def run(parameters, feedback=None):
     import processing
 
