@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import catalog
-from .geotiff_header import NotAGeoTiff, read_header
+from .geotiff_header import NotAGeoTiff, read_file_header, read_header
 from .parallel import map_polling
 from .s3 import Bucket, Canceled, S3Error, S3Object, Transfer, UnsafeKeyError, download_all, safe_destination
 from .tileindex import Tile, TileIndex, cache_path, footprint_from_header
@@ -129,7 +129,7 @@ class _Fetcher:
             tile = footprints.get(file.tile_id)
             if file.product == product and file.local_path is not None and tile is not None and tile.footprint is None:
                 try:
-                    header = read_header(_local_range_reader(file.local_path), file.size)
+                    header = read_file_header(file.local_path)
                 except NotAGeoTiff as error:
                     self.warnings.append(f"{file.local_path}: no footprint ({error}).")
                     continue
@@ -317,15 +317,6 @@ class _Fetcher:
     def _check_canceled(self) -> None:
         if self.is_canceled():
             raise Canceled()
-
-
-def _local_range_reader(path: Path):
-    def read_range(start: int, end: int) -> bytes:
-        with open(path, "rb") as handle:
-            handle.seek(start)
-            return handle.read(end - start)
-
-    return read_range
 
 
 def _relative(obj: S3Object) -> str:

@@ -108,15 +108,11 @@ def _missing(spans, chunks) -> list[tuple[int, int]]:
     return [(start, end) for start, end in spans if _read(chunks, start, end - start) is None]
 
 
-def _interpret(chunks: dict[int, bytes]) -> RasterHeader:
+def read_file_header(path) -> RasterHeader:
+    """The same for a raster on disk (a downloaded tile): GDAL reads only what it needs."""
     import rasterio  # imported on use: the plugin starts without it
 
-    handle, path = tempfile.mkstemp(suffix=".tif", prefix="spacenet-header-")
     try:
-        with os.fdopen(handle, "wb") as sparse:  # holes read as zeros and cost no disk
-            for offset, data in sorted(chunks.items()):
-                sparse.seek(offset)
-                sparse.write(data)
         with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"), rasterio.open(path) as tif:
             if tif.crs is None:
                 raise NotAGeoTiff("the GeoTIFF has no coordinate reference system")
@@ -124,5 +120,15 @@ def _interpret(chunks: dict[int, bytes]) -> RasterHeader:
                                 tuple(tif.transform.to_gdal()))
     except rasterio.errors.RasterioIOError as error:
         raise NotAGeoTiff(f"GDAL could not read the header: {error}") from error
+
+
+def _interpret(chunks: dict[int, bytes]) -> RasterHeader:
+    handle, path = tempfile.mkstemp(suffix=".tif", prefix="spacenet-header-")
+    try:
+        with os.fdopen(handle, "wb") as sparse:  # holes read as zeros and cost no disk
+            for offset, data in sorted(chunks.items()):
+                sparse.seek(offset)
+                sparse.write(data)
+        return read_file_header(path)
     finally:
         os.unlink(path)
