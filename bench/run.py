@@ -18,6 +18,7 @@ def main(argv) -> int:
         print(f"\n=== {name} ===", flush=True)
         spec = importlib.util.spec_from_file_location(path.stem, path)
         module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up there
         spec.loader.exec_module(module)
         failures += bool(module.main([]))
     return 1 if failures else 0
