@@ -17,14 +17,6 @@ IMAGERY_PRODUCTS = ("PS-RGB", "PS-MS", "PAN", "MS")
 LABELS = "labels"
 PRODUCTS = (*IMAGERY_PRODUCTS, LABELS)
 
-PRODUCT_DESCRIPTIONS = {
-    "PS-RGB": "pan-sharpened RGB",
-    "PS-MS": "pan-sharpened multispectral (8 bands)",
-    "PAN": "panchromatic",
-    "MS": "multispectral (8 bands, coarser)",
-    LABELS: "labels (GeoJSON)",
-}
-
 
 class CatalogError(ValueError):
     """A dataset, AOI, split or product that the catalog does not know, said in words a user can act on."""
@@ -37,7 +29,6 @@ class Dataset:
     aois: tuple[str, ...]
     splits: tuple[str, ...]
     label_folder: str  # the bucket folder that holds the label GeoJSON of each tile
-    footprint_crs_hint: str = "EPSG:4326"
 
     def check(self, split: str, aoi: str) -> None:
         if aoi not in self.aois:

@@ -141,7 +141,7 @@ class _Fetcher:
             if file.tile_id in located:
                 file.footprint = located[file.tile_id].footprint
         index = self.index_for(product)
-        if index is not None and product in self.request.products:
+        if index is not None:
             index.write(footprints.values())
 
     # -- listing -----------------------------------------------------------------------------------------------
@@ -182,13 +182,19 @@ class _Fetcher:
     def nothing_listed_message(self) -> str:
         request = self.request
         prefix = catalog.aoi_prefix(request.dataset, request.split, request.aoi)
-        folders = [folder[len(prefix):].strip("/") for folder in self.bucket.list_folders(prefix)]
+        folders = self.aoi_folders()
         asked = ", ".join(request.products)
         if folders:
             return (f"{request.dataset} {request.split} {request.aoi} has no {asked} tiles. Products found there: "
                     f"{', '.join(folders)}.")
         return (f"Nothing is listed under {prefix} at {request.endpoint}. Check the split (test splits of some "
                 "datasets were never published) and the endpoint.")
+
+    def aoi_folders(self) -> list[str]:
+        """The product folders the bucket holds for this AOI (PS-RGB, geojson_buildings, ...)."""
+        request = self.request
+        prefix = catalog.aoi_prefix(request.dataset, request.split, request.aoi)
+        return [folder[len(prefix):].strip("/") for folder in self.bucket.list_folders(prefix)]
 
     # -- footprints and selection ------------------------------------------------------------------------------
 
@@ -198,8 +204,7 @@ class _Fetcher:
             if not catalog.is_label(product) and tiles:
                 return product
         request = self.request
-        prefix = catalog.aoi_prefix(request.dataset, request.split, request.aoi)
-        present = {folder[len(prefix):].strip("/") for folder in self.bucket.list_folders(prefix)}
+        present = self.aoi_folders()
         for product in catalog.IMAGERY_PRODUCTS:
             if product in present:
                 return product
