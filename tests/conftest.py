@@ -55,3 +55,12 @@ def bucket():
     import s3_server
 
     yield from s3_server.spacenet_bucket_server()
+
+
+@pytest.fixture(scope="session")
+def fixtures() -> Path:
+    """The real SpaceNet tiles and the Deepness test models in ../shared/fixtures."""
+    folder = SHARED / "fixtures"
+    if not folder.is_dir():
+        pytest.skip(f"the shared fixtures are not beside the checkout ({folder})")
+    return folder

@@ -1,0 +1,293 @@
+"""Building probabilities to map-ready footprints.
+
+Threshold, fill small holes, split touching buildings with a watershed (seeds from the model's interior
+channel when it has one, else from the distance to the building edge), polygonise, then drop tiny
+objects, simplify and optionally square the corners of rectilinear buildings.
+
+Large grids are processed in blocks with a halo: a building wholly inside a block's window belongs
+to the block that holds its centre, so each is found once and exactly as a whole-grid run finds it;
+a building cut by the window edge is clipped to the block's core and its pieces are joined again
+across block borders.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+import shapely.affinity
+from rasterio import features
+from rasterio.transform import Affine
+from scipy import ndimage
+from shapely.geometry import Polygon, box, shape
+
+SEED_DEPTH_M = 1.0  # distance-transform seeds: pixels at least this far inside a building
+HOLE_AREA_M2 = 4.0  # holes smaller than this are noise, not courtyards
+RECTANGLE_FILL = 0.85  # a building filling this share of its minimum rectangle becomes that rectangle
+BLOCK = 2048  # block core size in grid pixels
+HALO = 160  # pixels read around a block: buildings smaller than this are never cut
+FOUR_CONNECTED = ndimage.generate_binary_structure(2, 1)
+
+
+@dataclass(frozen=True)
+class BuildingOptions:
+    threshold: float = 0.5
+    interior_threshold: float = 0.5
+    min_area_m2: float = 0.0
+    simplify_m: float = 0.0
+    regularize: bool = False
+    hole_area_m2: float = HOLE_AREA_M2
+
+
+@dataclass
+class Footprint:
+    geometry: object  # shapely geometry in grid pixel coordinates until placed on the map
+    probability_sum: float
+    pixels: int
+
+    @property
+    def score(self) -> float:
+        return self.probability_sum / self.pixels if self.pixels else 0.0
+
+
+def segment(prob: np.ndarray, interior, options: BuildingOptions, pixel_m: float) -> np.ndarray:
+    """Labels [H, W] (0 = background, 1..n = buildings) from probabilities in [0, 1]."""
+    mask = prob >= options.threshold
+    if not mask.any():
+        return np.zeros(prob.shape, dtype=np.int32)
+    if options.hole_area_m2 > 0:
+        mask = _fill_small_holes(mask, int(options.hole_area_m2 / pixel_m**2))
+    if interior is not None:
+        seeds, n_seeds = ndimage.label(mask & (interior >= options.interior_threshold))
+        cost = np.clip((1 - prob) * 254, 0, 254).astype(np.uint8)  # flood along high probability first
+    else:
+        distance = ndimage.distance_transform_edt(mask)
+        seeds, n_seeds = ndimage.label(distance >= max(1.0, SEED_DEPTH_M / pixel_m))
+        cost = np.clip(254 - distance * 8, 0, 254).astype(np.uint8)
+    components, n_components = ndimage.label(mask)
+    # a building too thin for a seed keeps its whole component as one seed
+    seeded = np.zeros(n_components + 1, dtype=bool)
+    seeded[components[seeds > 0]] = True
+    unseeded = ~seeded[components] & mask
+    markers = seeds.astype(np.int32)
+    markers[unseeded] = components[unseeded] + n_seeds
+    # Background is the most expensive ground: every building pixel is claimed from its own
+    # component's seeds before a flood could cross the background, which is cleared afterwards.
+    cost[~mask] = 255
+    # scipy's watershed_ift treats the array as wrapping around at its edges: a 1 px frame of the most
+    # expensive ground keeps the left edge's buildings from flooding in from the right edge.
+    cost = np.pad(cost, 1, constant_values=255)
+    markers = np.pad(markers, 1)
+    # four-connected flooding, as the labelling: a label never jumps a diagonal into another building
+    labels = ndimage.watershed_ift(cost, markers, structure=FOUR_CONNECTED)[1:-1, 1:-1]
+    labels[~mask] = 0
+    return labels
+
+
+def _fill_small_holes(mask: np.ndarray, max_pixels: int) -> np.ndarray:
+    holes, n = ndimage.label(~mask)
+    if n == 0:
+        return mask
+    sizes = np.bincount(holes.ravel())
+    small = sizes <= max_pixels
+    small[0] = False
+    # a "hole" that reaches the array edge is outside, not a hole
+    edge = np.unique(np.concatenate([holes[0], holes[-1], holes[:, 0], holes[:, -1]]))
+    small[edge] = False
+    return mask | small[holes]
+
+
+def _label_polygons(labels: np.ndarray, row0: int, col0: int) -> dict:
+    """label -> polygon in grid pixel coordinates (the largest part when diagonal pixels split it)."""
+    parts: dict = {}
+    for geojson, value in features.shapes(
+        labels, mask=labels > 0, connectivity=4, transform=Affine.translation(col0, row0)
+    ):
+        parts.setdefault(int(value), []).append(shape(geojson))
+    return {label: max(polys, key=lambda p: p.area) for label, polys in parts.items()}
+
+
+def _blocks(height: int, width: int, block: int):
+    for r in range(0, height, block):
+        for c in range(0, width, block):
+            yield r, c, min(r + block, height), min(c + block, width)
+
+
+def footprints_on_grid(read, height, width, options, pixel_m, block=BLOCK, halo=HALO, on_block=None, is_canceled=None):
+    """Footprints of a whole grid, read in blocks: ``read(row, col, h, w) -> (prob, interior or None)``.
+
+    Returns Footprints in grid pixel coordinates, or None when canceled.
+    """
+    whole: list = []
+    pieces: list = []  # (block number, Footprint) clipped to the block core
+    all_blocks = list(_blocks(height, width, block))
+    for number, (r0, c0, r1, c1) in enumerate(all_blocks):
+        if is_canceled and is_canceled():
+            return None
+        wr0, wc0 = max(0, r0 - halo), max(0, c0 - halo)
+        wr1, wc1 = min(height, r1 + halo), min(width, c1 + halo)
+        prob, interior = read(wr0, wc0, wr1 - wr0, wc1 - wc0)
+        labels = segment(prob, interior, options, pixel_m)
+        if labels.any():
+            _collect(labels, prob, (wr0, wc0, wr1, wc1), (r0, c0, r1, c1), (height, width), number, whole, pieces)
+        if on_block:
+            on_block(number + 1, len(all_blocks))
+    return whole + _join_pieces(pieces)
+
+
+def _collect(labels, prob, window, core, grid_shape, number, whole, pieces):
+    wr0, wc0, wr1, wc1 = window
+    r0, c0, r1, c1 = core
+    ids = np.arange(1, labels.max() + 1)
+    sums = ndimage.sum_labels(prob, labels, ids)
+    counts = ndimage.sum_labels(np.ones_like(prob, dtype=np.int32), labels, ids)
+    with np.errstate(invalid="ignore", divide="ignore"):  # label numbers the watershed left unused
+        centres = ndimage.center_of_mass(np.ones_like(labels), labels, ids)
+    # window edges that are not grid edges cut whatever touches them
+    cut_top, cut_left = wr0 > 0, wc0 > 0
+    cut_bottom, cut_right = wr1 < grid_shape[0], wc1 < grid_shape[1]
+    polygons = _label_polygons(labels, wr0, wc0)
+    core_box = box(c0, r0, c1, r1)
+    core_labels = labels[r0 - wr0 : r1 - wr0, c0 - wc0 : c1 - wc0]
+    core_prob = prob[r0 - wr0 : r1 - wr0, c0 - wc0 : c1 - wc0]
+    core_sums = core_counts = None
+    for index, slices in enumerate(ndimage.find_objects(labels)):
+        if slices is None or (index + 1) not in polygons:
+            continue
+        rows, cols = slices
+        cut = (
+            (cut_top and rows.start == 0)
+            or (cut_left and cols.start == 0)
+            or (cut_bottom and rows.stop == labels.shape[0])
+            or (cut_right and cols.stop == labels.shape[1])
+        )
+        if not cut:
+            cy, cx = centres[index][0] + wr0, centres[index][1] + wc0
+            if r0 <= cy < r1 and c0 <= cx < c1:
+                whole.append(Footprint(polygons[index + 1], float(sums[index]), int(counts[index])))
+            continue
+        piece = polygons[index + 1].intersection(core_box)
+        if piece.is_empty or piece.area == 0:
+            continue
+        if core_sums is None:
+            core_sums = ndimage.sum_labels(core_prob, core_labels, ids)
+            core_counts = ndimage.sum_labels(np.ones_like(core_prob, dtype=np.int32), core_labels, ids)
+        pieces.append((number, Footprint(piece, float(core_sums[index]), int(core_counts[index]))))
+
+
+def _join_pieces(pieces) -> list:
+    """Pieces of cut buildings joined across block borders: pieces of different blocks sharing an edge."""
+    if not pieces:
+        return []
+    geometries = [footprint.geometry for _, footprint in pieces]
+    parent = list(range(len(pieces)))
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    tree = shapely.STRtree(geometries)
+    left, right = tree.query(geometries, predicate="intersects")
+    for i, j in zip(left.tolist(), right.tolist()):
+        if i < j and pieces[i][0] != pieces[j][0] and geometries[i].intersection(geometries[j]).length > 0:
+            parent[root(i)] = root(j)
+    groups: dict = {}
+    for i in range(len(pieces)):
+        groups.setdefault(root(i), []).append(pieces[i][1])
+    joined = []
+    for members in groups.values():
+        geometry = shapely.union_all([m.geometry for m in members])
+        if geometry.geom_type == "MultiPolygon":
+            geometry = max(geometry.geoms, key=lambda g: g.area)
+        joined.append(
+            Footprint(geometry, sum(m.probability_sum for m in members), sum(m.pixels for m in members))
+        )
+    return joined
+
+
+def finish(footprints, options: BuildingOptions, pixel_area_m2: float, pixel_m: float) -> list:
+    """Drop footprints under the minimum area, simplify and regularise (all in grid pixel coordinates)."""
+    kept = []
+    tolerance = options.simplify_m / pixel_m if options.simplify_m > 0 else 0.0
+    for footprint in footprints:
+        if footprint.geometry.area * pixel_area_m2 < options.min_area_m2:
+            continue
+        geometry = footprint.geometry
+        if tolerance:
+            simpler = geometry.simplify(tolerance, preserve_topology=True)
+            geometry = simpler if simpler.is_valid and not simpler.is_empty else geometry
+        if options.regularize:
+            geometry = regularize(geometry)
+        kept.append(Footprint(geometry, footprint.probability_sum, footprint.pixels))
+    return kept
+
+
+def to_map(geometry, transform: Affine):
+    """A grid pixel geometry in the raster's CRS."""
+    return shapely.affinity.affine_transform(
+        geometry, [transform.a, transform.b, transform.d, transform.e, transform.c, transform.f]
+    )
+
+
+def regularize(polygon: Polygon) -> Polygon:
+    """Right angles along the building's dominant orientation; the input when squaring would distort it."""
+    if polygon.geom_type != "Polygon" or polygon.area == 0:
+        return polygon
+    rectangle = polygon.minimum_rotated_rectangle
+    if rectangle.area > 0 and polygon.area / rectangle.area >= RECTANGLE_FILL:
+        return rectangle
+    angle = _dominant_angle(rectangle)
+    origin = polygon.centroid
+    upright = shapely.affinity.rotate(polygon, -angle, origin=origin, use_radians=True)
+    ring = _orthogonal_ring(list(upright.exterior.coords)[:-1])
+    if ring is None:
+        return polygon
+    squared = Polygon(ring)
+    if not squared.is_valid:
+        return polygon
+    squared = shapely.affinity.rotate(squared, angle, origin=origin, use_radians=True)
+    overlap = squared.intersection(polygon).area / squared.union(polygon).area
+    return squared if overlap >= 0.75 else polygon
+
+
+def _dominant_angle(rectangle: Polygon) -> float:
+    (x0, y0), (x1, y1) = list(rectangle.exterior.coords)[:2]
+    return math.atan2(y1 - y0, x1 - x0)
+
+
+def _orthogonal_ring(points):
+    """Axis-aligned ring from a roughly rectilinear one: each edge becomes horizontal or vertical, runs of
+    the same direction merge, and corners sit where consecutive horizontal and vertical lines cross."""
+    n = len(points)
+    if n < 4:
+        return None
+    runs: list = []  # [is_horizontal, weighted coordinate sum, total length]
+    for i in range(n):
+        (xa, ya), (xb, yb) = points[i], points[(i + 1) % n]
+        dx, dy = xb - xa, yb - ya
+        length = math.hypot(dx, dy)
+        if length == 0:
+            continue
+        horizontal = abs(dx) >= abs(dy)
+        coordinate = (ya + yb) / 2 if horizontal else (xa + xb) / 2
+        if runs and runs[-1][0] == horizontal:
+            runs[-1][1] += coordinate * length
+            runs[-1][2] += length
+        else:
+            runs.append([horizontal, coordinate * length, length])
+    if len(runs) > 1 and runs[0][0] == runs[-1][0]:
+        first = runs.pop(0)
+        runs[-1][1] += first[1]
+        runs[-1][2] += first[2]
+    if len(runs) < 4 or len(runs) % 2:
+        return None
+    lines = [(h, s / length) for h, s, length in runs]
+    ring = []
+    for (h_a, c_a), (_, c_b) in zip(lines, lines[1:] + lines[:1]):
+        ring.append((c_b, c_a) if h_a else (c_a, c_b))
+    return ring
+

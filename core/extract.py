@@ -1,0 +1,284 @@
+"""Building extraction from a raster: the engine the extractbuildings algorithm drives.
+
+read windows on the model grid -> stretch -> batches through the model -> blended stitching into a
+temporary probability GeoTIFF (a tile row in memory at a time) -> footprints block by block -> map.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from scipy import ndimage
+
+from . import buildings, raster, runtime, tiling
+
+# Nothing is detected this close to nodata, where resampling and the model's view of the blank beyond
+# make artefacts: 1.5 m, at most 16 pixels.
+EDGE_M, EDGE_MAX_PX = 1.5, 16
+WRITE_ROWS = 256  # the stitched probabilities are written in whole rows of 256 x 256 blocks
+PROGRESS_INFERENCE_END = 85.0
+
+
+class Canceled(Exception):  # noqa: N818 - the name says what happened, as core.s3.Canceled
+    """The run was canceled; nothing was written."""
+
+
+@dataclass(frozen=True)
+class ExtractRequest:
+    raster_path: str
+    model_path: str
+    extent: tuple | None = None  # xmin, ymin, xmax, ymax in the raster's CRS; None: the whole raster
+    bands: tuple | None = None  # 1-based raster bands per model input; None: chosen from the raster and card
+    threshold: float | None = None  # None: the model card's default
+    min_area_m2: float | None = None
+    simplify_m: float = 0.5
+    regularize: bool = False
+    hole_area_m2: float = buildings.HOLE_AREA_M2
+    batch_size: int = 4
+    tile_size: int | None = None  # None: the model card's; smaller tiles need less (GPU) memory
+    device: str = "auto"
+    cpu_threads: int = 0  # 0: every core
+    probability_path: str | None = None  # write the building probability (Float32, 0..1) here
+    work_dir: str | None = None  # where temporary files go; None: the system's temporary folder
+    block: int = buildings.BLOCK
+
+
+@dataclass(frozen=True)
+class MapFootprint:
+    geometry: object  # shapely Polygon in the raster's CRS
+    score: float
+    area_m2: float
+
+
+@dataclass
+class Extraction:
+    footprints: list
+    crs_wkt: str
+    model_name: str
+    device: str  # what ran it, e.g. "GPU (CUDA)" or "CPU"
+    provider: str
+    note: str  # why a GPU was not used, or ""
+    bands: tuple
+    settings: dict
+    tiles_run: int
+    tiles_skipped: int
+    timings: dict = field(default_factory=dict)
+
+
+def extract_buildings(request: ExtractRequest, report=lambda percent, message=None: None, is_canceled=lambda: False):
+    """Footprints of the buildings in the request's raster and extent. Raises Canceled when canceled."""
+    started = time.perf_counter()
+    predictor = runtime.load(request.model_path, request.device, request.cpu_threads)
+    card = predictor.card
+    info = raster.describe(request.raster_path)
+    bands = raster.check_bands(request.bands or raster.default_bands(info, card.bands), info, card.bands)
+    grid = raster.model_grid(info, request.extent, card.gsd_m)
+    stretch = raster.measure_stretch(info, bands, grid, card.normalisation)
+    options = buildings.BuildingOptions(
+        threshold=card.threshold if request.threshold is None else request.threshold,
+        interior_threshold=card.interior_threshold,
+        min_area_m2=card.min_area_m2 if request.min_area_m2 is None else request.min_area_m2,
+        simplify_m=request.simplify_m,
+        regularize=request.regularize,
+        hole_area_m2=request.hole_area_m2,
+    )
+    pixel_m = float(np.sqrt(grid.pixel_area_m2))
+    report(0.0, f"{card.summary()} on {predictor.device_label}; bands {', '.join(map(str, bands))}; "
+           f"{grid.width} x {grid.height} px at {pixel_m:.2f} m")
+    if predictor.note:
+        report(0.0, predictor.note)
+
+    work = Path(tempfile.mkdtemp(prefix="spacenet-extract-", dir=request.work_dir))
+    try:
+        stitched = work / "probabilities.tif"
+        counts = _infer(predictor, info, bands, grid, stretch, stitched, request, report, is_canceled)
+        inferred = time.perf_counter()
+        footprints = _footprints(stitched, grid, options, pixel_m, request.block, report, is_canceled)
+        if request.probability_path:
+            _write_probability(stitched, request.probability_path, info.crs_wkt, is_canceled)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    report(100.0, None)
+    return Extraction(
+        footprints=footprints,
+        crs_wkt=info.crs_wkt,
+        model_name=card.name,
+        device=predictor.device_label,
+        provider=predictor.provider,
+        note=predictor.note,
+        bands=bands,
+        settings={
+            "model": card.name,
+            "model_file": os.path.basename(predictor.path),
+            "device": predictor.device_label,
+            "bands": list(bands),
+            "threshold": options.threshold,
+            "min_area_m2": options.min_area_m2,
+            "simplify_m": options.simplify_m,
+            "regularize": options.regularize,
+            "gsd_m": round(pixel_m, 4),
+            "tile_size": card.tile_size,
+            "overlap": card.overlap,
+        },
+        tiles_run=counts[0],
+        tiles_skipped=counts[1],
+        timings={"inference_s": inferred - started, "total_s": time.perf_counter() - started},
+    )
+
+
+def _tile_plan(card, grid, tile_size=None):
+    size = card.tile_size
+    if tile_size and tile_size != size:
+        if card.fixed_size:
+            raise raster.RasterError(f"The model takes {size} px tiles only; a tile size of {tile_size} cannot run.")
+        if tile_size % card.size_multiple:
+            raise raster.RasterError(f"The tile size must be a multiple of {card.size_multiple} px for this model.")
+        size = tile_size
+    if not card.fixed_size and max(grid.width, grid.height) < size:
+        # a small extent runs as one tile just big enough (the model takes any multiple of size_multiple)
+        m = card.size_multiple
+        size = max(m, -(-max(grid.width, grid.height) // m) * m)
+    overlap = min(card.overlap, size // 2)
+    return size, overlap
+
+
+def _infer(predictor, info, bands, grid, stretch, path, request, report, is_canceled) -> tuple:
+    card = predictor.card
+    size, overlap = _tile_plan(card, grid, request.tile_size)
+    plan = tiling.tiles(grid.height, grid.width, size, overlap)
+    batch_size = max(1, min(request.batch_size, card.max_batch or request.batch_size))
+    channels = [card.foreground_channel] + ([card.interior_channel] if card.interior_channel is not None else [])
+    edge_px = min(EDGE_MAX_PX, max(1, int(round(EDGE_M / np.sqrt(grid.pixel_area_m2)))))
+    profile = {
+        "driver": "GTiff", "width": grid.width, "height": grid.height, "count": len(channels), "dtype": "uint8",
+        "crs": rasterio.crs.CRS.from_wkt(info.crs_wkt), "transform": grid.transform, "tiled": True,
+        "blockxsize": 256, "blockysize": 256, "compress": "deflate", "zlevel": 1, "BIGTIFF": "IF_SAFER",
+    }
+    run = skipped = 0
+    with raster.open_on_grid(info, grid) as reader, rasterio.open(path, "w", **profile) as out:
+        writer = _AlignedRows(out, grid.width, len(channels))
+        stitcher = tiling.RowStitcher(grid.height, grid.width, len(channels), size, overlap, writer.add)
+        for first in range(0, len(plan), batch_size):
+            if is_canceled():
+                raise Canceled()
+            group = plan[first : first + batch_size]
+            inputs, masks = [], []
+            for tile in group:
+                values, valid = _read_tile(reader, bands, tile, grid)
+                inputs.append(stretch.apply(values) * valid)
+                masks.append(valid)
+            live = [i for i, m in enumerate(masks) if m.any()]
+            outputs = [np.zeros((len(channels), size, size), np.float32) for _ in group]
+            if live:
+                probabilities = predictor.run(np.stack([inputs[i] for i in live]))
+                for k, i in enumerate(live):
+                    keep = ndimage.binary_erosion(masks[i], iterations=edge_px, border_value=1)
+                    outputs[i] = _fit(probabilities[k, channels], size) * keep
+            run += len(live)
+            skipped += len(group) - len(live)
+            for tile, output in zip(group, outputs):
+                stitcher.add(tile, output)
+            done = first + len(group)
+            report(PROGRESS_INFERENCE_END * done / len(plan), None)
+        stitcher.finish()
+        writer.finish()
+    return run, skipped
+
+
+def _read_tile(reader, bands, tile, grid):
+    """Raw values [bands, size, size] and validity, zero-padded where the tile reaches past the grid."""
+    h, w = min(tile.size, grid.height - tile.row), min(tile.size, grid.width - tile.col)
+    values, valid = reader.read(bands, tile.row, tile.col, h, w)
+    if (h, w) != (tile.size, tile.size):
+        padded = np.zeros((len(bands), tile.size, tile.size), values.dtype)
+        padded[:, :h, :w] = values
+        mask = np.zeros((tile.size, tile.size), bool)
+        mask[:h, :w] = valid
+        return padded, mask
+    return values, valid
+
+
+def _fit(output: np.ndarray, size: int) -> np.ndarray:
+    """An output of another size than its input, centred on the input tile (valid-convolution models)."""
+    h, w = output.shape[-2:]
+    if (h, w) == (size, size):
+        return output
+    fitted = np.zeros((output.shape[0], size, size), np.float32)
+    top, left = (size - h) // 2, (size - w) // 2
+    src = output[:, max(0, -top) : max(0, -top) + min(h, size), max(0, -left) : max(0, -left) + min(w, size)]
+    fitted[:, max(0, top) : max(0, top) + src.shape[1], max(0, left) : max(0, left) + src.shape[2]] = src
+    return fitted
+
+
+class _AlignedRows:
+    """Writes emitted rows in bands of whole 256-pixel block rows, so no compressed block is written twice."""
+
+    def __init__(self, dataset, width, channels):
+        self._dataset = dataset
+        self._pending = np.zeros((channels, 0, width), np.uint8)
+        self._top = 0
+
+    def add(self, row0, values):
+        scaled = np.clip(np.rint(values * 255), 0, 255).astype(np.uint8)
+        self._pending = np.concatenate([self._pending, scaled], axis=1)
+        ready = (self._pending.shape[1] // WRITE_ROWS) * WRITE_ROWS
+        if ready:
+            self._write(self._pending[:, :ready])
+            self._pending = self._pending[:, ready:]
+
+    def finish(self):
+        if self._pending.shape[1]:
+            self._write(self._pending)
+
+    def _write(self, rows):
+        window = rasterio.windows.Window(0, self._top, rows.shape[2], rows.shape[1])
+        self._dataset.write(rows, window=window)
+        self._top += rows.shape[1]
+
+
+def _footprints(stitched, grid, options, pixel_m, block, report, is_canceled) -> list:
+    with rasterio.open(stitched) as src:
+        has_interior = src.count > 1
+
+        def read(row, col, h, w):
+            data = src.read(window=rasterio.windows.Window(col, row, w, h)).astype(np.float32) / 255
+            return data[0], (data[1] if has_interior else None)
+
+        def on_block(done, total):
+            report(PROGRESS_INFERENCE_END + (99 - PROGRESS_INFERENCE_END) * done / total, None)
+
+        found = buildings.footprints_on_grid(
+            read, grid.height, grid.width, options, pixel_m, block=block, on_block=on_block, is_canceled=is_canceled
+        )
+    if found is None:
+        raise Canceled()
+    finished = buildings.finish(found, options, grid.pixel_area_m2, pixel_m)
+    return [
+        MapFootprint(buildings.to_map(f.geometry, grid.transform), f.score, f.geometry.area * grid.pixel_area_m2)
+        for f in finished
+    ]
+
+
+def _write_probability(stitched, destination, crs_wkt, is_canceled) -> None:
+    """The building probability as Float32 0..1, written under a temporary name and renamed when complete."""
+    destination = Path(destination)
+    partial = destination.with_name(f".{destination.name}.partial")
+    with rasterio.open(stitched) as src:
+        profile = src.profile | {"count": 1, "dtype": "float32", "zlevel": 6, "predictor": 3}
+        try:
+            with rasterio.open(partial, "w", **profile) as out:
+                out.set_band_description(1, "building probability")
+                for _, window in src.block_windows(1):
+                    if is_canceled():
+                        raise Canceled()
+                    out.write(src.read(1, window=window).astype(np.float32) / 255, 1, window=window)
+            os.replace(partial, destination)
+        finally:
+            partial.unlink(missing_ok=True)

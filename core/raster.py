@@ -1,0 +1,249 @@
+"""Rasters as model input: band mapping, the model's pixel grid, one stretch per run, windowed reads.
+
+The model grid covers the requested extent in the raster's own CRS with pixels of the model's ground
+sample distance (in metres, also for geographic CRSs), so results map straight back to the layer.
+A GDAL warped VRT resamples onto that grid and carries an alpha band for validity: nodata values,
+alpha and mask bands and everything outside the raster all read as invalid.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window, from_bounds
+
+from .modelcard import Normalisation
+
+WORLDVIEW_8_BAND_RGB = (5, 3, 2)  # Red, Green, Blue of WorldView-2/3 8-band imagery (1-based)
+STRETCH_SAMPLE_SIZE = 1024  # the stretch is measured on a decimated read at most this many pixels across
+
+
+class BandMappingError(ValueError):
+    """The chosen bands do not fit the raster or the model."""
+
+
+class RasterError(ValueError):
+    """The raster or the extent cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class RasterInfo:
+    path: str
+    width: int
+    height: int
+    count: int
+    dtype: str
+    crs_wkt: str
+    is_geographic: bool
+    transform: Affine
+    colorinterp: tuple  # ColorInterp names, lowercase
+    descriptions: tuple  # band descriptions, "" where none
+
+    @property
+    def bounds(self) -> tuple:
+        left, top = self.transform * (0, 0)
+        right, bottom = self.transform * (self.width, self.height)
+        return min(left, right), min(top, bottom), max(left, right), max(top, bottom)
+
+    @property
+    def alpha_band(self) -> int | None:
+        return self.colorinterp.index("alpha") + 1 if "alpha" in self.colorinterp else None
+
+
+def describe(path) -> RasterInfo:
+    try:
+        with rasterio.open(path) as src:
+            if src.crs is None:
+                raise RasterError(f"{path} has no coordinate reference system: assign one in QGIS first.")
+            if src.transform.b or src.transform.d:
+                raise RasterError(f"{path} is rotated; warp it north-up first (Raster > Projections > Warp).")
+            return RasterInfo(
+                path=str(path),
+                width=src.width,
+                height=src.height,
+                count=src.count,
+                dtype=src.dtypes[0],
+                crs_wkt=src.crs.to_wkt(),
+                is_geographic=bool(src.crs.is_geographic),
+                transform=src.transform,
+                colorinterp=tuple(c.name.lower() for c in src.colorinterp),
+                descriptions=tuple((d or "").strip().lower() for d in src.descriptions),
+            )
+    except rasterio.RasterioIOError as error:
+        raise RasterError(f"Cannot read {path}: {error}") from error
+
+
+def default_bands(info: RasterInfo, model_bands) -> tuple:
+    """1-based raster bands for the model's input channels, from descriptions, colour interpretation and count."""
+    wanted = [name.lower() for name in model_bands]
+    data_bands = [b for b in range(1, info.count + 1) if b != info.alpha_band]
+    if len(data_bands) == 1:
+        return (data_bands[0],) * len(wanted)  # panchromatic: one band to every input
+    for labels in (info.descriptions, info.colorinterp):
+        found = [labels.index(name) + 1 if name in labels else None for name in wanted]
+        if all(found):
+            return tuple(found)
+    if wanted == ["red", "green", "blue"] and len(data_bands) == 8:
+        return WORLDVIEW_8_BAND_RGB
+    if len(data_bands) >= len(wanted):
+        return tuple(data_bands[: len(wanted)])
+    raise BandMappingError(
+        f"The raster has {len(data_bands)} data band(s) but the model needs {len(wanted)} "
+        f"({', '.join(model_bands)}); choose the bands to use."
+    )
+
+
+def check_bands(bands, info: RasterInfo, model_bands) -> tuple:
+    bands = tuple(int(b) for b in bands)
+    if len(bands) == 1 and len(model_bands) > 1:
+        bands = bands * len(model_bands)  # one band to every input, as for panchromatic imagery
+    if len(bands) != len(model_bands):
+        raise BandMappingError(
+            f"{len(bands)} band(s) were chosen ({', '.join(map(str, bands))}) but the model takes "
+            f"{len(model_bands)} ({', '.join(model_bands)}); choose one band or {len(model_bands)}."
+        )
+    outside = [b for b in bands if not 1 <= b <= info.count]
+    if outside:
+        raise BandMappingError(
+            f"Band(s) {', '.join(map(str, outside))} do not exist: the raster has bands 1 to {info.count}."
+        )
+    return bands
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A north-up pixel grid in the raster's CRS."""
+
+    transform: Affine
+    width: int
+    height: int
+    pixel_area_m2: float  # ground area of one pixel
+
+    @property
+    def pixel_size(self) -> tuple:
+        return abs(self.transform.a), abs(self.transform.e)
+
+
+def metres_per_degree(latitude: float) -> tuple:
+    """Metres per degree of longitude and latitude on the WGS84 ellipsoid at ``latitude``."""
+    phi = math.radians(latitude)
+    a, e2 = 6378137.0, 0.00669437999014
+    w = 1 - e2 * math.sin(phi) ** 2
+    per_lat = math.pi * a * (1 - e2) / (180 * w**1.5)
+    per_lon = math.pi * a * math.cos(phi) / (180 * math.sqrt(w))
+    return per_lon, per_lat
+
+
+def _metres_per_unit(info: RasterInfo, bounds) -> tuple:
+    if info.is_geographic:
+        return metres_per_degree((bounds[1] + bounds[3]) / 2)
+    crs = rasterio.crs.CRS.from_wkt(info.crs_wkt)
+    factor = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0
+    return factor, factor
+
+
+def model_grid(info: RasterInfo, extent, gsd_m: float | None) -> Grid:
+    """The grid the model runs on: ``extent`` (xmin, ymin, xmax, ymax in the raster's CRS, or None for all)
+    clipped to the raster, at ``gsd_m`` metres per pixel (None: the raster's resolution)."""
+    left, bottom, right, top = info.bounds
+    if extent is not None:
+        xmin, ymin, xmax, ymax = extent
+        left, bottom, right, top = max(left, xmin), max(bottom, ymin), min(right, xmax), min(top, ymax)
+        if right <= left or top <= bottom:
+            raise RasterError(
+                f"The extent ({xmin:g}, {ymin:g}) - ({xmax:g}, {ymax:g}) does not overlap the raster, which covers "
+                f"({info.bounds[0]:g}, {info.bounds[1]:g}) - ({info.bounds[2]:g}, {info.bounds[3]:g}) in its CRS."
+            )
+    per_x, per_y = _metres_per_unit(info, (left, bottom, right, top))
+    if gsd_m:
+        size_x, size_y = gsd_m / per_x, gsd_m / per_y
+    else:
+        size_x, size_y = abs(info.transform.a), abs(info.transform.e)
+    width = max(1, int(math.ceil((right - left) / size_x - 1e-6)))
+    height = max(1, int(math.ceil((top - bottom) / size_y - 1e-6)))
+    return Grid(Affine(size_x, 0, left, 0, -size_y, top), width, height, size_x * per_x * size_y * per_y)
+
+
+@dataclass(frozen=True)
+class Stretch:
+    """Per input channel: value -> (value - low) / (high - low), clipped to [0, 1], then (x - mean) / std."""
+
+    low: np.ndarray
+    high: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+
+    def apply(self, values: np.ndarray) -> np.ndarray:
+        """``values`` [..., channels, H, W] to float32 model input."""
+        shape = (-1, 1, 1)
+        span = np.maximum(self.high - self.low, 1e-6).reshape(shape)
+        scaled = np.clip((values.astype(np.float32) - self.low.reshape(shape)) / span, 0.0, 1.0)
+        return ((scaled - self.mean.reshape(shape)) / self.std.reshape(shape)).astype(np.float32)
+
+
+def measure_stretch(info: RasterInfo, bands, grid: Grid, normalisation: Normalisation) -> Stretch:
+    """The run's stretch, measured once over the whole grid from a decimated read (overviews when present)."""
+    n = len(bands)
+    mean = np.array(normalisation.mean or (0.0,) * n, dtype=np.float32)
+    std = np.array(normalisation.std or (1.0,) * n, dtype=np.float32)
+    if len(mean) != n or len(std) != n:
+        raise BandMappingError(f"The model card's mean/std have {len(mean)} values for {n} input bands.")
+    if normalisation.stretch == "divide":
+        zeros = np.zeros(n, dtype=np.float32)
+        return Stretch(zeros, zeros + normalisation.divisor, mean, std)
+    left, top = grid.transform * (0, 0)
+    right, bottom = grid.transform * (grid.width, grid.height)
+    with rasterio.open(info.path) as src:
+        window = from_bounds(left, bottom, right, top, transform=src.transform).intersection(
+            Window(0, 0, src.width, src.height)
+        )
+        scale = max(window.width, window.height) / STRETCH_SAMPLE_SIZE
+        out_shape = (max(1, int(window.height / max(scale, 1))), max(1, int(window.width / max(scale, 1))))
+        unique = sorted(set(bands))
+        data = src.read(unique, window=window, out_shape=(len(unique), *out_shape), masked=True)
+    low, high = [], []
+    for band in bands:
+        values = data[unique.index(band)].compressed()
+        if values.size == 0:
+            raise RasterError("The extent holds no valid pixels (all nodata).")
+        lo, hi = np.percentile(values, [normalisation.low_percentile, normalisation.high_percentile])
+        low.append(lo)
+        high.append(hi if hi > lo else lo + 1)
+    return Stretch(np.array(low, np.float32), np.array(high, np.float32), mean, std)
+
+
+@contextmanager
+def open_on_grid(info: RasterInfo, grid: Grid):
+    """The raster resampled onto ``grid`` (bilinear), with an alpha band that marks valid pixels."""
+    with rasterio.open(info.path) as src:
+        own_alpha = info.alpha_band is not None
+        with WarpedVRT(
+            src,
+            crs=src.crs,
+            transform=grid.transform,
+            width=grid.width,
+            height=grid.height,
+            resampling=Resampling.bilinear,
+            add_alpha=not own_alpha,
+        ) as vrt:
+            yield GridReader(vrt, info.alpha_band if own_alpha else vrt.count)
+
+
+class GridReader:
+    def __init__(self, vrt, alpha_band: int):
+        self._vrt = vrt
+        self._alpha_band = alpha_band
+
+    def read(self, bands, row: int, col: int, height: int, width: int) -> tuple:
+        """Raw values [len(bands), H, W] and validity [H, W] of a window inside the grid."""
+        unique = sorted(set(bands))
+        data = self._vrt.read([*unique, self._alpha_band], window=Window(col, row, width, height))
+        return data[[unique.index(b) for b in bands]], data[-1] > 0
+

@@ -1,0 +1,215 @@
+"""The extraction engine on real rasters: exact known outputs, seams, nodata, CRSs, bands, cancel, devices."""
+
+import numpy as np
+import onnx_models
+import pytest
+import rasterio
+from rasterio import features
+from rasterio.warp import transform_geom
+from shapely.geometry import box, mapping, shape
+from shapely.ops import unary_union
+
+from spacenet_toolkit.core import extract, raster, runtime
+
+ATLANTA = "spacenet/sn4_atlanta_pan/sample_geotiff.tif"
+VEGAS_RGB = "spacenet/sn3_vegas_rgb_roads/RGB-PanSharpen_AOI_2_Vegas_img0.tif"
+FOTOMAP = "onnx_plumbing/dummy_fotomap_small.tif"
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    # an overlap wider than four times the model's reach: the blend ignores a quarter of it
+    card = onnx_models.card(input={"tile_size": 256, "overlap": 96})
+    return str(onnx_models.brightness_model(tmp_path_factory.mktemp("models") / "brightness.onnx", card))
+
+
+def run(raster_path, model_path, **options):
+    return extract.extract_buildings(extract.ExtractRequest(str(raster_path), str(model_path), **options))
+
+
+def rasterise(footprints, path):
+    with rasterio.open(path) as src:
+        shapes = [(mapping(f.geometry), 1) for f in footprints]
+        if not shapes:
+            return np.zeros((src.height, src.width), bool)
+        return features.rasterize(shapes, out_shape=(src.height, src.width), transform=src.transform).astype(bool)
+
+
+def test_the_red_detector_outlines_exactly_the_red_areas(fixtures):
+    """Deepness' red detector fires where red / 255 > 0.5: the footprints are those pixels, no more, no less."""
+    image = fixtures / FOTOMAP
+    result = run(image, fixtures / "onnx_plumbing/one_output_sigmoid_red_detector.onnx",
+                 simplify_m=0, hole_area_m2=0, min_area_m2=0)
+    with rasterio.open(image) as src:
+        expected = src.read(1) >= 128
+    found = rasterise(result.footprints, image)
+    assert result.device == "CPU" and result.tiles_run == 6
+    assert (found != expected).sum() == 0
+
+
+@pytest.mark.parametrize(
+    "name", ["one_output_sigmoid_bsx512x512.onnx", "two_outputs_softmax_bsx2x512x512.onnx",
+             "different_output_size_512_to_484.onnx", "dummy_model.onnx"],
+)
+def test_every_deepness_plumbing_model_runs(fixtures, name):
+    result = run(fixtures / FOTOMAP, fixtures / "onnx_plumbing" / name, batch_size=3)
+    assert result.tiles_run == 6
+    for f in result.footprints:
+        assert f.geometry.is_valid and 0 <= f.score <= 1 and f.area_m2 > 0
+
+
+def test_one_big_window_and_many_small_tiles_give_the_same_buildings(fixtures, model):
+    big = run(fixtures / ATLANTA, model, tile_size=1024)
+    small = run(fixtures / ATLANTA, model, tile_size=192)
+    assert big.tiles_run == 1 and small.tiles_run > 30
+    assert len(big.footprints) > 20
+    assert abs(len(big.footprints) - len(small.footprints)) <= max(1, len(big.footprints) // 100)
+    index = {i: f.geometry for i, f in enumerate(small.footprints)}
+    ious = []
+    for f in big.footprints:
+        best = max((f.geometry.intersection(g).area / f.geometry.union(g).area for g in index.values()
+                    if g.intersects(f.geometry)), default=0)
+        ious.append(best)
+    assert np.mean(ious) >= 0.99 and np.quantile(ious, 0.05) >= 0.95
+
+
+def test_blocks_of_the_footprint_stage_do_not_change_the_result(fixtures, model):
+    whole = run(fixtures / ATLANTA, model)
+    blocked = run(fixtures / ATLANTA, model, block=256)
+    union_a = unary_union([f.geometry for f in whole.footprints])
+    union_b = unary_union([f.geometry for f in blocked.footprints])
+    assert union_a.symmetric_difference(union_b).area / union_a.area < 0.01
+
+
+def test_nothing_is_found_in_nodata_or_along_its_edge(fixtures, model, tmp_path):
+    source = fixtures / ATLANTA
+    holed = tmp_path / "holed.tif"
+    with rasterio.open(source) as src:
+        data, profile = src.read(), src.profile
+    data[:, :, :450] = 0  # the tile's nodata value
+    with rasterio.open(holed, "w", **profile) as out:
+        out.write(data)
+    full = run(source, model)
+    result = run(holed, model)
+    with rasterio.open(holed) as src:
+        nodata_edge = src.bounds.left + 450 * 0.5 + extract.EDGE_M
+    assert result.footprints and len(result.footprints) < len(full.footprints)
+    assert min(f.geometry.bounds[0] for f in result.footprints) >= nodata_edge - 1e-6
+
+
+def test_wholly_nodata_tiles_are_skipped(fixtures, model, tmp_path):
+    holed = tmp_path / "mostly_empty.tif"
+    with rasterio.open(fixtures / ATLANTA) as src:
+        data, profile = src.read(), src.profile
+    data[:, :, 300:] = 0
+    with rasterio.open(holed, "w", **profile) as out:
+        out.write(data)
+    result = run(holed, model, tile_size=128)
+    assert result.tiles_skipped > 0 and result.tiles_run > 0
+
+
+def test_geographic_and_projected_copies_give_the_same_buildings(fixtures, model, tmp_path):
+    """The Vegas tile in EPSG:4326 and warped to UTM 11N: the model grid is in metres either way."""
+    source = fixtures / VEGAS_RGB
+    utm = tmp_path / "vegas_utm.tif"
+    with rasterio.open(source) as src:
+        from rasterio.vrt import WarpedVRT
+        with WarpedVRT(src, crs="EPSG:32611", resampling=rasterio.enums.Resampling.bilinear) as vrt:
+            profile = vrt.profile | {"driver": "GTiff"}
+            with rasterio.open(utm, "w", **profile) as out:
+                out.write(vrt.read())
+                out.colorinterp = src.colorinterp  # keep the alpha band: the warped corners are no data
+    geographic = run(source, model, bands=(1, 2, 3))
+    projected = run(utm, model, bands=(1, 2, 3))
+    assert abs(geographic.settings["gsd_m"] - 0.5) < 0.01 and abs(projected.settings["gsd_m"] - 0.5) < 0.01
+    in_utm = [shape(transform_geom("EPSG:4326", "EPSG:32611", mapping(f.geometry))) for f in geographic.footprints]
+    with rasterio.open(source) as src:
+        footprint = shape(transform_geom("EPSG:4326", "EPSG:32611", mapping(box(*src.bounds))))
+    inner = footprint.buffer(-10)  # the warped copy has nodata corners, with their own 1.5 m edge rule
+    a = unary_union(in_utm).intersection(inner)
+    b = unary_union([f.geometry for f in projected.footprints]).intersection(inner)
+    assert a.area > 1000 and a.area == pytest.approx(b.area, rel=0.12)
+    # the two grids sample the ground differently, so noisy brightness blobs differ at their edges
+    assert a.intersection(b).area / a.union(b).area > 0.8
+    # areas are square metres in both
+    assert sum(f.area_m2 for f in geographic.footprints) == pytest.approx(unary_union(in_utm).area, rel=0.02)
+
+
+def test_band_mismatch_is_explained(fixtures, model, tmp_path):
+    with pytest.raises(raster.BandMappingError, match="2 band\\(s\\) were chosen .* the model takes 3"):
+        run(fixtures / VEGAS_RGB, model, bands=(1, 2))
+    with pytest.raises(raster.BandMappingError, match="do not exist: the raster has bands 1 to 4"):
+        run(fixtures / VEGAS_RGB, model, bands=(1, 2, 7))
+    two_bands = tmp_path / "two.tif"
+    with rasterio.open(fixtures / "spacenet/sn6_rotterdam_ms_pan/ms1.tif") as src:
+        profile = src.profile | {"count": 2}
+        with rasterio.open(two_bands, "w", **profile) as out:
+            out.write(src.read([1, 2]))
+    with pytest.raises(raster.BandMappingError, match="has 2 data band\\(s\\) but the model needs 3"):
+        run(two_bands, model)
+
+
+def test_default_bands_follow_the_raster(fixtures, tmp_path):
+    def bands_of(path):
+        return raster.default_bands(raster.describe(path), ("red", "green", "blue"))
+
+    assert bands_of(fixtures / ATLANTA) == (1, 1, 1)  # panchromatic
+    assert bands_of(fixtures / VEGAS_RGB) == (1, 2, 3)  # RGBA: the alpha band is no colour
+    eight = tmp_path / "eight.tif"
+    with rasterio.open(eight, "w", driver="GTiff", width=8, height=8, count=8, dtype="uint16",
+                       crs="EPSG:32611", transform=rasterio.transform.from_origin(0, 8, 1, 1)) as out:
+        out.write(np.ones((8, 8, 8), np.uint16))
+    assert bands_of(eight) == (5, 3, 2)  # WorldView 8-band true colour
+
+
+def test_probability_output_and_stretch_once_per_run(fixtures, model, tmp_path):
+    destination = tmp_path / "probability.tif"
+    run(fixtures / ATLANTA, model, probability_path=str(destination), tile_size=128)
+    with rasterio.open(destination) as src:
+        probability = src.read(1)
+        assert src.dtypes[0] == "float32" and src.crs.to_epsg() == 32616
+        assert src.res == pytest.approx((0.5, 0.5))
+    assert probability.min() >= 0 and probability.max() <= 1 and probability.std() > 0.1
+    assert not list(tmp_path.glob(".*partial"))
+
+
+def test_cancel_raises_and_leaves_nothing(fixtures, model, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    destination = tmp_path / "probability.tif"
+    polls = []
+    with pytest.raises(extract.Canceled):
+        extract.extract_buildings(
+            extract.ExtractRequest(str(fixtures / ATLANTA), model, tile_size=128, batch_size=2,
+                                   probability_path=str(destination), work_dir=str(work)),
+            is_canceled=lambda: polls.append(1) or len(polls) > 3,
+        )
+    assert len(polls) == 4  # stopped at the first poll that said so
+    assert not destination.exists() and not any(work.iterdir())
+
+
+def test_a_gpu_that_cannot_run_is_said_plainly(model):
+    runtime.clear_cache()
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        try:
+            predictor = runtime.load(model, "auto")
+        except runtime.RuntimeUnavailableError:
+            pytest.fail("auto must fall back to the CPU")
+        if predictor.on_gpu:
+            pytest.skip("a working GPU is present: the GPU path is measured by make bench")
+    else:
+        predictor = runtime.load(model, "auto")
+    assert predictor.provider == "CPUExecutionProvider" and "Running on the CPU" in predictor.note
+    with pytest.raises(runtime.RuntimeUnavailableError, match="A GPU was requested but cannot be used: .*"):
+        runtime.load(model, "gpu")
+
+
+def test_sessions_are_cached_and_io_binding_matches_run(model):
+    first = runtime.load(model, "cpu")
+    assert runtime.load(model, "cpu") is first
+    batch = np.random.default_rng(0).random((2, 3, 64, 64), dtype=np.float32)
+    plain = first.run(batch)
+    bound = runtime.to_probabilities(first._run_io_bound(batch), first.card.activation)
+    np.testing.assert_allclose(plain, bound, atol=1e-6)

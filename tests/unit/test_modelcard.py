@@ -1,0 +1,60 @@
+"""Model cards: our JSON card, Deepness metadata, and models with none."""
+
+import json
+
+import pytest
+
+from spacenet_toolkit.core import modelcard, runtime
+
+IMAGE = [("image", ["batch", 3, "h", "w"])]
+OUTPUT = [("probabilities", ["batch", 2, "h", "w"])]
+
+
+def our_card(**changes):
+    card = {
+        "name": "m", "task": "buildings",
+        "input": {"bands": ["red", "green", "blue"], "tile_size": 384, "overlap": 48, "gsd_m": 0.3,
+                  "normalisation": {"stretch": "percentile", "low_percentile": 1, "high_percentile": 99}},
+        "outputs": {"channels": ["building", "interior"], "activation": "none"},
+        "defaults": {"threshold": 0.4, "min_area_m2": 6, "interior_threshold": 0.55},
+    }
+    card.update(changes)
+    return {modelcard.CARD_KEY: json.dumps(card)}
+
+
+def test_our_card_is_read_in_full():
+    card = modelcard.read_card(our_card(), IMAGE, OUTPUT)
+    assert (card.tile_size, card.overlap, card.gsd_m) == (384, 48, 0.3)
+    assert card.normalisation.low_percentile == 1 and card.normalisation.high_percentile == 99
+    assert (card.threshold, card.min_area_m2, card.interior_threshold) == (0.4, 6, 0.55)
+    assert card.foreground_channel == 0 and card.interior_channel == 1
+    assert not card.fixed_size and card.source == "spacenet"
+
+
+def test_a_card_that_disagrees_with_the_tensor_is_refused():
+    with pytest.raises(modelcard.ModelCardError, match="lists 3 input bands but the model takes 4"):
+        modelcard.read_card(our_card(), [("image", [1, 4, 512, 512])], OUTPUT)
+    with pytest.raises(modelcard.ModelCardError, match="not valid"):
+        modelcard.read_card({modelcard.CARD_KEY: "{not json"}, IMAGE, OUTPUT)
+    with pytest.raises(modelcard.ModelCardError, match="4 dimensions"):
+        modelcard.read_card({}, [("x", [1, 3, 512])], OUTPUT)
+
+
+@pytest.mark.parametrize(
+    "name, channels, foreground, fixed",
+    [
+        ("one_output_sigmoid_bsx1x512x512.onnx", ("Coffee",), 0, True),
+        ("one_output_sigmoid_bsx512x512.onnx", ("Coffee",), 0, True),
+        ("one_output_softmax_bsx2x512x512.onnx", ("class 0", "class 1"), 1, True),
+        ("two_outputs_softmax_bsx2x512x512.onnx", ("Coffee", "Tea"), 1, True),
+        ("dummy_model.onnx", ("class 0", "class 1", "class 2"), 1, True),
+    ],
+)
+def test_deepness_models_are_read_with_deepness_conventions(fixtures, name, channels, foreground, fixed):
+    predictor = runtime.load(fixtures / "onnx_plumbing" / name, device="cpu")
+    card = predictor.card
+    assert card.channels == channels
+    assert card.foreground_channel == foreground
+    assert card.tile_size == 512 and card.fixed_size is fixed
+    assert card.normalisation.stretch == "divide" and card.normalisation.divisor == 255
+    assert card.gsd_m is None  # no resolution key: the raster's own resolution
