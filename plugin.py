@@ -2,7 +2,7 @@
 
 from functools import partial
 
-from qgis.core import QgsApplication
+from qgis.core import QgsApplication, QgsRasterLayer
 from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import QAction, QMenu, QMessageBox
 
@@ -72,16 +72,24 @@ class SpaceNetToolkitPlugin:
         processing.execAlgorithmDialog(algorithm_id, self.dialog_defaults(algorithm_id))
 
     def dialog_defaults(self, algorithm_id) -> dict:
-        """Values a mapper expects from the map: an EXTENT parameter starts as the canvas extent."""
+        """Values a mapper expects from the map: EXTENT starts as the canvas extent, a raster INPUT as the
+        active layer."""
         algorithm = QgsApplication.processingRegistry().algorithmById(algorithm_id)
+        if algorithm is None:
+            return {}
+        defaults = {}
+        input_parameter = algorithm.parameterDefinition("INPUT")
+        active = self.iface.activeLayer()
+        if input_parameter is not None and input_parameter.type() == "raster" and isinstance(active, QgsRasterLayer):
+            defaults["INPUT"] = active.id()
         canvas = self.iface.mapCanvas()
-        if algorithm is None or algorithm.parameterDefinition("EXTENT") is None or canvas is None:
-            return {}
-        extent = canvas.extent()
-        if extent.isEmpty():
-            return {}
-        crs = canvas.mapSettings().destinationCrs().authid()
-        return {"EXTENT": f"{extent.xMinimum()},{extent.xMaximum()},{extent.yMinimum()},{extent.yMaximum()} [{crs}]"}
+        if algorithm.parameterDefinition("EXTENT") is not None and canvas is not None and not canvas.extent().isEmpty():
+            extent = canvas.extent()
+            crs = canvas.mapSettings().destinationCrs().authid()
+            defaults["EXTENT"] = (
+                f"{extent.xMinimum()},{extent.xMaximum()},{extent.yMinimum()},{extent.yMaximum()} [{crs}]"
+            )
+        return defaults
 
     def _show_dependencies(self):
         text = dependencies.report()

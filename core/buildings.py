@@ -214,14 +214,14 @@ def finish(footprints, options: BuildingOptions, pixel_area_m2: float, pixel_m: 
     kept = []
     tolerance = options.simplify_m / pixel_m if options.simplify_m > 0 else 0.0
     for footprint in footprints:
-        if footprint.geometry.area * pixel_area_m2 < options.min_area_m2:
-            continue
         geometry = footprint.geometry
         if tolerance:
             simpler = geometry.simplify(tolerance, preserve_topology=True)
             geometry = simpler if simpler.is_valid and not simpler.is_empty else geometry
         if options.regularize:
             geometry = regularize(geometry)
+        if geometry.area * pixel_area_m2 < options.min_area_m2:
+            continue
         kept.append(Footprint(geometry, footprint.probability_sum, footprint.pixels))
     return kept
 

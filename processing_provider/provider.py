@@ -7,13 +7,14 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .base import ICON_PATH, PLUGIN_DIR, tr
+from .extract_buildings import ExtractBuildings
 from .fetch_tiles import FetchTiles
 from .score_f1 import ScoreF1
 
 log = logging.getLogger(__name__)
 
 # Every algorithm of the plugin, in toolbox order. Algorithms arrive with their own issues.
-ALGORITHMS = (FetchTiles, ScoreF1)
+ALGORITHMS = (FetchTiles, ExtractBuildings, ScoreF1)
 
 
 class SpaceNetProvider(QgsProcessingProvider):

@@ -5,6 +5,7 @@ from qgis.core import (
     QgsFillSymbol,
     QgsProcessingLayerPostProcessorInterface,
     QgsRendererCategory,
+    QgsSingleSymbolRenderer,
     QgsVectorLayer,
 )
 
@@ -41,3 +42,41 @@ class ScoreStatusStyler(QgsProcessingLayerPostProcessorInterface):
         if isinstance(layer, QgsVectorLayer):
             layer.setRenderer(score_status_renderer())
             layer.triggerRepaint()
+
+
+def building_renderer() -> QgsSingleSymbolRenderer:
+    """Footprints a mapper can edit over imagery: a light fill, a bright outline."""
+    symbol = QgsFillSymbol.createSimple(
+        {"color": "255,170,0,50", "outline_color": "255,170,0,255", "outline_width": "0.5", "outline_width_unit": "MM"}
+    )
+    return QgsSingleSymbolRenderer(symbol)
+
+
+class BuildingStyler(QgsProcessingLayerPostProcessorInterface):
+    """Styles extracted footprints and records the run (model, device, settings) in the layer's metadata."""
+
+    _alive = []  # QGIS keeps only a C++ pointer: each run's styler must outlive the algorithm
+
+    def __init__(self, settings: dict):
+        super().__init__()
+        self.settings = settings
+
+    @classmethod
+    def for_run(cls, settings: dict) -> "BuildingStyler":
+        styler = cls(settings)
+        cls._alive = [*cls._alive[-15:], styler]
+        return styler
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS API
+        if not isinstance(layer, QgsVectorLayer):
+            return
+        layer.setRenderer(building_renderer())
+        metadata = layer.metadata()
+        metadata.setTitle(layer.name())
+        metadata.setAbstract(
+            "Building footprints extracted by SpaceNet Toolkit (spacenet:extractbuildings).\n"
+            + "\n".join(f"{key}: {value}" for key, value in self.settings.items())
+        )
+        metadata.setKeywords({"spacenet": [f"{key}={value}" for key, value in self.settings.items()]})
+        layer.setMetadata(metadata)
+        layer.triggerRepaint()
