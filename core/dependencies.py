@@ -25,7 +25,7 @@ PACKAGES = {
         Package("rasterio", "rasterio", "windowed raster reads and writes"),
         Package("onnxruntime", "onnxruntime", "model inference (onnxruntime-gpu for NVIDIA GPUs)"),
         Package("requests", "requests", "downloads from the SpaceNet bucket"),
-        Package("scipy", "scipy", "optimal matching in the F1 scorer"),
+        Package("scipy", "scipy", "watershed splitting of buildings; optimal matching in the F1 scorer"),
     )
 }
 

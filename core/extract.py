@@ -10,6 +10,7 @@ import os
 import shutil
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -161,31 +162,38 @@ def _infer(predictor, info, bands, grid, stretch, path, request, report, is_canc
         "crs": rasterio.crs.CRS.from_wkt(info.crs_wkt), "transform": grid.transform, "tiled": True,
         "blockxsize": 256, "blockysize": 256, "compress": "deflate", "zlevel": 1, "BIGTIFF": "IF_SAFER",
     }
-    run = skipped = 0
-    with raster.open_on_grid(info, grid) as reader, rasterio.open(path, "w", **profile) as out:
+    batches = [plan[first : first + batch_size] for first in range(0, len(plan), batch_size)]
+    run = skipped = done = 0
+    with raster.open_on_grid(info, grid) as reader, rasterio.open(path, "w", **profile) as out, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="spacenet-read") as pool:
         writer = _AlignedRows(out, grid.width, len(channels))
         stitcher = tiling.RowStitcher(grid.height, grid.width, len(channels), size, overlap, writer.add)
-        for first in range(0, len(plan), batch_size):
+
+        def prepare(group):  # on the reading thread, the only one that touches the raster
+            tiles = [_read_tile(reader, bands, tile, grid) for tile in group]
+            return [stretch.apply(values) * valid for values, valid in tiles], [valid for _, valid in tiles]
+
+        # the next batch is read while the model runs on this one (onnxruntime and GDAL release the GIL)
+        pending = pool.submit(prepare, batches[0])
+        for number, group in enumerate(batches):
+            inputs, masks = pending.result()
             if is_canceled():
                 raise Canceled()
-            group = plan[first : first + batch_size]
-            inputs, masks = [], []
-            for tile in group:
-                values, valid = _read_tile(reader, bands, tile, grid)
-                inputs.append(stretch.apply(values) * valid)
-                masks.append(valid)
+            if number + 1 < len(batches):
+                pending = pool.submit(prepare, batches[number + 1])
             live = [i for i, m in enumerate(masks) if m.any()]
             outputs = [np.zeros((len(channels), size, size), np.float32) for _ in group]
             if live:
                 probabilities = predictor.run(np.stack([inputs[i] for i in live]))
                 for k, i in enumerate(live):
-                    keep = ndimage.binary_erosion(masks[i], iterations=edge_px, border_value=1)
-                    outputs[i] = _fit(probabilities[k, channels], size) * keep
+                    outputs[i] = _fit(probabilities[k, channels], size)
+                    if not masks[i].all():
+                        outputs[i] *= ndimage.binary_erosion(masks[i], iterations=edge_px, border_value=1)
             run += len(live)
             skipped += len(group) - len(live)
             for tile, output in zip(group, outputs):
                 stitcher.add(tile, output)
-            done = first + len(group)
+            done += len(group)
             report(PROGRESS_INFERENCE_END * done / len(plan), None)
         stitcher.finish()
         writer.finish()

@@ -28,6 +28,9 @@ SUPPORT = str(REPO_ROOT / "tests" / "support")
 if SUPPORT not in sys.path:
     sys.path.insert(0, SUPPORT)
 os.environ.setdefault("QGIS_PLUGINPATH", str(PLUGIN_PATH))
+# QGIS computes statistics of every raster it loads and GDAL would save them beside the file as .aux.xml:
+# the shared fixtures are read-only data, so nothing may be written there.
+os.environ["GDAL_PAM_ENABLED"] = "NO"
 
 
 @pytest.fixture(scope="session")
