@@ -60,30 +60,37 @@ def segment(prob: np.ndarray, interior, options: BuildingOptions, pixel_m: float
     if options.hole_area_m2 > 0:
         mask = _fill_small_holes(mask, int(options.hole_area_m2 / pixel_m**2))
     if interior is not None:
-        seeds, n_seeds = ndimage.label(mask & (interior >= options.interior_threshold))
-        cost = np.clip((1 - prob) * 254, 0, 254).astype(np.uint8)  # flood along high probability first
+        seeds, _ = ndimage.label(mask & (interior >= options.interior_threshold))
     else:
         distance = ndimage.distance_transform_edt(mask)
-        seeds, n_seeds = ndimage.label(distance >= max(1.0, SEED_DEPTH_M / pixel_m))
-        cost = np.clip(254 - distance * 8, 0, 254).astype(np.uint8)
+        seeds, _ = ndimage.label(distance >= max(1.0, SEED_DEPTH_M / pixel_m))
     components, n_components = ndimage.label(mask)
-    # a building too thin for a seed keeps its whole component as one seed
-    seeded = np.zeros(n_components + 1, dtype=bool)
-    seeded[components[seeds > 0]] = True
-    unseeded = ~seeded[components] & mask
-    markers = seeds.astype(np.int32)
-    markers[unseeded] = components[unseeded] + n_seeds
-    # Background is the most expensive ground: every building pixel is claimed from its own
-    # component's seeds before a flood could cross the background, which is cleared afterwards.
-    cost[~mask] = 255
-    # scipy's watershed_ift treats the array as wrapping around at its edges: a 1 px frame of the most
-    # expensive ground keeps the left edge's buildings from flooding in from the right edge.
-    cost = np.pad(cost, 1, constant_values=255)
-    markers = np.pad(markers, 1)
-    # four-connected flooding, as the labelling: a label never jumps a diagonal into another building
-    labels = ndimage.watershed_ift(cost, markers, structure=FOUR_CONNECTED)[1:-1, 1:-1]
-    labels[~mask] = 0
+    # A component with one seed or none is one building; only those with several need a watershed.
+    seed_component = np.zeros(seeds.max() + 1, dtype=np.int64)
+    seed_component[seeds[seeds > 0]] = components[seeds > 0]
+    seed_count = np.bincount(seed_component[1:], minlength=n_components + 1)
+    labels = components.copy()
+    objects = ndimage.find_objects(components)
+    for component in np.nonzero(seed_count > 1)[0]:
+        window = objects[component - 1]
+        region = components[window] == component
+        if interior is not None:
+            cost = np.clip((1 - prob[window]) * 254, 0, 254)  # flood along high probability first
+        else:
+            cost = np.clip(254 - distance[window] * 8, 0, 254)
+        markers = np.where(region, seeds[window], 0).astype(np.int32)
+        split = _watershed(cost.astype(np.uint8), markers, region)
+        # split parts are numbered after every component, by their seed: numbers stay unique
+        labels[window][region] = split[region] + n_components
     return labels
+
+
+def _watershed(cost: np.ndarray, markers: np.ndarray, region: np.ndarray) -> np.ndarray:
+    # Outside the region is the most expensive ground, and scipy's watershed_ift treats the array as
+    # wrapping around at its edges: a 1 px frame of that ground keeps opposite edges apart.
+    cost = np.pad(np.where(region, cost, 255).astype(np.uint8), 1, constant_values=255)
+    # four-connected flooding, as the labelling: a label never jumps a diagonal into another building
+    return ndimage.watershed_ift(cost, np.pad(markers, 1), structure=FOUR_CONNECTED)[1:-1, 1:-1]
 
 
 def _fill_small_holes(mask: np.ndarray, max_pixels: int) -> np.ndarray:
@@ -115,11 +122,15 @@ def _blocks(height: int, width: int, block: int):
             yield r, c, min(r + block, height), min(c + block, width)
 
 
-def footprints_on_grid(read, height, width, options, pixel_m, block=BLOCK, halo=HALO, on_block=None, is_canceled=None):
+def footprints_on_grid(read, height, width, options, pixel_m, block=BLOCK, halo=HALO, on_block=None,
+                       is_canceled=None, keep=None):
     """Footprints of a whole grid, read in blocks: ``read(row, col, h, w) -> (prob, interior or None)``.
 
-    Returns Footprints in grid pixel coordinates, or None when canceled.
+    Each Footprint (grid pixel coordinates) goes through ``keep(footprint) -> result or None`` as soon as it
+    is complete, so only finished results are held (raw pixel outlines of a city would fill the memory).
+    Returns the results, or None when canceled.
     """
+    keep = keep or (lambda footprint: footprint)
     whole: list = []
     pieces: list = []  # (block number, Footprint) clipped to the block core
     all_blocks = list(_blocks(height, width, block))
@@ -131,20 +142,20 @@ def footprints_on_grid(read, height, width, options, pixel_m, block=BLOCK, halo=
         prob, interior = read(wr0, wc0, wr1 - wr0, wc1 - wc0)
         labels = segment(prob, interior, options, pixel_m)
         if labels.any():
-            _collect(labels, prob, (wr0, wc0, wr1, wc1), (r0, c0, r1, c1), (height, width), number, whole, pieces)
+            found: list = []
+            _collect(labels, prob, (wr0, wc0, wr1, wc1), (r0, c0, r1, c1), (height, width), number, found, pieces)
+            whole.extend(result for result in map(keep, found) if result is not None)
         if on_block:
             on_block(number + 1, len(all_blocks))
-    return whole + _join_pieces(pieces)
+    return whole + [result for result in map(keep, _join_pieces(pieces)) if result is not None]
 
 
 def _collect(labels, prob, window, core, grid_shape, number, whole, pieces):
     wr0, wc0, wr1, wc1 = window
     r0, c0, r1, c1 = core
-    ids = np.arange(1, labels.max() + 1)
-    sums = ndimage.sum_labels(prob, labels, ids)
-    counts = ndimage.sum_labels(np.ones_like(prob, dtype=np.int32), labels, ids)
-    with np.errstate(invalid="ignore", divide="ignore"):  # label numbers the watershed left unused
-        centres = ndimage.center_of_mass(np.ones_like(labels), labels, ids)
+    size = labels.max() + 1
+    sums = np.bincount(labels.ravel(), weights=prob.ravel(), minlength=size)
+    counts = np.bincount(labels.ravel(), minlength=size)
     # window edges that are not grid edges cut whatever touches them
     cut_top, cut_left = wr0 > 0, wc0 > 0
     cut_bottom, cut_right = wr1 < grid_shape[0], wc1 < grid_shape[1]
@@ -154,7 +165,8 @@ def _collect(labels, prob, window, core, grid_shape, number, whole, pieces):
     core_prob = prob[r0 - wr0 : r1 - wr0, c0 - wc0 : c1 - wc0]
     core_sums = core_counts = None
     for index, slices in enumerate(ndimage.find_objects(labels)):
-        if slices is None or (index + 1) not in polygons:
+        label = index + 1
+        if slices is None or label not in polygons:
             continue
         rows, cols = slices
         cut = (
@@ -164,17 +176,18 @@ def _collect(labels, prob, window, core, grid_shape, number, whole, pieces):
             or (cut_right and cols.stop == labels.shape[1])
         )
         if not cut:
-            cy, cx = centres[index][0] + wr0, centres[index][1] + wc0
+            # owned by the block holding its bounding box's centre: the same for every window that sees it whole
+            cy, cx = wr0 + (rows.start + rows.stop) / 2, wc0 + (cols.start + cols.stop) / 2
             if r0 <= cy < r1 and c0 <= cx < c1:
-                whole.append(Footprint(polygons[index + 1], float(sums[index]), int(counts[index])))
+                whole.append(Footprint(polygons[label], float(sums[label]), int(counts[label])))
             continue
-        piece = polygons[index + 1].intersection(core_box)
+        piece = polygons[label].intersection(core_box)
         if piece.is_empty or piece.area == 0:
             continue
         if core_sums is None:
-            core_sums = ndimage.sum_labels(core_prob, core_labels, ids)
-            core_counts = ndimage.sum_labels(np.ones_like(core_prob, dtype=np.int32), core_labels, ids)
-        pieces.append((number, Footprint(piece, float(core_sums[index]), int(core_counts[index]))))
+            core_sums = np.bincount(core_labels.ravel(), weights=core_prob.ravel(), minlength=size)
+            core_counts = np.bincount(core_labels.ravel(), minlength=size)
+        pieces.append((number, Footprint(piece, float(core_sums[label]), int(core_counts[label]))))
 
 
 def _join_pieces(pieces) -> list:
@@ -209,21 +222,17 @@ def _join_pieces(pieces) -> list:
     return joined
 
 
-def finish(footprints, options: BuildingOptions, pixel_area_m2: float, pixel_m: float) -> list:
-    """Drop footprints under the minimum area, simplify and regularise (all in grid pixel coordinates)."""
-    kept = []
-    tolerance = options.simplify_m / pixel_m if options.simplify_m > 0 else 0.0
-    for footprint in footprints:
-        geometry = footprint.geometry
-        if tolerance:
-            simpler = geometry.simplify(tolerance, preserve_topology=True)
-            geometry = simpler if simpler.is_valid and not simpler.is_empty else geometry
-        if options.regularize:
-            geometry = regularize(geometry)
-        if geometry.area * pixel_area_m2 < options.min_area_m2:
-            continue
-        kept.append(Footprint(geometry, footprint.probability_sum, footprint.pixels))
-    return kept
+def finish(footprint: Footprint, options: BuildingOptions, pixel_area_m2: float, pixel_m: float):
+    """The footprint simplified and regularised, or None when under the minimum area (grid pixel coordinates)."""
+    geometry = footprint.geometry
+    if options.simplify_m > 0:
+        simpler = geometry.simplify(options.simplify_m / pixel_m, preserve_topology=True)
+        geometry = simpler if simpler.is_valid and not simpler.is_empty else geometry
+    if options.regularize:
+        geometry = regularize(geometry)
+    if geometry.area * pixel_area_m2 < options.min_area_m2:
+        return None
+    return Footprint(geometry, footprint.probability_sum, footprint.pixels)
 
 
 def to_map(geometry, transform: Affine):

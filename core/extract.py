@@ -25,6 +25,9 @@ from . import buildings, raster, runtime, tiling
 EDGE_M, EDGE_MAX_PX = 1.5, 16
 WRITE_ROWS = 256  # the stitched probabilities are written in whole rows of 256 x 256 blocks
 PROGRESS_INFERENCE_END = 85.0
+# GDAL keeps written and read blocks in a cache of 5 % of the RAM by default: on a big raster that cache,
+# not the engine, would set the peak memory. Bounded while a run lasts, restored after.
+GDAL_CACHE_BYTES = 256 * 2**20
 
 
 class Canceled(Exception):  # noqa: N818 - the name says what happened, as core.s3.Canceled
@@ -99,11 +102,12 @@ def extract_buildings(request: ExtractRequest, report=lambda percent, message=No
     work = Path(tempfile.mkdtemp(prefix="spacenet-extract-", dir=request.work_dir))
     try:
         stitched = work / "probabilities.tif"
-        counts = _infer(predictor, info, bands, grid, stretch, stitched, request, report, is_canceled)
-        inferred = time.perf_counter()
-        footprints = _footprints(stitched, grid, options, pixel_m, request.block, report, is_canceled)
-        if request.probability_path:
-            _write_probability(stitched, request.probability_path, info.crs_wkt, is_canceled)
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
+            counts = _infer(predictor, info, bands, grid, stretch, stitched, request, report, is_canceled)
+            inferred = time.perf_counter()
+            footprints = _footprints(stitched, grid, options, pixel_m, request.block, report, is_canceled)
+            if request.probability_path:
+                _write_probability(stitched, request.probability_path, info.crs_wkt, is_canceled)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report(100.0, None)
@@ -262,16 +266,18 @@ def _footprints(stitched, grid, options, pixel_m, block, report, is_canceled) ->
         def on_block(done, total):
             report(PROGRESS_INFERENCE_END + (99 - PROGRESS_INFERENCE_END) * done / total, None)
 
-        found = buildings.footprints_on_grid(
-            read, grid.height, grid.width, options, pixel_m, block=block, on_block=on_block, is_canceled=is_canceled
-        )
+        def keep(footprint):
+            done = buildings.finish(footprint, options, grid.pixel_area_m2, pixel_m)
+            if done is None:
+                return None
+            area_m2 = done.geometry.area * grid.pixel_area_m2
+            return MapFootprint(buildings.to_map(done.geometry, grid.transform), done.score, area_m2)
+
+        found = buildings.footprints_on_grid(read, grid.height, grid.width, options, pixel_m, block=block,
+                                             on_block=on_block, is_canceled=is_canceled, keep=keep)
     if found is None:
         raise Canceled()
-    finished = buildings.finish(found, options, grid.pixel_area_m2, pixel_m)
-    return [
-        MapFootprint(buildings.to_map(f.geometry, grid.transform), f.score, f.geometry.area * grid.pixel_area_m2)
-        for f in finished
-    ]
+    return found
 
 
 def _write_probability(stitched, destination, crs_wkt, is_canceled) -> None:

@@ -52,7 +52,8 @@ def test_minimum_area_simplify_and_score():
     found = buildings.footprints_on_grid(
         lambda r, c, h, w: (prob[r : r + h, c : c + w], None), 80, 80, OPTIONS, 0.3
     )
-    kept = buildings.finish(found, buildings.BuildingOptions(min_area_m2=2.0, simplify_m=0.3), 0.09, 0.3)
+    options = buildings.BuildingOptions(min_area_m2=2.0, simplify_m=0.3)
+    kept = [f for f in (buildings.finish(f, options, 0.09, 0.3) for f in found) if f is not None]
     assert len(found) == 2 and len(kept) == 1
     assert kept[0].score == pytest.approx(0.8)
     assert kept[0].geometry.equals(box(10, 10, 40, 40))

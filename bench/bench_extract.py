@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""Building extraction: throughput, the engine's overhead over the model alone, and peak memory.
+
+1. Throughput and overhead, with the shipped buildings model on real imagery at 0.3 m (the SpaceNet 3
+   Vegas RGB tile repeated into a UTM GeoTIFF): the whole run (read, stretch, model, stitch, footprints)
+   against the bare ``session.run`` calls on the very same tile batches, timed in this process.
+   Target: the engine adds at most 30 % to the model's own time.
+2. Peak memory of a whole run over a 20,000 x 20,000 px raster (real Atlanta panchromatic imagery
+   repeated), in a child process, against the memory one float32 copy of that raster would take.
+   The model there is the engine tests' brightness model (a few operations a pixel), so the run takes
+   minutes, not an hour of CPU, while every engine stage runs at full size. Target: peak RSS < 2 GB.
+
+``--quick`` shrinks both rasters. Where onnxruntime reaches a GPU, part 1 runs there too and reports
+the share of the time the GPU is busy (model time / whole run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.transform import from_origin
+
+REPO = Path(__file__).resolve().parent.parent
+PLUGIN_PATH = REPO / ".build" / "plugins"
+for extra in (PLUGIN_PATH, REPO / "tests" / "support"):
+    if str(extra) not in sys.path:
+        sys.path.insert(0, str(extra))
+
+from spacenet_toolkit.core import extract, raster, runtime, tiling  # noqa: E402 - needs the path above
+
+FIXTURES = REPO.parent / "shared" / "fixtures" / "spacenet"
+VEGAS = FIXTURES / "sn3_vegas_rgb_roads" / "RGB-PanSharpen_AOI_2_Vegas_img0.tif"
+ATLANTA = FIXTURES / "sn4_atlanta_pan" / "sample_geotiff.tif"
+MODEL = REPO / "models" / "buildings_unet_small.onnx"
+MEMORY_LIMIT_MB = 2048
+OVERHEAD_LIMIT = 0.30
+
+
+def repeated_raster(source: Path, destination: Path, size: int, pixel_m: float, rows: slice = slice(None)):
+    """A tiled GeoTIFF of ``size`` x ``size`` px made by repeating a real tile, written in strips."""
+    with rasterio.open(source) as src:
+        data = src.read(indexes=[1, 2, 3] if src.count >= 3 else [1])[:, rows]
+    bands, h, w = data.shape
+    profile = {"driver": "GTiff", "width": size, "height": size, "count": bands, "dtype": data.dtype.name,
+               "crs": "EPSG:32611", "transform": from_origin(600000, 4000000, pixel_m, pixel_m), "tiled": True,
+               "blockxsize": 512, "blockysize": 512, "compress": "deflate", "BIGTIFF": "IF_SAFER"}
+    reps = -(-size // w)
+    with rasterio.open(destination, "w", **profile) as out:
+        for top in range(0, size, h):
+            strip = np.tile(data, (1, 1, reps))[:, : min(h, size - top), :size]
+            out.write(strip, window=rasterio.windows.Window(0, top, size, strip.shape[1]))
+    return destination
+
+
+def model_only_seconds(request) -> tuple:
+    """Time of the bare session.run calls over the run's own tile batches (inputs prepared beforehand)."""
+    predictor = runtime.load(request.model_path, request.device)
+    card = predictor.card
+    info = raster.describe(request.raster_path)
+    bands = raster.check_bands(raster.default_bands(info, card.bands), info, card.bands)
+    grid = raster.model_grid(info, None, card.gsd_m)
+    stretch = raster.measure_stretch(info, bands, grid, card.normalisation)
+    size, overlap = extract._tile_plan(card, grid, request.tile_size)
+    plan = tiling.tiles(grid.height, grid.width, size, overlap)
+    batches = []
+    with raster.open_on_grid(info, grid) as reader:
+        for first in range(0, len(plan), request.batch_size):
+            inputs = []
+            for tile in plan[first : first + request.batch_size]:
+                values, valid = extract._read_tile(reader, bands, tile, grid)
+                inputs.append(stretch.apply(values) * valid)
+            batches.append(np.stack(inputs))
+    session, feeds = predictor.session, card.input_name
+    session.run(None, {feeds: batches[0]})  # warm-up, as the engine's first batch is not timed apart
+    started = time.perf_counter()
+    for batch in batches:
+        session.run([card.output_name], {feeds: batch})
+    return time.perf_counter() - started, len(plan), grid
+
+
+def throughput(args, work: Path, device: str) -> bool:
+    size = 2600 if args.quick else 5200
+    image = repeated_raster(VEGAS, work / "vegas_0.3m.tif", size, 0.3, rows=slice(0, 1200))  # no caption strip
+    request = extract.ExtractRequest(str(image), str(MODEL), device=device, batch_size=4, work_dir=str(work))
+    predictor = runtime.load(request.model_path, device)
+    extract.extract_buildings(extract.ExtractRequest(str(VEGAS), str(MODEL), device=device))  # warm the cache
+    model_s, tiles, grid = model_only_seconds(request)
+    started = time.perf_counter()
+    result = extract.extract_buildings(request)
+    whole_s = time.perf_counter() - started
+    km2 = grid.width * grid.height * grid.pixel_area_m2 / 1e6
+    overhead = whole_s / model_s - 1
+    print(f"[{predictor.device_label}] {size} x {size} px at 0.3 m = {km2:.2f} km2, {tiles} tiles of "
+          f"{predictor.card.tile_size} px, {len(result.footprints)} buildings")
+    print(f"  model alone (session.run)  {model_s:8.2f} s   {km2 / model_s:.4f} km2/s   "
+          f"{1000 * model_s / tiles:.0f} ms/tile")
+    print(f"  whole extraction           {whole_s:8.2f} s   {km2 / whole_s:.4f} km2/s   "
+          f"ratio {whole_s / model_s:.2f}x (engine adds {100 * overhead:.0f} %, target <= "
+          f"{100 * OVERHEAD_LIMIT:.0f} %)")
+    if predictor.on_gpu:
+        print(f"  GPU busy {100 * model_s / whole_s:.0f} % of the run")
+    return overhead <= OVERHEAD_LIMIT
+
+
+CHILD = """
+import json, resource, sys, time
+sys.path[:0] = {paths!r}
+from spacenet_toolkit.core import extract
+started = time.perf_counter()
+result = extract.extract_buildings(extract.ExtractRequest({image!r}, {model!r}, work_dir={work!r}, device="cpu"))
+print(json.dumps({{"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "seconds": time.perf_counter() - started, "buildings": len(result.footprints),
+                  "tiles": result.tiles_run}}))
+"""
+
+
+def memory(args, work: Path) -> bool:
+    import onnx_models
+
+    size = 6000 if args.quick else 20000
+    image = repeated_raster(ATLANTA, work / "atlanta_big.tif", size, 0.5)
+    model = onnx_models.brightness_model(work / "brightness.onnx",
+                                         onnx_models.card(input={"tile_size": 512, "overlap": 64}))
+    code = CHILD.format(paths=[str(PLUGIN_PATH)], image=str(image), model=str(model), work=str(work))
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    if child.returncode:
+        print(child.stderr[-2000:])
+        return False
+    figures = json.loads(child.stdout.strip().splitlines()[-1])
+    naive_mb = size * size * 4 / 2**20
+    print(f"{size} x {size} px raster ({size * size * 0.25 / 1e6:.0f} km2 at 0.5 m): peak RSS "
+          f"{figures['peak_mb']:.0f} MB (target < {MEMORY_LIMIT_MB} MB); one float32 copy of the raster alone "
+          f"would be {naive_mb:.0f} MB (ratio {figures['peak_mb'] / naive_mb:.2f}x); {figures['tiles']} tiles, "
+          f"{figures['buildings']} buildings in {figures['seconds']:.0f} s")
+    return figures["peak_mb"] < MEMORY_LIMIT_MB
+
+
+def main(argv) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller rasters")
+    parser.add_argument("--part", choices=("throughput", "memory", "all"), default="all")
+    args = parser.parse_args(argv)
+    if not MODEL.is_file():
+        print(f"{MODEL} is missing: the buildings model ships with the plugin.")
+        return 1
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="bench-extract-") as folder:
+        work = Path(folder)
+        if args.part in ("throughput", "all"):
+            ok &= throughput(args, work, "cpu")
+            if any(p in runtime.GPU_PROVIDERS for p in _gpu_providers()):
+                ok &= throughput(args, work, "gpu")
+        if args.part in ("memory", "all"):
+            ok &= memory(args, work)
+    return 0 if ok else 1
+
+
+def _gpu_providers():
+    try:
+        return runtime.load(MODEL, "auto").session.get_providers()
+    except runtime.RuntimeUnavailableError:
+        return []
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
