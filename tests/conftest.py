@@ -67,3 +67,15 @@ def fixtures() -> Path:
     if not folder.is_dir():
         pytest.skip(f"the shared fixtures are not beside the checkout ({folder})")
     return folder
+
+
+@pytest.fixture(scope="session")
+def brightness_model(tmp_path_factory) -> str:
+    """A tiny model with known, neighbourhood-dependent output (tests/support/onnx_models.py), with our card.
+
+    Its overlap is wider than four times the model's reach: the blend ignores a quarter of it.
+    """
+    import onnx_models
+
+    card = onnx_models.card(input={"tile_size": 256, "overlap": 96})
+    return str(onnx_models.brightness_model(tmp_path_factory.mktemp("models") / "brightness.onnx", card))

@@ -1,6 +1,5 @@
 """spacenet:extractbuildings inside QGIS: parameters, outputs, styling, errors, cancel."""
 
-import onnx_models
 import pytest
 from qgis.core import (
     Qgis,
@@ -17,22 +16,16 @@ ATLANTA = "spacenet/sn4_atlanta_pan/sample_geotiff.tif"
 VEGAS_RGB = "spacenet/sn3_vegas_rgb_roads/RGB-PanSharpen_AOI_2_Vegas_img0.tif"
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    card = onnx_models.card(input={"tile_size": 256, "overlap": 96})
-    return str(onnx_models.brightness_model(tmp_path_factory.mktemp("models") / "brightness.onnx", card))
-
-
 def run(parameters, feedback=None):
     import processing
 
     return processing.run(ALGORITHM, parameters, feedback=feedback or QgsProcessingFeedback())
 
 
-def test_footprints_with_fields_crs_and_the_run_recorded(provider, fixtures, model, tmp_path):
+def test_footprints_with_fields_crs_and_the_run_recorded(provider, fixtures, brightness_model, tmp_path):
     output = tmp_path / "buildings.gpkg"
     probability = tmp_path / "probability.tif"
-    result = run({"INPUT": str(fixtures / ATLANTA), "MODEL": model, "OUTPUT": str(output),
+    result = run({"INPUT": str(fixtures / ATLANTA), "MODEL": brightness_model, "OUTPUT": str(output),
                   "OUTPUT_PROBABILITY": str(probability), "DEVICE": "cpu", "MIN_AREA": 4, "REGULARIZE": True})
     layer = QgsVectorLayer(result["OUTPUT"], "buildings")
     assert layer.isValid() and layer.featureCount() == result["BUILDING_COUNT"] > 10
@@ -47,8 +40,8 @@ def test_footprints_with_fields_crs_and_the_run_recorded(provider, fixtures, mod
     assert raster.isValid() and raster.crs().authid() == "EPSG:32616"
 
 
-def test_an_extent_in_another_crs_limits_the_search(provider, fixtures, model):
-    whole = run({"INPUT": str(fixtures / ATLANTA), "MODEL": model, "OUTPUT": "memory:"})
+def test_an_extent_in_another_crs_limits_the_search(provider, fixtures, brightness_model):
+    whole = run({"INPUT": str(fixtures / ATLANTA), "MODEL": brightness_model, "OUTPUT": "memory:"})
     # the western half of the tile, given in WGS 84
     layer = QgsRasterLayer(str(fixtures / ATLANTA), "atlanta")
     e = layer.extent()
@@ -57,20 +50,21 @@ def test_an_extent_in_another_crs_limits_the_search(provider, fixtures, model):
     to_wgs84 = QgsCoordinateTransform(layer.crs(), QgsCoordinateReferenceSystem("EPSG:4326"), QgsProject.instance())
     west = to_wgs84.transformBoundingBox(QgsRectangle(e.xMinimum(), e.yMinimum(), e.center().x(), e.yMaximum()))
     extent = f"{west.xMinimum()},{west.xMaximum()},{west.yMinimum()},{west.yMaximum()} [EPSG:4326]"
-    half = run({"INPUT": str(fixtures / ATLANTA), "MODEL": model, "EXTENT": extent, "OUTPUT": "memory:"})
+    half = run({"INPUT": str(fixtures / ATLANTA), "MODEL": brightness_model, "EXTENT": extent, "OUTPUT": "memory:"})
     assert 0 < half["BUILDING_COUNT"] < whole["BUILDING_COUNT"]
     limit = to_wgs84.transformBoundingBox(west, Qgis.TransformDirection.Reverse).xMaximum()
     right = max(f.geometry().boundingBox().xMaximum() for f in half["OUTPUT"].getFeatures())
     assert right <= limit + 0.5  # the model grid ends on a whole pixel (0.5 m)
 
 
-def test_errors_name_the_problem(provider, fixtures, model):
+def test_errors_name_the_problem(provider, fixtures, brightness_model):
     with pytest.raises(QgsProcessingException, match="2 band\\(s\\) were chosen .* takes 3"):
-        run({"INPUT": str(fixtures / VEGAS_RGB), "MODEL": model, "BANDS": [1, 2], "OUTPUT": "memory:"})
+        run({"INPUT": str(fixtures / VEGAS_RGB), "MODEL": brightness_model, "BANDS": [1, 2], "OUTPUT": "memory:"})
     with pytest.raises(QgsProcessingException, match="No model 'no_such_model': give the name of a shipped model"):
         run({"INPUT": str(fixtures / ATLANTA), "MODEL": "no_such_model", "OUTPUT": "memory:"})
     with pytest.raises(QgsProcessingException, match="does not overlap the raster"):
-        run({"INPUT": str(fixtures / ATLANTA), "MODEL": model, "EXTENT": "0,1,0,1 [EPSG:4326]", "OUTPUT": "memory:"})
+        run({"INPUT": str(fixtures / ATLANTA), "MODEL": brightness_model, "EXTENT": "0,1,0,1 [EPSG:4326]",
+             "OUTPUT": "memory:"})
 
 
 class CancelAfter(QgsProcessingFeedback):
@@ -79,15 +73,15 @@ class CancelAfter(QgsProcessingFeedback):
         self.progressChanged.connect(lambda value: value >= progress and self.cancel())
 
 
-def test_cancel_writes_nothing(provider, fixtures, model, tmp_path):
+def test_cancel_writes_nothing(provider, fixtures, brightness_model, tmp_path):
     output, probability = tmp_path / "buildings.gpkg", tmp_path / "probability.tif"
-    result = run({"INPUT": str(fixtures / ATLANTA), "MODEL": model, "OUTPUT": str(output), "BATCH_SIZE": 1,
+    result = run({"INPUT": str(fixtures / ATLANTA), "MODEL": brightness_model, "OUTPUT": str(output), "BATCH_SIZE": 1,
                   "OUTPUT_PROBABILITY": str(probability)}, feedback=CancelAfter(10))
     assert result == {}
     assert not output.exists() and not probability.exists()
 
 
-def test_loaded_footprints_are_styled_and_carry_the_run(provider, fixtures, model):
+def test_loaded_footprints_are_styled_and_carry_the_run(provider, fixtures, brightness_model):
     from spacenet_toolkit.processing_provider.styles import BuildingStyler
 
     layer = QgsVectorLayer("Polygon?crs=EPSG:32616", "footprints", "memory")

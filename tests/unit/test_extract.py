@@ -1,7 +1,6 @@
 """The extraction engine on real rasters: exact known outputs, seams, nodata, CRSs, bands, cancel, devices."""
 
 import numpy as np
-import onnx_models
 import pytest
 import rasterio
 from rasterio import features
@@ -14,13 +13,6 @@ from spacenet_toolkit.core import extract, raster, runtime
 ATLANTA = "spacenet/sn4_atlanta_pan/sample_geotiff.tif"
 VEGAS_RGB = "spacenet/sn3_vegas_rgb_roads/RGB-PanSharpen_AOI_2_Vegas_img0.tif"
 FOTOMAP = "onnx_plumbing/dummy_fotomap_small.tif"
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    # an overlap wider than four times the model's reach: the blend ignores a quarter of it
-    card = onnx_models.card(input={"tile_size": 256, "overlap": 96})
-    return str(onnx_models.brightness_model(tmp_path_factory.mktemp("models") / "brightness.onnx", card))
 
 
 def run(raster_path, model_path, **options):
@@ -58,9 +50,9 @@ def test_every_deepness_plumbing_model_runs(fixtures, name):
         assert f.geometry.is_valid and 0 <= f.score <= 1 and f.area_m2 > 0
 
 
-def test_one_big_window_and_many_small_tiles_give_the_same_buildings(fixtures, model):
-    big = run(fixtures / ATLANTA, model, tile_size=1024)
-    small = run(fixtures / ATLANTA, model, tile_size=192)
+def test_one_big_window_and_many_small_tiles_give_the_same_buildings(fixtures, brightness_model):
+    big = run(fixtures / ATLANTA, brightness_model, tile_size=1024)
+    small = run(fixtures / ATLANTA, brightness_model, tile_size=192)
     assert big.tiles_run == 1 and small.tiles_run > 30
     assert len(big.footprints) > 20
     assert abs(len(big.footprints) - len(small.footprints)) <= max(1, len(big.footprints) // 100)
@@ -73,15 +65,15 @@ def test_one_big_window_and_many_small_tiles_give_the_same_buildings(fixtures, m
     assert np.mean(ious) >= 0.99 and np.quantile(ious, 0.05) >= 0.95
 
 
-def test_blocks_of_the_footprint_stage_do_not_change_the_result(fixtures, model):
-    whole = run(fixtures / ATLANTA, model)
-    blocked = run(fixtures / ATLANTA, model, block=256)
+def test_blocks_of_the_footprint_stage_do_not_change_the_result(fixtures, brightness_model):
+    whole = run(fixtures / ATLANTA, brightness_model)
+    blocked = run(fixtures / ATLANTA, brightness_model, block=256)
     union_a = unary_union([f.geometry for f in whole.footprints])
     union_b = unary_union([f.geometry for f in blocked.footprints])
     assert union_a.symmetric_difference(union_b).area / union_a.area < 0.01
 
 
-def test_nothing_is_found_in_nodata_or_along_its_edge(fixtures, model, tmp_path):
+def test_nothing_is_found_in_nodata_or_along_its_edge(fixtures, brightness_model, tmp_path):
     source = fixtures / ATLANTA
     holed = tmp_path / "holed.tif"
     with rasterio.open(source) as src:
@@ -89,26 +81,26 @@ def test_nothing_is_found_in_nodata_or_along_its_edge(fixtures, model, tmp_path)
     data[:, :, :450] = 0  # the tile's nodata value
     with rasterio.open(holed, "w", **profile) as out:
         out.write(data)
-    full = run(source, model)
-    result = run(holed, model)
+    full = run(source, brightness_model)
+    result = run(holed, brightness_model)
     with rasterio.open(holed) as src:
         nodata_edge = src.bounds.left + 450 * 0.5 + extract.EDGE_M
     assert result.footprints and len(result.footprints) < len(full.footprints)
     assert min(f.geometry.bounds[0] for f in result.footprints) >= nodata_edge - 1e-6
 
 
-def test_wholly_nodata_tiles_are_skipped(fixtures, model, tmp_path):
+def test_wholly_nodata_tiles_are_skipped(fixtures, brightness_model, tmp_path):
     holed = tmp_path / "mostly_empty.tif"
     with rasterio.open(fixtures / ATLANTA) as src:
         data, profile = src.read(), src.profile
     data[:, :, 300:] = 0
     with rasterio.open(holed, "w", **profile) as out:
         out.write(data)
-    result = run(holed, model, tile_size=128)
+    result = run(holed, brightness_model, tile_size=128)
     assert result.tiles_skipped > 0 and result.tiles_run > 0
 
 
-def test_geographic_and_projected_copies_give_the_same_buildings(fixtures, model, tmp_path):
+def test_geographic_and_projected_copies_give_the_same_buildings(fixtures, brightness_model, tmp_path):
     """The Vegas tile in EPSG:4326 and warped to UTM 11N: the model grid is in metres either way."""
     source = fixtures / VEGAS_RGB
     utm = tmp_path / "vegas_utm.tif"
@@ -119,8 +111,8 @@ def test_geographic_and_projected_copies_give_the_same_buildings(fixtures, model
             with rasterio.open(utm, "w", **profile) as out:
                 out.write(vrt.read())
                 out.colorinterp = src.colorinterp  # keep the alpha band: the warped corners are no data
-    geographic = run(source, model, bands=(1, 2, 3))
-    projected = run(utm, model, bands=(1, 2, 3))
+    geographic = run(source, brightness_model, bands=(1, 2, 3))
+    projected = run(utm, brightness_model, bands=(1, 2, 3))
     assert abs(geographic.settings["gsd_m"] - 0.5) < 0.01 and abs(projected.settings["gsd_m"] - 0.5) < 0.01
     in_utm = [shape(transform_geom("EPSG:4326", "EPSG:32611", mapping(f.geometry))) for f in geographic.footprints]
     with rasterio.open(source) as src:
@@ -135,18 +127,18 @@ def test_geographic_and_projected_copies_give_the_same_buildings(fixtures, model
     assert sum(f.area_m2 for f in geographic.footprints) == pytest.approx(unary_union(in_utm).area, rel=0.02)
 
 
-def test_band_mismatch_is_explained(fixtures, model, tmp_path):
+def test_band_mismatch_is_explained(fixtures, brightness_model, tmp_path):
     with pytest.raises(raster.BandMappingError, match="2 band\\(s\\) were chosen .* the model takes 3"):
-        run(fixtures / VEGAS_RGB, model, bands=(1, 2))
+        run(fixtures / VEGAS_RGB, brightness_model, bands=(1, 2))
     with pytest.raises(raster.BandMappingError, match="do not exist: the raster has bands 1 to 4"):
-        run(fixtures / VEGAS_RGB, model, bands=(1, 2, 7))
+        run(fixtures / VEGAS_RGB, brightness_model, bands=(1, 2, 7))
     two_bands = tmp_path / "two.tif"
     with rasterio.open(fixtures / "spacenet/sn6_rotterdam_ms_pan/ms1.tif") as src:
         profile = src.profile | {"count": 2}
         with rasterio.open(two_bands, "w", **profile) as out:
             out.write(src.read([1, 2]))
     with pytest.raises(raster.BandMappingError, match="has 2 data band\\(s\\) but the model needs 3"):
-        run(two_bands, model)
+        run(two_bands, brightness_model)
 
 
 def test_default_bands_follow_the_raster(fixtures, tmp_path):
@@ -162,9 +154,9 @@ def test_default_bands_follow_the_raster(fixtures, tmp_path):
     assert bands_of(eight) == (5, 3, 2)  # WorldView 8-band true colour
 
 
-def test_probability_output_and_stretch_once_per_run(fixtures, model, tmp_path):
+def test_probability_output_and_stretch_once_per_run(fixtures, brightness_model, tmp_path):
     destination = tmp_path / "probability.tif"
-    run(fixtures / ATLANTA, model, probability_path=str(destination), tile_size=128)
+    run(fixtures / ATLANTA, brightness_model, probability_path=str(destination), tile_size=128)
     with rasterio.open(destination) as src:
         probability = src.read(1)
         assert src.dtypes[0] == "float32" and src.crs.to_epsg() == 32616
@@ -173,14 +165,14 @@ def test_probability_output_and_stretch_once_per_run(fixtures, model, tmp_path):
     assert not list(tmp_path.glob(".*partial"))
 
 
-def test_cancel_raises_and_leaves_nothing(fixtures, model, tmp_path):
+def test_cancel_raises_and_leaves_nothing(fixtures, brightness_model, tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     destination = tmp_path / "probability.tif"
     polls = []
     with pytest.raises(extract.Canceled):
         extract.extract_buildings(
-            extract.ExtractRequest(str(fixtures / ATLANTA), model, tile_size=128, batch_size=2,
+            extract.ExtractRequest(str(fixtures / ATLANTA), brightness_model, tile_size=128, batch_size=2,
                                    probability_path=str(destination), work_dir=str(work)),
             is_canceled=lambda: polls.append(1) or len(polls) > 3,
         )
@@ -188,28 +180,48 @@ def test_cancel_raises_and_leaves_nothing(fixtures, model, tmp_path):
     assert not destination.exists() and not any(work.iterdir())
 
 
-def test_a_gpu_that_cannot_run_is_said_plainly(model):
+def test_a_gpu_that_cannot_run_is_said_plainly(brightness_model):
     runtime.clear_cache()
     import onnxruntime
 
     if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         try:
-            predictor = runtime.load(model, "auto")
+            predictor = runtime.load(brightness_model, "auto")
         except runtime.RuntimeUnavailableError:
             pytest.fail("auto must fall back to the CPU")
         if predictor.on_gpu:
             pytest.skip("a working GPU is present: the GPU path is measured by make bench")
     else:
-        predictor = runtime.load(model, "auto")
+        predictor = runtime.load(brightness_model, "auto")
     assert predictor.provider == "CPUExecutionProvider" and "Running on the CPU" in predictor.note
     with pytest.raises(runtime.RuntimeUnavailableError, match="A GPU was requested but cannot be used: .*"):
-        runtime.load(model, "gpu")
+        runtime.load(brightness_model, "gpu")
 
 
-def test_sessions_are_cached_and_io_binding_matches_run(model):
-    first = runtime.load(model, "cpu")
-    assert runtime.load(model, "cpu") is first
+def test_sessions_are_cached_and_io_binding_matches_run(brightness_model):
+    first = runtime.load(brightness_model, "cpu")
+    assert runtime.load(brightness_model, "cpu") is first
     batch = np.random.default_rng(0).random((2, 3, 64, 64), dtype=np.float32)
     plain = first.run(batch)
     bound = runtime.to_probabilities(first._run_io_bound(batch), first.card.activation)
     np.testing.assert_allclose(plain, bound, atol=1e-6)
+
+
+def test_the_shipped_model_and_its_fp16_variant(repo_root, fixtures):
+    """The card is complete, the GPU variant is found beside it and agrees with it (run here on the CPU)."""
+    path = repo_root / "models" / "buildings_unet_small.onnx"
+    half = runtime.fp16_variant(path)
+    assert half == path.with_name("buildings_unet_small.fp16.onnx")
+    assert runtime.fp16_variant(half) is None
+    assert path.stat().st_size <= 25 * 2**20 and half.stat().st_size < path.stat().st_size
+    full = runtime.load(path, "cpu")
+    card = full.card
+    assert card.source == "spacenet" and card.gsd_m == 0.3 and card.bands == ("red", "green", "blue")
+    assert card.channels == ("building", "interior") and 0 < card.threshold < 1
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(half), providers=["CPUExecutionProvider"])
+    batch = np.random.default_rng(2).random((1, 3, 256, 256), dtype=np.float32)
+    reference = full.run(batch)
+    halved = session.run(None, {card.input_name: batch})[0]
+    assert np.abs(reference - halved).max() < 0.05
