@@ -69,7 +69,7 @@ def model_only_seconds(request) -> tuple:
     grid = raster.model_grid(info, None, card.gsd_m)
     stretch = raster.measure_stretch(info, bands, grid, card.normalisation)
     size, overlap = extract._tile_plan(card, grid, request.tile_size)
-    plan = tiling.tiles(grid.height, grid.width, size, overlap)
+    plan = tiling.tiles(grid.height, grid.width, size, overlap, align=card.size_multiple)
     batches = []
     with raster.open_on_grid(info, grid) as reader:
         for first in range(0, len(plan), request.batch_size):

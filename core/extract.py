@@ -146,18 +146,19 @@ def _tile_plan(card, grid, tile_size=None):
         if tile_size % card.size_multiple:
             raise raster.RasterError(f"The tile size must be a multiple of {card.size_multiple} px for this model.")
         size = tile_size
-    if not card.fixed_size and max(grid.width, grid.height) < size:
+    overlap = min(card.overlap, size // 2)
+    whole = max(grid.width, grid.height) + 2 * tiling.border(overlap, card.size_multiple)
+    if not card.fixed_size and whole < size:
         # a small extent runs as one tile just big enough (the model takes any multiple of size_multiple)
         m = card.size_multiple
-        size = max(m, -(-max(grid.width, grid.height) // m) * m)
-    overlap = min(card.overlap, size // 2)
+        size = max(m, -(-whole // m) * m)
     return size, overlap
 
 
 def _infer(predictor, info, bands, grid, stretch, path, request, report, is_canceled) -> tuple:
     card = predictor.card
     size, overlap = _tile_plan(card, grid, request.tile_size)
-    plan = tiling.tiles(grid.height, grid.width, size, overlap)
+    plan = tiling.tiles(grid.height, grid.width, size, overlap, align=card.size_multiple)
     batch_size = max(1, min(request.batch_size, card.max_batch or request.batch_size))
     channels = [card.foreground_channel] + ([card.interior_channel] if card.interior_channel is not None else [])
     edge_px = min(EDGE_MAX_PX, max(1, int(round(EDGE_M / np.sqrt(grid.pixel_area_m2)))))
@@ -205,16 +206,15 @@ def _infer(predictor, info, bands, grid, stretch, path, request, report, is_canc
 
 
 def _read_tile(reader, bands, tile, grid):
-    """Raw values [bands, size, size] and validity, zero-padded where the tile reaches past the grid."""
-    h, w = min(tile.size, grid.height - tile.row), min(tile.size, grid.width - tile.col)
-    values, valid = reader.read(bands, tile.row, tile.col, h, w)
-    if (h, w) != (tile.size, tile.size):
-        padded = np.zeros((len(bands), tile.size, tile.size), values.dtype)
-        padded[:, :h, :w] = values
-        mask = np.zeros((tile.size, tile.size), bool)
-        mask[:h, :w] = valid
-        return padded, mask
-    return values, valid
+    """Raw values [bands, size, size] and validity of a tile; where it reaches past the grid, the grid's
+    pixels mirrored across its edge (the same values whichever tile asks)."""
+    top, left = max(tile.row, 0), max(tile.col, 0)
+    bottom, right = min(tile.row + tile.size, grid.height), min(tile.col + tile.size, grid.width)
+    values, valid = reader.read(bands, top, left, bottom - top, right - left)
+    if (bottom - top, right - left) == (tile.size, tile.size):
+        return values, valid
+    widths = ((top - tile.row, tile.row + tile.size - bottom), (left - tile.col, tile.col + tile.size - right))
+    return np.pad(values, ((0, 0), *widths), mode="symmetric"), np.pad(valid, widths, mode="symmetric")
 
 
 def _fit(output: np.ndarray, size: int) -> np.ndarray:

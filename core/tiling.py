@@ -1,7 +1,7 @@
 """Overlapping tiles over a grid and their seamless, memory-bounded stitching.
 
-Tiles are visited row by row. Each tile's output is weighted by a window that ignores its outer
-margin and tapers across the rest of the overlap, so neighbouring tiles fade into each other
+Tiles are visited row by row. Each tile's output is weighted by a window that ignores the outer
+part of the overlap and tapers across its middle, so neighbouring tiles fade into each other
 instead of meeting at a seam. Once a tile row is
 done, the grid rows above the next tile row can receive nothing more: they are normalised and
 handed on, so memory holds one tile row of the grid, never the whole grid.
@@ -23,36 +23,52 @@ class Tile:
     size: int
 
 
-def positions(length: int, size: int, overlap: int) -> list:
-    """Start offsets of tiles of ``size`` along ``length`` with at least ``overlap`` shared pixels."""
-    if length <= size:
-        return [0]
-    stride = max(1, size - overlap)
-    starts = list(range(0, length - size, stride))
-    starts.append(length - size)  # the last tile ends at the grid edge
-    return starts
+def border(overlap: int, align: int = 1) -> int:
+    """Pixels the tiles reach beyond each grid edge: half the overlap, on the alignment.
+
+    Then a grid edge lies as deep inside its tiles as any seam between two tiles, instead of at a tile's
+    border where the model knows least; the reach is filled by mirroring the grid's own pixels.
+    """
+    half = overlap // 2
+    return -(-half // align) * align if half else 0
 
 
-def tiles(height: int, width: int, size: int, overlap: int) -> list:
-    """Tiles covering the grid in row order. Tiles of a grid smaller than ``size`` reach past it (padded)."""
-    return [Tile(r, c, size) for r in positions(height, size, overlap) for c in positions(width, size, overlap)]
+def positions(length: int, size: int, overlap: int, align: int = 1) -> list:
+    """Start offsets of tiles of ``size`` covering ``length`` plus a border on each side, sharing at
+    least ``overlap`` pixels.
+
+    Starts are on multiples of ``align``: a network that pools by 2**k sees the ground at the same phase
+    in every tile only when tiles start on multiples of 2**k, else neighbours disagree. The last tile
+    may reach past the far border rather than start off the alignment.
+    """
+    pad = border(overlap, align)
+    span = length + 2 * pad
+    stride = max(align, (size - overlap) // align * align)
+    count = 1 if span <= size else -(-(span - size) // stride) + 1
+    return [i * stride - pad for i in range(count)]
+
+
+def tiles(height: int, width: int, size: int, overlap: int, align: int = 1) -> list:
+    """Tiles covering the grid and its borders in row order (see ``positions``)."""
+    rows, cols = positions(height, size, overlap, align), positions(width, size, overlap, align)
+    return [Tile(r, c, size) for r in rows for c in cols]
 
 
 def blend_window(size: int, overlap: int) -> np.ndarray:
     """[size, size] weights that hand over from one tile to the next across their overlap.
 
-    The outer quarter of the overlap weighs (almost) nothing: there a model sees the tile's edge,
-    not the ground beyond. The middle half falls along a raised cosine, so neighbours cross-fade.
+    The outer 3/8 of the overlap weighs (almost) nothing: there the model sees the tile's edge, not the
+    ground beyond. The middle quarter falls along a raised cosine, so neighbours cross-fade.
     """
     ramp = np.ones(size, dtype=np.float32)
     n = min(overlap, size // 2)
     if n > 0:
-        margin = n // 4
+        margin = 3 * n // 8
+        width = max(1, n - 2 * margin)
         fall = np.full(n, EDGE_WEIGHT, dtype=np.float32)
-        width = n - 2 * margin
         t = (np.arange(width, dtype=np.float32) + 0.5) / width
-        fall[margin : n - margin] = EDGE_WEIGHT + (1 - EDGE_WEIGHT) * 0.5 * (1 - np.cos(np.pi * t))
-        fall[n - margin :] = 1.0
+        fall[margin : margin + width] = EDGE_WEIGHT + (1 - EDGE_WEIGHT) * 0.5 * (1 - np.cos(np.pi * t))
+        fall[margin + width :] = 1.0
         ramp[:n] = fall
         ramp[size - n :] = np.minimum(ramp[size - n :], fall[::-1])
     return np.outer(ramp, ramp)
@@ -70,15 +86,18 @@ class RowStitcher:
         self._weight = np.zeros((tile_size, width), dtype=np.float32)
 
     def add(self, tile: Tile, values: np.ndarray) -> None:
-        """Add a tile's output [C, size, size]; tiles must come in row order."""
+        """Add a tile's output [C, size, size]; tiles must come in row order. What lies off the grid is dropped."""
         if tile.row > self._top:
             self._flush_until(tile.row)
-        r0 = tile.row - self._top
-        h = min(tile.size, self.height - tile.row)
-        w = min(tile.size, self.width - tile.col)
-        weights = self._weights[:h, :w]
-        self._sum[:, r0 : r0 + h, tile.col : tile.col + w] += values[:, :h, :w] * weights
-        self._weight[r0 : r0 + h, tile.col : tile.col + w] += weights
+        top, left = max(tile.row, 0), max(tile.col, 0)
+        bottom, right = min(tile.row + tile.size, self.height), min(tile.col + tile.size, self.width)
+        if bottom <= top or right <= left:
+            return
+        inside = (slice(top - tile.row, bottom - tile.row), slice(left - tile.col, right - tile.col))
+        weights = self._weights[inside]
+        rows = slice(top - self._top, bottom - self._top)
+        self._sum[:, rows, left:right] += values[(slice(None), *inside)] * weights
+        self._weight[rows, left:right] += weights
 
     def finish(self) -> None:
         self._flush_until(self.height)
