@@ -94,6 +94,7 @@ def extract_buildings(request: ExtractRequest, report=lambda percent, message=No
         hole_area_m2=request.hole_area_m2,
     )
     pixel_m = float(np.sqrt(grid.pixel_area_m2))
+    size, overlap = _tile_plan(card, grid, request.tile_size)
     report(0.0, f"{card.summary()} on {predictor.device_label}; bands {', '.join(map(str, bands))}; "
            f"{grid.width} x {grid.height} px at {pixel_m:.2f} m")
     if predictor.note:
@@ -103,7 +104,8 @@ def extract_buildings(request: ExtractRequest, report=lambda percent, message=No
     try:
         stitched = work / "probabilities.tif"
         with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
-            counts = _infer(predictor, info, bands, grid, stretch, stitched, request, report, is_canceled)
+            counts = _infer(predictor, info, bands, grid, stretch, stitched, (size, overlap), request.batch_size,
+                            report, is_canceled)
             inferred = time.perf_counter()
             footprints = _footprints(stitched, grid, options, pixel_m, request.block, report, is_canceled)
             if request.probability_path:
@@ -129,8 +131,8 @@ def extract_buildings(request: ExtractRequest, report=lambda percent, message=No
             "simplify_m": options.simplify_m,
             "regularize": options.regularize,
             "gsd_m": round(pixel_m, 4),
-            "tile_size": card.tile_size,
-            "overlap": card.overlap,
+            "tile_size": size,
+            "overlap": overlap,
         },
         tiles_run=counts[0],
         tiles_skipped=counts[1],
@@ -155,11 +157,11 @@ def _tile_plan(card, grid, tile_size=None):
     return size, overlap
 
 
-def _infer(predictor, info, bands, grid, stretch, path, request, report, is_canceled) -> tuple:
+def _infer(predictor, info, bands, grid, stretch, path, tile_plan, batch_size, report, is_canceled) -> tuple:
     card = predictor.card
-    size, overlap = _tile_plan(card, grid, request.tile_size)
+    size, overlap = tile_plan
     plan = tiling.tiles(grid.height, grid.width, size, overlap, align=card.size_multiple)
-    batch_size = max(1, min(request.batch_size, card.max_batch or request.batch_size))
+    batch_size = max(1, min(batch_size, card.max_batch or batch_size))
     channels = [card.foreground_channel] + ([card.interior_channel] if card.interior_channel is not None else [])
     edge_px = min(EDGE_MAX_PX, max(1, int(round(EDGE_M / np.sqrt(grid.pixel_area_m2)))))
     profile = {
