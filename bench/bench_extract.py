@@ -70,11 +70,12 @@ def model_only_seconds(request) -> tuple:
     stretch = raster.measure_stretch(info, bands, grid, card.normalisation)
     size, overlap = extract._tile_plan(card, grid, request.tile_size)
     plan = tiling.tiles(grid.height, grid.width, size, overlap, align=card.size_multiple)
+    batch_size = extract.batch_size_for(predictor, size, request.batch_size)
     batches = []
     with raster.open_on_grid(info, grid) as reader:
-        for first in range(0, len(plan), request.batch_size):
+        for first in range(0, len(plan), batch_size):
             inputs = []
-            for tile in plan[first : first + request.batch_size]:
+            for tile in plan[first : first + batch_size]:
                 values, valid = extract._read_tile(reader, bands, tile, grid)
                 inputs.append(stretch.apply(values) * valid)
             batches.append(np.stack(inputs))

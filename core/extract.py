@@ -23,7 +23,8 @@ from . import buildings, raster, runtime, tiling
 # Nothing is detected this close to nodata, where resampling and the model's view of the blank beyond
 # make artefacts: 1.5 m, at most 16 pixels.
 EDGE_M, EDGE_MAX_PX = 1.5, 16
-WRITE_ROWS = 256  # the stitched probabilities are written in whole rows of 256 x 256 blocks
+WRITE_ROWS = 256
+CPU_BATCH_PIXELS = 1024 * 1024  # the stitched probabilities are written in whole rows of 256 x 256 blocks
 PROGRESS_INFERENCE_END = 85.0
 # GDAL keeps written and read blocks in a cache of 5 % of the RAM by default: on a big raster that cache,
 # not the engine, would set the peak memory. Bounded while a run lasts, restored after.
@@ -161,7 +162,7 @@ def _infer(predictor, info, bands, grid, stretch, path, tile_plan, batch_size, r
     card = predictor.card
     size, overlap = tile_plan
     plan = tiling.tiles(grid.height, grid.width, size, overlap, align=card.size_multiple)
-    batch_size = max(1, min(batch_size, card.max_batch or batch_size))
+    batch_size = batch_size_for(predictor, size, batch_size)
     channels = [card.foreground_channel] + ([card.interior_channel] if card.interior_channel is not None else [])
     edge_px = min(EDGE_MAX_PX, max(1, int(round(EDGE_M / np.sqrt(grid.pixel_area_m2)))))
     profile = {
@@ -205,6 +206,16 @@ def _infer(predictor, info, bands, grid, stretch, path, tile_plan, batch_size, r
         stitcher.finish()
         writer.finish()
     return run, skipped
+
+
+def batch_size_for(predictor, tile_size: int, requested: int) -> int:
+    """Tiles per model run: as requested, within what the model takes and, on a CPU, one megapixel."""
+    batch = max(1, min(requested, predictor.card.max_batch or requested))
+    if not predictor.on_gpu:
+        # on a CPU a batch is no faster than its tiles one by one, and its activations cost memory
+        # (four 1024 px tiles of the shipped U-Net: 3.3 GB)
+        batch = max(1, min(batch, CPU_BATCH_PIXELS // (tile_size * tile_size)))
+    return batch
 
 
 def _read_tile(reader, bands, tile, grid):

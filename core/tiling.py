@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+EMIT_ROWS = 256
 EDGE_WEIGHT = 1e-3  # weight at a tile's outer edge: small, never zero (a grid border has no neighbour)
 
 
@@ -106,12 +107,16 @@ class RowStitcher:
         n = min(row, self.height) - self._top
         if n <= 0:
             return
-        weight = self._weight[:n]
-        done = np.divide(self._sum[:, :n], weight, out=np.zeros_like(self._sum[:, :n]), where=weight > 0)
-        self._emit(self._top, done)
-        # shift the unfinished rows up and clear the freed rows
-        self._sum = np.roll(self._sum, -n, axis=1)
-        self._weight = np.roll(self._weight, -n, axis=0)
-        self._sum[:, -n:] = 0
-        self._weight[-n:] = 0
+        # emitted in slices of at most EMIT_ROWS rows: the normalised copy stays small on wide grids
+        for first in range(0, n, EMIT_ROWS):
+            rows = slice(first, min(n, first + EMIT_ROWS))
+            weight = self._weight[rows]
+            done = np.divide(self._sum[:, rows], weight, out=np.zeros_like(self._sum[:, rows]), where=weight > 0)
+            self._emit(self._top + first, done)
+        # shift the unfinished rows up in place (no copy of the buffer) and clear the freed rows
+        keep = self._weight.shape[0] - n
+        self._sum[:, :keep] = self._sum[:, n:]
+        self._weight[:keep] = self._weight[n:]
+        self._sum[:, keep:] = 0
+        self._weight[keep:] = 0
         self._top += n
