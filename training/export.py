@@ -1,0 +1,133 @@
+"""Export a trained checkpoint to ONNX (fp32 and fp16 weights) with the model card in the file's metadata.
+
+The card (`spacenet_model_card`, JSON) is what the engine reads; the Deepness-style keys are added beside it so
+the file also runs in the Deepness plugin. The fp16 file computes in float16 but keeps float32 input and output:
+a Cast after the input and before the output.
+
+    training/.venv/bin/python -m training.export --checkpoint training/runs/latest/best.pt
+"""
+import argparse
+import json
+import os
+
+import numpy as np
+import onnx
+import torch
+from onnx import TensorProto, helper, numpy_helper
+
+from training.model import ExportWrapper, SmallUNet
+
+FP32_PATH = "models/buildings_unet_small.onnx"
+FP16_PATH = "models/buildings_unet_small.fp16.onnx"
+OPSET = 17
+# The engine's tiles: 1024 px with 256 px overlap cost as much per km2 as 512/128 and, measured on the SN3
+# Vegas tile, give exactly the buildings of one whole-tile run (the blend ignores 3/8 of the overlap).
+TILE_SIZE, OVERLAP = 1024, 256
+
+
+def model_card(defaults, scores, training):
+    return {
+        "schema": 1, "name": "buildings_unet_small", "version": "0.1.0", "task": "buildings",
+        "description": ("Small U-Net (1.6 M parameters) for building footprints in RGB or panchromatic aerial and "
+                        "satellite imagery at about 0.3 m. Trained on CPU from OpenAerialMap chips with OSM labels "
+                        "(fAIr / RAMP); a first baseline, expect missed and merged buildings outside similar scenes. "
+                        "Channel 0: building probability; channel 1: building interior (footprint shrunk by 1 m), "
+                        "seeds for splitting touching buildings."),
+        "input": {"name": "image", "bands": ["red", "green", "blue"], "tile_size": TILE_SIZE, "overlap": OVERLAP,
+                  "size_multiple": 32, "gsd_m": 0.3,
+                  "normalisation": {"stretch": "percentile", "low_percentile": 2.0, "high_percentile": 98.0,
+                                    "mean": [0, 0, 0], "std": [1, 1, 1]}},
+        "outputs": {"name": "probabilities", "activation": "none", "channels": ["building", "interior"]},
+        "defaults": defaults,
+        "training": training,
+        "licence": {"model": "Apache-2.0",
+                    "data": ["OpenAerialMap imagery CC BY 4.0 (HOT OSM)", "OpenStreetMap contributors, ODbL 1.0"]},
+        "scores": scores,
+    }
+
+
+def deepness_keys(threshold):
+    """Deepness plugin metadata: each value JSON-encoded, resolution in cm/px, overlap in percent."""
+    return {"model_type": json.dumps("Segmentor"), "class_names": json.dumps({"0": "building"}),
+            "resolution": json.dumps(30), "tile_size": json.dumps(TILE_SIZE),
+            "tiles_overlap": json.dumps(100 * OVERLAP // TILE_SIZE), "seg_thresh": json.dumps(threshold)}
+
+
+def set_metadata(model, card):
+    del model.metadata_props[:]
+    entries = {"spacenet_model_card": json.dumps(card), **deepness_keys(card["defaults"]["threshold"])}
+    for key, value in entries.items():
+        model.metadata_props.add(key=key, value=value)
+    model.producer_name = "spacenet_toolkit/training"
+    model.doc_string = card["description"]
+
+
+def to_fp16(model):
+    """Float16 weights and computation; float32 `image` in and `probabilities` out.
+
+    Resize's roi and scales must stay float32 (opset 17 allows no other type), so the tensors feeding them are
+    left alone.
+    """
+    graph = model.graph
+    keep_fp32 = {n.input[i] for n in graph.node if n.op_type == "Resize" for i in (1, 2) if i < len(n.input)}
+    for init in graph.initializer:
+        if init.data_type == TensorProto.FLOAT and init.name not in keep_fp32:
+            init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name))
+    for node in graph.node:
+        if node.op_type == "Constant" and node.output[0] not in keep_fp32:
+            for attr in node.attribute:
+                if attr.name == "value" and attr.t.data_type == TensorProto.FLOAT:
+                    attr.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(attr.t).astype(np.float16)))
+        for attr in node.attribute:  # e.g. Cast nodes emitted by the exporter
+            if node.op_type == "Cast" and attr.name == "to" and attr.i == TensorProto.FLOAT:
+                attr.i = TensorProto.FLOAT16
+    inp, out = graph.input[0].name, graph.output[0].name
+    for node in graph.node:
+        node.input[:] = [f"{inp}_fp16" if name == inp else name for name in node.input]
+        node.output[:] = [f"{out}_fp16" if name == out else name for name in node.output]
+    graph.node.insert(0, helper.make_node("Cast", [inp], [f"{inp}_fp16"], to=TensorProto.FLOAT16, name="cast_in"))
+    graph.node.append(helper.make_node("Cast", [f"{out}_fp16"], [out], to=TensorProto.FLOAT, name="cast_out"))
+    del graph.value_info[:]
+    model = onnx.shape_inference.infer_shapes(model)
+    onnx.checker.check_model(model)
+    return model
+
+
+def export(net: SmallUNet, card, fp32_path=FP32_PATH, fp16_path=FP16_PATH):
+    net.eval()
+    tmp = fp32_path + ".tmp"
+    torch.onnx.export(ExportWrapper(net), torch.zeros(1, 3, 256, 256), tmp, dynamo=False, opset_version=OPSET,
+                      input_names=["image"], output_names=["probabilities"], do_constant_folding=True,
+                      dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
+                                    "probabilities": {0: "batch", 2: "height", 3: "width"}})
+    model = onnx.load(tmp)
+    set_metadata(model, card)
+    onnx.checker.check_model(model)
+    half = to_fp16(onnx.load(tmp))
+    set_metadata(half, card)
+    _atomic_save(model, fp32_path)
+    _atomic_save(half, fp16_path)
+    os.remove(tmp)
+
+
+def _atomic_save(model, path):
+    onnx.save(model, path + ".part")
+    os.replace(path + ".part", path)  # a reader never sees half a file
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoint", required=True, help="a .pt saved by training.train (weights + card)")
+    args = ap.parse_args()
+    ckpt = torch.load(args.checkpoint, map_location="cpu")
+    net = SmallUNet()
+    net.load_state_dict(ckpt["model"])
+    saved = ckpt["card"]
+    # the card is rebuilt, so changes to its fixed parts (tiling, licence) reach a re-export
+    card = model_card(saved["defaults"], saved["scores"], saved["training"])
+    export(net, card)
+    print(json.dumps(card, indent=1))
+
+
+if __name__ == "__main__":
+    main()
