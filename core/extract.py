@@ -27,7 +27,8 @@ WRITE_ROWS = 256
 CPU_BATCH_PIXELS = 1024 * 1024  # the stitched probabilities are written in whole rows of 256 x 256 blocks
 PROGRESS_INFERENCE_END = 85.0
 # GDAL keeps written and read blocks in a cache of 5 % of the RAM by default: on a big raster that cache,
-# not the engine, would set the peak memory. Bounded while a run lasts, restored after.
+# not the engine, would set the peak memory (the stretch's sample alone reads every block of the extent).
+# Bounded while a run lasts, restored after.
 GDAL_CACHE_BYTES = 256 * 2**20
 
 
@@ -79,6 +80,11 @@ class Extraction:
 
 def extract_buildings(request: ExtractRequest, report=lambda percent, message=None: None, is_canceled=lambda: False):
     """Footprints of the buildings in the request's raster and extent. Raises Canceled when canceled."""
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
+        return _extract(request, report, is_canceled)
+
+
+def _extract(request: ExtractRequest, report, is_canceled) -> Extraction:
     started = time.perf_counter()
     predictor = runtime.load(request.model_path, request.device, request.cpu_threads)
     card = predictor.card
@@ -104,13 +110,12 @@ def extract_buildings(request: ExtractRequest, report=lambda percent, message=No
     work = Path(tempfile.mkdtemp(prefix="spacenet-extract-", dir=request.work_dir))
     try:
         stitched = work / "probabilities.tif"
-        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
-            counts = _infer(predictor, info, bands, grid, stretch, stitched, (size, overlap), request.batch_size,
-                            report, is_canceled)
-            inferred = time.perf_counter()
-            footprints = _footprints(stitched, grid, options, pixel_m, request.block, report, is_canceled)
-            if request.probability_path:
-                _write_probability(stitched, request.probability_path, info.crs_wkt, is_canceled)
+        counts = _infer(predictor, info, bands, grid, stretch, stitched, (size, overlap), request.batch_size,
+                        report, is_canceled)
+        inferred = time.perf_counter()
+        footprints = _footprints(stitched, grid, options, pixel_m, request.block, report, is_canceled)
+        if request.probability_path:
+            _write_probability(stitched, request.probability_path, info.crs_wkt, is_canceled)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report(100.0, None)

@@ -225,3 +225,16 @@ def test_the_shipped_model_and_its_fp16_variant(repo_root, fixtures):
     reference = full.run(batch)
     halved = session.run(None, {card.input_name: batch})[0]
     assert np.abs(reference - halved).max() < 0.05
+
+
+def test_the_shipped_model_tiles_without_seams(repo_root, fixtures):
+    """Real imagery, the real U-Net: its own tiling gives the buildings of one window over the whole tile."""
+    model = repo_root / "models" / "buildings_unet_small.onnx"
+    whole = run(fixtures / VEGAS_RGB, model, tile_size=1600)  # the 1299 x 1052 px grid and its borders
+    tiled = run(fixtures / VEGAS_RGB, model)
+    assert whole.tiles_run == 1 and tiled.tiles_run >= 4 and tiled.settings["tile_size"] == 1024
+    assert len(whole.footprints) > 30 and len(tiled.footprints) == len(whole.footprints)
+    for f in whole.footprints:
+        best = max(f.geometry.intersection(g.geometry).area / f.geometry.union(g.geometry).area
+                   for g in tiled.footprints if g.geometry.intersects(f.geometry))
+        assert best >= 0.99
