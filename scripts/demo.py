@@ -53,6 +53,7 @@ def extract_and_score() -> None:
     print(f"footprints  {results['OUTPUT']}\nprobability {results['OUTPUT_PROBABILITY']}")
     score("The extracted footprints against the tile's 43 labelled buildings (SpaceNet F1, IoU >= 0.5)",
           "atlanta_scored", f"--TRUTH={SAMPLES / 'sn4_atlanta_buildings.geojson'}", f"--PROPOSALS={buildings}")
+    print("(what the shipped model can and cannot do, measured: models/README.md)")
 
 
 def score(title, name, *parameters) -> None:
