@@ -238,3 +238,13 @@ def test_the_shipped_model_tiles_without_seams(repo_root, fixtures):
         best = max(f.geometry.intersection(g.geometry).area / f.geometry.union(g.geometry).area
                    for g in tiled.footprints if g.geometry.intersects(f.geometry))
         assert best >= 0.99
+
+
+@pytest.mark.parametrize("name, bands", [("ms1.tif", None), ("pan1.tif", None), ("ms1.tif", (4, 3, 2))])
+def test_float_multispectral_and_panchromatic_crops_run(fixtures, brightness_model, name, bands):
+    """SpaceNet 6 Rotterdam: 4-band float64 at 1 m and uint16 panchromatic at 0.5 m, both onto the 0.5 m grid."""
+    result = run(fixtures / "spacenet/sn6_rotterdam_ms_pan" / name, brightness_model, bands=bands)
+    assert result.settings["gsd_m"] == pytest.approx(0.5, abs=0.01)
+    assert result.bands == (bands or ((1, 2, 3) if name.startswith("ms") else (1, 1, 1)))
+    assert result.tiles_run >= 1
+    assert all(f.geometry.is_valid and f.area_m2 > 0 for f in result.footprints)
