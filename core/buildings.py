@@ -21,6 +21,8 @@ import shapely.affinity
 from rasterio import features
 from rasterio.transform import Affine
 from scipy import ndimage
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import connected_components
 from shapely.geometry import Polygon, box, shape
 
 SEED_DEPTH_M = 1.0  # distance-transform seeds: pixels at least this far inside a building
@@ -142,15 +144,17 @@ def footprints_on_grid(read, height, width, options, pixel_m, block=BLOCK, halo=
         prob, interior = read(wr0, wc0, wr1 - wr0, wc1 - wc0)
         labels = segment(prob, interior, options, pixel_m)
         if labels.any():
-            found: list = []
-            _collect(labels, prob, (wr0, wc0, wr1, wc1), (r0, c0, r1, c1), (height, width), number, found, pieces)
+            found, cut = _collect(labels, prob, (wr0, wc0, wr1, wc1), (r0, c0, r1, c1), (height, width))
             whole.extend(result for result in map(keep, found) if result is not None)
+            pieces.extend((number, piece) for piece in cut)
         if on_block:
             on_block(number + 1, len(all_blocks))
     return whole + [result for result in map(keep, _join_pieces(pieces)) if result is not None]
 
 
-def _collect(labels, prob, window, core, grid_shape, number, whole, pieces):
+def _collect(labels, prob, window, core, grid_shape) -> tuple:
+    """(footprints this block owns whole, pieces cut by the window edge clipped to the block core)."""
+    whole, pieces = [], []
     wr0, wc0, wr1, wc1 = window
     r0, c0, r1, c1 = core
     size = labels.max() + 1
@@ -187,7 +191,8 @@ def _collect(labels, prob, window, core, grid_shape, number, whole, pieces):
         if core_sums is None:
             core_sums = np.bincount(core_labels.ravel(), weights=core_prob.ravel(), minlength=size)
             core_counts = np.bincount(core_labels.ravel(), minlength=size)
-        pieces.append((number, Footprint(piece, float(core_sums[label]), int(core_counts[label]))))
+        pieces.append(Footprint(piece, float(core_sums[label]), int(core_counts[label])))
+    return whole, pieces
 
 
 def _join_pieces(pieces) -> list:
@@ -195,22 +200,18 @@ def _join_pieces(pieces) -> list:
     if not pieces:
         return []
     geometries = [footprint.geometry for _, footprint in pieces]
-    parent = list(range(len(pieces)))
-
-    def root(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
     tree = shapely.STRtree(geometries)
     left, right = tree.query(geometries, predicate="intersects")
-    for i, j in zip(left.tolist(), right.tolist()):
-        if i < j and pieces[i][0] != pieces[j][0] and geometries[i].intersection(geometries[j]).length > 0:
-            parent[root(i)] = root(j)
+    shared_edge = np.array([
+        i < j and pieces[i][0] != pieces[j][0] and geometries[i].intersection(geometries[j]).length > 0
+        for i, j in zip(left.tolist(), right.tolist())
+    ], dtype=bool)
+    n = len(pieces)
+    edges = csr_matrix((np.ones(shared_edge.sum()), (left[shared_edge], right[shared_edge])), shape=(n, n))
+    _, group_of = connected_components(edges, directed=False)
     groups: dict = {}
-    for i in range(len(pieces)):
-        groups.setdefault(root(i), []).append(pieces[i][1])
+    for (_, footprint), group in zip(pieces, group_of.tolist()):
+        groups.setdefault(group, []).append(footprint)
     joined = []
     for members in groups.values():
         geometry = shapely.union_all([m.geometry for m in members])

@@ -23,8 +23,8 @@ from . import buildings, raster, runtime, tiling
 # Nothing is detected this close to nodata, where resampling and the model's view of the blank beyond
 # make artefacts: 1.5 m, at most 16 pixels.
 EDGE_M, EDGE_MAX_PX = 1.5, 16
-WRITE_ROWS = 256
-CPU_BATCH_PIXELS = 1024 * 1024  # the stitched probabilities are written in whole rows of 256 x 256 blocks
+WRITE_ROWS = 256  # the stitched probabilities are written in whole rows of 256 x 256 blocks
+CPU_BATCH_PIXELS = 1024 * 1024
 PROGRESS_INFERENCE_END = 85.0
 # GDAL keeps written and read blocks in a cache of 5 % of the RAM by default: on a big raster that cache,
 # not the engine, would set the peak memory (the stretch's sample alone reads every block of the extent).
@@ -69,7 +69,6 @@ class Extraction:
     crs_wkt: str
     model_name: str
     device: str  # what ran it, e.g. "GPU (CUDA)" or "CPU"
-    provider: str
     note: str  # why a GPU was not used, or ""
     bands: tuple
     settings: dict
@@ -115,7 +114,7 @@ def _extract(request: ExtractRequest, report, is_canceled) -> Extraction:
         inferred = time.perf_counter()
         footprints = _footprints(stitched, grid, options, pixel_m, request.block, report, is_canceled)
         if request.probability_path:
-            _write_probability(stitched, request.probability_path, info.crs_wkt, is_canceled)
+            _write_probability(stitched, request.probability_path, is_canceled)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report(100.0, None)
@@ -124,7 +123,6 @@ def _extract(request: ExtractRequest, report, is_canceled) -> Extraction:
         crs_wkt=info.crs_wkt,
         model_name=card.name,
         device=predictor.device_label,
-        provider=predictor.provider,
         note=predictor.note,
         bands=bands,
         settings={
@@ -176,6 +174,7 @@ def _infer(predictor, info, bands, grid, stretch, path, tile_plan, batch_size, r
         "blockxsize": 256, "blockysize": 256, "compress": "deflate", "zlevel": 1, "BIGTIFF": "IF_SAFER",
     }
     batches = [plan[first : first + batch_size] for first in range(0, len(plan), batch_size)]
+    blank = np.zeros((len(channels), size, size), np.float32)
     run = skipped = done = 0
     with raster.open_on_grid(info, grid) as reader, rasterio.open(path, "w", **profile) as out, \
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="spacenet-read") as pool:
@@ -195,7 +194,7 @@ def _infer(predictor, info, bands, grid, stretch, path, tile_plan, batch_size, r
             if number + 1 < len(batches):
                 pending = pool.submit(prepare, batches[number + 1])
             live = [i for i, m in enumerate(masks) if m.any()]
-            outputs = [np.zeros((len(channels), size, size), np.float32) for _ in group]
+            outputs = [blank] * len(group)  # tiles without data add nothing but their weight
             if live:
                 probabilities = predictor.run(np.stack([inputs[i] for i in live]))
                 for k, i in enumerate(live):
@@ -298,7 +297,7 @@ def _footprints(stitched, grid, options, pixel_m, block, report, is_canceled) ->
     return found
 
 
-def _write_probability(stitched, destination, crs_wkt, is_canceled) -> None:
+def _write_probability(stitched, destination, is_canceled) -> None:
     """The building probability as Float32 0..1, written under a temporary name and renamed when complete."""
     destination = Path(destination)
     partial = destination.with_name(f".{destination.name}.partial")

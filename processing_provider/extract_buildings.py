@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 from qgis.core import (
+    QgsCoordinateReferenceSystem,
     QgsFeature,
     QgsFeatureSink,
     QgsField,
@@ -256,7 +257,7 @@ class ExtractBuildings(SpaceNetAlgorithm):
                            ("area_m2", QVariant.Type.Double), ("model", QVariant.Type.String),
                            ("device", QVariant.Type.String)):
             fields.append(QgsField(name, kind))
-        crs = self.parameterAsRasterLayer(parameters, self.INPUT, context).crs()
+        crs = QgsCoordinateReferenceSystem.fromWkt(result.crs_wkt)
         sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT, context, fields,
                                              QgsWkbTypes.Type.MultiPolygon, crs)
         if sink is None:
