@@ -111,13 +111,16 @@ def throughput(args, work: Path, device: str) -> bool:
     return overhead <= OVERHEAD_LIMIT
 
 
+# The peak is VmHWM, this process image's own high-water mark: ru_maxrss would carry over the parent's
+# peak through the spawn (Linux keeps it across exec), and the parent may have run part 1 first.
 CHILD = """
-import json, resource, sys, time
+import json, sys, time
 sys.path[:0] = {paths!r}
 from spacenet_toolkit.core import extract
 started = time.perf_counter()
 result = extract.extract_buildings(extract.ExtractRequest({image!r}, {model!r}, work_dir={work!r}, device="cpu"))
-print(json.dumps({{"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+hwm_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
+print(json.dumps({{"peak_mb": hwm_kb / 1024,
                   "seconds": time.perf_counter() - started, "buildings": len(result.footprints),
                   "tiles": result.tiles_run}}))
 """
