@@ -1,0 +1,199 @@
+"""spacenet:scoreapls: score a road network against truth with APLS, the SpaceNet roads metric."""
+
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsFeature,
+    QgsFeatureRequest,
+    QgsFeatureSink,
+    QgsField,
+    QgsFields,
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterField,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
+    QgsWkbTypes,
+)
+from qgis.PyQt.QtCore import QVariant
+
+from .base import SpaceNetAlgorithm
+
+PROGRESS_READ_END = 20.0
+
+
+class ScoreApls(SpaceNetAlgorithm):
+    TRUTH = "TRUTH"
+    PROPOSALS = "PROPOSALS"
+    MAX_SNAP = "MAX_SNAP"
+    CONTROL_SPACING = "CONTROL_SPACING"
+    GROUP_FIELD = "GROUP_FIELD"
+    OUTPUT_TABLE = "OUTPUT_TABLE"
+    OUTPUT_HTML = "OUTPUT_HTML"
+    APLS = "APLS"
+    APLS_GT_TO_PROP = "APLS_GT_TO_PROP"
+    APLS_PROP_TO_GT = "APLS_PROP_TO_GT"
+
+    GROUP = "evaluation"
+    REQUIRES = ("numpy", "scipy", "shapely", "rasterio")
+
+    def name(self):
+        return "scoreapls"
+
+    def displayName(self):  # noqa: N802
+        return self.tr("Score road network (APLS)")
+
+    def shortHelpString(self):  # noqa: N802
+        return self.tr(
+            "<p>Scores a proposed road network against truth centerlines with APLS (Average Path Length "
+            "Similarity), the SpaceNet roads metric. Both line layers become graphs (lines meet where they share a "
+            "vertex; roads that only cross, as on a bridge, do not). Control points are placed at every junction "
+            "and end and along every road; each one is snapped onto the other network when it lies within the "
+            "snapping distance. For every pair of control points the shortest path in one network is compared with "
+            "the path between the same places in the other: <i>min(1, |L - L'| / L)</i>, a missing place or path "
+            "costing 1. <b>APLS_GT_TO_PROP</b> takes the truth's control points onto the proposal (missing roads "
+            "cost), <b>APLS_PROP_TO_GT</b> the proposal's onto the truth (spurious roads cost); <b>APLS</b> is "
+            "their harmonic mean, averaged over groups when a group field is given. Paths are weighted by length; "
+            "lengths are measured in metres in the UTM zone of the data, whatever the layers' CRS (proposals are "
+            "first transformed to the truth's CRS). An empty proposal scores 0.</p>"
+            "<p><b>Truth</b>, <b>Proposals</b>: line layers (e.g. SpaceNet road labels and the output of "
+            "<i>Extract road network</i>).</p>"
+            "<p><b>Maximum snapping distance</b> (m): 4 in the SpaceNet challenges (the reference's "
+            "max_snap_dist).</p>"
+            "<p><b>Control point spacing</b> (m): the largest gap between control points along a road; 50 in the "
+            "challenges.</p>"
+            "<p><b>Group field</b>: the tile or image id field, with the same name in both layers; each group is "
+            "scored on its own and APLS is the mean of the groups, as in the challenge. Empty: one group.</p>"
+            "<p><b>Outputs</b>: APLS and its halves as numbers for the next step of a model, a per-group table, "
+            "and an HTML report.</p>"
+        )
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        from ..core.apls import CONTROL_SPACING_M, MAX_SNAP_M
+
+        lines = [QgsProcessing.SourceType.TypeVectorLine]
+        self.addParameter(QgsProcessingParameterFeatureSource(self.TRUTH, self.tr("Truth (road centerlines)"), lines))
+        self.addParameter(QgsProcessingParameterFeatureSource(self.PROPOSALS, self.tr("Proposals (road network)"),
+                                                              lines))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.MAX_SNAP, self.tr("Maximum snapping distance, m"), QgsProcessingParameterNumber.Type.Double,
+            defaultValue=MAX_SNAP_M, minValue=0.01, maxValue=1000.0))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.CONTROL_SPACING, self.tr("Control point spacing, m"), QgsProcessingParameterNumber.Type.Double,
+            defaultValue=CONTROL_SPACING_M, minValue=1.0, maxValue=10000.0))
+        self.addParameter(QgsProcessingParameterField(
+            self.GROUP_FIELD, self.tr("Group field (tile or image id, in both layers)"),
+            parentLayerParameterName=self.TRUTH, optional=True))
+        self.addParameter(QgsProcessingParameterFeatureSink(
+            self.OUTPUT_TABLE, self.tr("APLS per group"), QgsProcessing.SourceType.TypeVector, optional=True))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            self.OUTPUT_HTML, self.tr("Report"), self.tr("HTML files (*.html)"), optional=True))
+        for key, label in ((self.APLS, "APLS"), (self.APLS_GT_TO_PROP, "APLS truth to proposal"),
+                           (self.APLS_PROP_TO_GT, "APLS proposal to truth")):
+            self.addOutput(QgsProcessingOutputNumber(key, self.tr(label)))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        from ..core import apls, apls_report
+
+        truth_source = self._source(parameters, self.TRUTH, context)
+        proposal_source = self._source(parameters, self.PROPOSALS, context)
+        crs = truth_source.sourceCrs()
+        if not crs.isValid():
+            raise QgsProcessingException(self.tr("The truth layer has no CRS: set one (Layer Properties > Source) "
+                                                 "so that lengths can be measured in metres."))
+        group_field = self.parameterAsString(parameters, self.GROUP_FIELD, context) or None
+        if group_field and proposal_source.fields().indexOf(group_field) < 0:
+            raise QgsProcessingException(self.tr(
+                f"The proposal layer has no field '{group_field}': both layers need the group field."))
+        truth, truth_groups = self._read(truth_source, crs, group_field, context, "truth")
+        proposals, proposal_groups = self._read(proposal_source, crs, group_field, context, "proposals")
+        if not truth:
+            raise QgsProcessingException(self.tr("The truth layer has no lines: nothing to score against."))
+        if not proposals:
+            feedback.pushWarning(self.tr("The proposal layer has no lines: APLS is 0."))
+        feedback.setProgress(PROGRESS_READ_END)
+        if feedback.isCanceled():
+            return {}
+
+        options = apls.AplsOptions(max_snap_m=self.parameterAsDouble(parameters, self.MAX_SNAP, context),
+                                   control_spacing_m=self.parameterAsDouble(parameters, self.CONTROL_SPACING, context))
+        try:
+            groups = apls.score_by_group(
+                truth, truth_groups if group_field else None, proposals, proposal_groups if group_field else None,
+                options, crs=crs.toWkt(QgsCoordinateReferenceSystem.WktVariant.WKT_PREFERRED),
+                progress=lambda p: feedback.setProgress(PROGRESS_READ_END + p * (99 - PROGRESS_READ_END) / 100),
+                is_canceled=feedback.isCanceled,
+            )
+        except apls.Canceled:
+            return {}  # nothing written yet
+        except apls.AplsInputError as error:
+            raise QgsProcessingException(str(error)) from error
+
+        outputs = {self.APLS: groups.mean_apls, self.APLS_GT_TO_PROP: groups.mean_gt_to_prop,
+                   self.APLS_PROP_TO_GT: groups.mean_prop_to_gt}
+        if parameters.get(self.OUTPUT_TABLE) is not None:
+            outputs[self.OUTPUT_TABLE] = self._write_table(parameters, context, groups)
+        html_path = self.parameterAsFileOutput(parameters, self.OUTPUT_HTML, context)
+        if html_path:
+            apls_report.write(html_path, apls_report.render(groups, options))
+            outputs[self.OUTPUT_HTML] = html_path
+        feedback.pushInfo(self.tr(
+            f"APLS {groups.mean_apls:.4f} (truth to proposal {groups.mean_gt_to_prop:.4f}, proposal to truth "
+            f"{groups.mean_prop_to_gt:.4f}) over {len(groups.groups)} group(s)."))
+        feedback.setProgress(100)
+        return outputs
+
+    def _source(self, parameters, name, context):
+        source = self.parameterAsSource(parameters, name, context)
+        if source is None:
+            raise QgsProcessingException(self.invalidSourceError(parameters, name))
+        if QgsWkbTypes.geometryType(source.wkbType()) != QgsWkbTypes.GeometryType.LineGeometry:
+            raise QgsProcessingException(self.tr(
+                f"{name.lower().capitalize()}: '{source.sourceName()}' holds "
+                f"{QgsWkbTypes.geometryDisplayString(QgsWkbTypes.geometryType(source.wkbType())).lower()}s; "
+                "APLS compares road centerlines: choose a line layer."))
+        return source
+
+    def _read(self, source, crs, group_field, context, side) -> tuple:
+        """(shapely lines in ``crs``, group keys); null and empty geometries skipped."""
+        import shapely
+
+        request = QgsFeatureRequest().setDestinationCrs(crs, context.transformContext())
+        if source.sourceCrs() != crs:
+            # fail early with a clear message if the transform is impossible
+            QgsCoordinateTransform(source.sourceCrs(), crs, context.transformContext())
+        lines, groups = [], []
+        for feature in source.getFeatures(request):
+            geometry = feature.geometry()
+            if geometry is None or geometry.isEmpty():
+                continue
+            lines.append(shapely.from_wkb(bytes(geometry.asWkb())))
+            groups.append(str(feature[group_field]) if group_field else "")
+        return lines, groups
+
+    def _write_table(self, parameters, context, groups) -> str:
+        fields = QgsFields()
+        fields.append(QgsField("group", QVariant.Type.String))
+        for name in ("apls", "apls_gt_to_prop", "apls_prop_to_gt", "truth_km", "proposal_km"):
+            fields.append(QgsField(name, QVariant.Type.Double))
+        for name in ("control_points_truth", "control_points_proposal"):
+            fields.append(QgsField(name, QVariant.Type.LongLong))
+        sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT_TABLE, context, fields,
+                                             QgsWkbTypes.Type.NoGeometry, QgsCoordinateReferenceSystem())
+        if sink is None:
+            raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT_TABLE))
+        rows = [(name, r) for name, r in groups.groups.items()]
+        for name, r in rows:
+            feature = QgsFeature(fields)
+            feature.setAttributes([name, r.apls, r.gt_to_prop, r.prop_to_gt, r.length_truth_m / 1000,
+                                   r.length_proposal_m / 1000, r.control_points_truth, r.control_points_proposal])
+            sink.addFeature(feature, QgsFeatureSink.Flag.FastInsert)
+        if len(rows) > 1:
+            feature = QgsFeature(fields)
+            feature.setAttributes(["mean", groups.mean_apls, groups.mean_gt_to_prop, groups.mean_prop_to_gt,
+                                   None, None, None, None])
+            sink.addFeature(feature, QgsFeatureSink.Flag.FastInsert)
+        return dest_id
