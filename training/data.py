@@ -206,10 +206,10 @@ def build_blocks(chips, polygons, native_px=None):
                    building=building, interior=interior, instances=instances)
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=CACHE_DIR)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     index = []
     for source, split in TRAIN_SOURCES.items():

@@ -55,8 +55,9 @@ def torch_runner(net):
 
     def run(x):
         net.eval()
+        device = next(net.parameters()).device
         with torch.no_grad():
-            return net(torch.from_numpy(x)).numpy()
+            return net(torch.from_numpy(x).to(device)).cpu().numpy()
     return run
 
 
@@ -166,6 +167,22 @@ def score(run, blocks, threshold):
         inter, union = inter + i, union + u
         preds.append((prob, valid, inst))
     return inter / max(union, 1), preds
+
+
+def cache_scores(run, blocks, threshold=0.5):
+    """Pixel IoU of channel 0 at `threshold` over the validity masks of `blocks` (training.train.load_blocks);
+    also under the key "f1", which picks the checkpoint."""
+    inter = union = 0
+    for block in blocks:
+        for v in range(block["images"].shape[0]):
+            image = block["images"][v].permute(1, 2, 0).numpy()
+            valid = block["valid"][v].numpy()
+            prob = predict(run, image, valid)
+            i, u = pixel_counts(prob[0], block["labels"][0].numpy(), valid, threshold)
+            inter, union = inter + i, union + u
+    if not union:
+        return dict(f1=0.0, threshold=threshold)  # nothing to validate on
+    return dict(f1=inter / union, pixel_iou=inter / union, threshold=threshold)
 
 
 def evaluate(run):

@@ -7,6 +7,7 @@ a Cast after the input and before the output.
     training/.venv/bin/python -m training.export --checkpoint training/runs/latest/best.pt
 """
 import argparse
+import copy
 import json
 import os
 
@@ -17,45 +18,66 @@ from onnx import TensorProto, helper, numpy_helper
 
 from training.model import ExportWrapper, SmallUNet
 
-FP32_PATH = "models/buildings_unet_small.onnx"
-FP16_PATH = "models/buildings_unet_small.fp16.onnx"
 OPSET = 17
 # The engine's tiles: 1024 px with 256 px overlap cost as much per km2 as 512/128 and, measured on the SN3
 # Vegas tile, give exactly the buildings of one whole-tile run (the blend ignores 3/8 of the overlap).
 TILE_SIZE, OVERLAP = 1024, 256
 
 
-def model_card(defaults, scores, training):
+# What differs between the shipped models; everything else in the card is shared.
+TASKS = {
+    "buildings": dict(
+        name="buildings_unet_small", version="0.1.0", channels=["building", "interior"],
+        description=("Small U-Net (1.6 M parameters) for building footprints in RGB or panchromatic aerial and "
+                     "satellite imagery at about 0.3 m. Trained on CPU from OpenAerialMap chips with OSM labels "
+                     "(fAIr / RAMP); a first baseline, expect missed and merged buildings outside similar scenes. "
+                     "Channel 0: building probability; channel 1: building interior (footprint shrunk by 1 m), "
+                     "seeds for splitting touching buildings."),
+        data_licence=["OpenAerialMap imagery CC BY 4.0 (HOT OSM)", "OpenStreetMap contributors, ODbL 1.0"]),
+    "roads": dict(
+        name="roads_unet_small", version="0.1.0", channels=["road"],
+        description=("Baseline road segmentation U-Net (1.6 M parameters) for RGB or panchromatic WorldView-3 "
+                     "imagery at 0.3 m, trained on CPU on two SpaceNet 3 Las Vegas tiles only (one and a half "
+                     "1300 px tiles). A demonstration of the pipeline, not a production model: train one on "
+                     "SN3/SN5 with `make train-roads DATA=...`. Channel 0: road probability (4 m wide masks)."),
+        data_licence=["The SpaceNet Dataset by SpaceNet Partners, CC BY-SA 4.0"]),
+}
+
+
+def model_paths(task):
+    name = TASKS[task]["name"]
+    return f"models/{name}.onnx", f"models/{name}.fp16.onnx"
+
+
+def model_card(defaults, scores, training, task="buildings"):
+    spec = TASKS[task]
     return {
-        "schema": 1, "name": "buildings_unet_small", "version": "0.1.0", "task": "buildings",
-        "description": ("Small U-Net (1.6 M parameters) for building footprints in RGB or panchromatic aerial and "
-                        "satellite imagery at about 0.3 m. Trained on CPU from OpenAerialMap chips with OSM labels "
-                        "(fAIr / RAMP); a first baseline, expect missed and merged buildings outside similar scenes. "
-                        "Channel 0: building probability; channel 1: building interior (footprint shrunk by 1 m), "
-                        "seeds for splitting touching buildings."),
+        "schema": 1, "name": spec["name"], "version": spec["version"], "task": task,
+        "description": spec["description"],
         "input": {"name": "image", "bands": ["red", "green", "blue"], "tile_size": TILE_SIZE, "overlap": OVERLAP,
                   "size_multiple": 32, "gsd_m": 0.3,
                   "normalisation": {"stretch": "percentile", "low_percentile": 2.0, "high_percentile": 98.0,
                                     "mean": [0, 0, 0], "std": [1, 1, 1]}},
-        "outputs": {"name": "probabilities", "activation": "none", "channels": ["building", "interior"]},
+        "outputs": {"name": "probabilities", "activation": "none", "channels": spec["channels"]},
         "defaults": defaults,
         "training": training,
         "licence": {"model": "Apache-2.0",
-                    "data": ["OpenAerialMap imagery CC BY 4.0 (HOT OSM)", "OpenStreetMap contributors, ODbL 1.0"]},
+                    "data": spec["data_licence"]},
         "scores": scores,
     }
 
 
-def deepness_keys(threshold):
+def deepness_keys(threshold, class_name):
     """Deepness plugin metadata: each value JSON-encoded, resolution in cm/px, overlap in percent."""
-    return {"model_type": json.dumps("Segmentor"), "class_names": json.dumps({"0": "building"}),
+    return {"model_type": json.dumps("Segmentor"), "class_names": json.dumps({"0": class_name}),
             "resolution": json.dumps(30), "tile_size": json.dumps(TILE_SIZE),
             "tiles_overlap": json.dumps(100 * OVERLAP // TILE_SIZE), "seg_thresh": json.dumps(threshold)}
 
 
 def set_metadata(model, card):
     del model.metadata_props[:]
-    entries = {"spacenet_model_card": json.dumps(card), **deepness_keys(card["defaults"]["threshold"])}
+    entries = {"spacenet_model_card": json.dumps(card), **deepness_keys(card["defaults"]["threshold"],
+                                                                  card["outputs"]["channels"][0])}
     for key, value in entries.items():
         model.metadata_props.add(key=key, value=value)
     model.producer_name = "spacenet_toolkit/training"
@@ -93,8 +115,11 @@ def to_fp16(model):
     return model
 
 
-def export(net: SmallUNet, card, fp32_path=FP32_PATH, fp16_path=FP16_PATH):
-    net.eval()
+def export(net: SmallUNet, card, fp32_path=None, fp16_path=None):
+    """Write the fp32 and fp16 files (by default the task's files in models/), each atomically."""
+    default_fp32, default_fp16 = model_paths(card["task"])
+    fp32_path, fp16_path = fp32_path or default_fp32, fp16_path or default_fp16
+    net = copy.deepcopy(net).cpu().eval()  # traced on the CPU whatever the training ran on
     tmp = fp32_path + ".tmp"
     torch.onnx.export(ExportWrapper(net), torch.zeros(1, 3, 256, 256), tmp, dynamo=False, opset_version=OPSET,
                       input_names=["image"], output_names=["probabilities"], do_constant_folding=True,
@@ -120,11 +145,11 @@ def main():
     ap.add_argument("--checkpoint", required=True, help="a .pt saved by training.train (weights + card)")
     args = ap.parse_args()
     ckpt = torch.load(args.checkpoint, map_location="cpu")
-    net = SmallUNet()
-    net.load_state_dict(ckpt["model"])
     saved = ckpt["card"]
+    net = SmallUNet(out_channels=len(saved["outputs"]["channels"]))
+    net.load_state_dict(ckpt["model"])
     # the card is rebuilt, so changes to its fixed parts (tiling, licence) reach a re-export
-    card = model_card(saved["defaults"], saved["scores"], saved["training"])
+    card = model_card(saved["defaults"], saved["scores"], saved["training"], saved.get("task", "buildings"))
     export(net, card)
     print(json.dumps(card, indent=1))
 

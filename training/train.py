@@ -1,4 +1,4 @@
-"""Train the small building U-Net on CPU within a wall-clock budget, exporting ONNX checkpoints as it goes.
+"""Train a small U-Net (buildings or roads) within a wall-clock budget, exporting ONNX checkpoints as it goes.
 
 Samples are random 256x256 crops of the cached 0.3 m blocks (training split only) with scale jitter, flips/rot90,
 colour jitter, random grayscale, blur and noise, then the engine's normalisation (2-98 percentile stretch per
@@ -6,6 +6,10 @@ band). Every ~13 minutes from minute 20 the model is scored on the validation bl
 exported straight to models/ with defaults tuned on validation, so a usable model exists early.
 
     OMP_NUM_THREADS=1 training/.venv/bin/python -m training.train --minutes 60
+    training/.venv/bin/python -m training.train --task roads --cache training/cache_roads --minutes 120
+
+The default cache is the oam_buildings one (`training.data`), validated and tuned with `training.evaluate`; any
+other cache (`training.spacenet_data`) is validated by pixel IoU at 0.5 on its `val` tiles.
 """
 import argparse
 import json
@@ -31,16 +35,20 @@ TRAINING_AREAS = ["ramp_hotosm area 1 (Zanzibar, block at tile row 270960)", "ra
 VALIDATION_AREAS = ["ramp_hotosm area 4 (Philippines)", "ramp_hotosm area 1 block at tile row 270995 (2.4 km away)"]
 
 
-def load_blocks(cache_dir=CACHE_DIR):
+CHANNELS = {"buildings": ("building", "interior"), "roads": ("road",)}
+
+
+def load_blocks(cache_dir=CACHE_DIR, channels=CHANNELS["buildings"], split="train"):
     with open(os.path.join(cache_dir, "index.json")) as f:
-        index = [e for e in json.load(f) if e["split"] == "train"]
+        index = [e for e in json.load(f) if e["split"] == split]
     blocks = []
     for e in index:
         d = np.load(os.path.join(cache_dir, e["name"] + ".npz"))
-        labels = np.stack([d["building"], d["interior"]])
+        labels = np.stack([d[name] for name in channels])
         blocks.append(dict(images=torch.from_numpy(d["images"]).permute(0, 3, 1, 2).contiguous(),  # V,3,H,W uint8
                            labels=torch.from_numpy(labels), valid=torch.from_numpy(d["valid"]),
-                           weight=labels.shape[1] * labels.shape[2] * SOURCE_WEIGHT.get(e["source"], 1.0)))
+                           weight=labels.shape[1] * labels.shape[2] * SOURCE_WEIGHT.get(e["source"], 1.0),
+                           name=e["name"]))
     return blocks
 
 
@@ -116,8 +124,8 @@ def sample(blocks, weights, rng):
 
 
 def loss_fn(logits, target):
-    """BCE + soft Dice on both channels, masked by the validity channel."""
-    labels, valid = target[:, :2], target[:, 2:3].expand(-1, 2, -1, -1)
+    """BCE + soft Dice on every label channel, masked by the validity channel (the last one)."""
+    labels, valid = target[:, :-1], target[:, -1:].expand(-1, target.shape[1] - 1, -1, -1)
     bce = F.binary_cross_entropy_with_logits(logits, labels, weight=valid, reduction="none").sum((0, 2, 3))
     bce = bce / valid.sum((0, 2, 3)).clamp_min(1)
     p = torch.sigmoid(logits) * valid
@@ -131,13 +139,16 @@ def main():
     ap.add_argument("--first-export-minutes", type=float, default=20.0)
     ap.add_argument("--export-every-minutes", type=float, default=13.0)
     ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=1, help="CPU threads for PyTorch")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--task", choices=sorted(CHANNELS), default="buildings")
+    ap.add_argument("--cache", default=CACHE_DIR, help="a cache from training.data or training.spacenet_data")
     ap.add_argument("--run-dir", default=os.path.join(RUNS_DIR, time.strftime("%Y%m%d-%H%M%S")))
     args = ap.parse_args()
 
     start = time.time()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     random.seed(args.seed)
@@ -150,10 +161,16 @@ def main():
         with open(log_path, "a") as log:
             log.write(json.dumps(kv) + "\n")
 
-    blocks = load_blocks()
+    channels = CHANNELS[args.task]
+    blocks = load_blocks(args.cache, channels)
+    if not blocks:
+        raise SystemExit(f"{args.cache} has no training tiles (index.json split 'train').")
     weights = np.array([b["weight"] for b in blocks])
     weights /= weights.sum()
-    net = SmallUNet().to(memory_format=torch.channels_last)
+    oam_buildings = args.task == "buildings" and os.path.abspath(args.cache) == os.path.abspath(CACHE_DIR)
+    validation = None if oam_buildings else load_blocks(args.cache, channels, split="val")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    net = SmallUNet(out_channels=len(channels)).to(device, memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     deadline = start + args.minutes * 60
     next_export = start + args.first_export_minutes * 60
@@ -163,12 +180,13 @@ def main():
     def checkpoint(final=False):
         nonlocal best_f1, timings
         t0 = time.time()
-        result = evaluate.evaluate(evaluate.torch_runner(net))
+        runner = evaluate.torch_runner(net)
+        result = evaluate.evaluate(runner) if oam_buildings else evaluate.cache_scores(runner, validation)
         net.train()
         rounded = {k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}
         note(event="validation", step=step, **rounded)
-        if result["f1"] <= best_f1:
-            return
+        if result["f1"] <= best_f1 and not (final and not validation and not oam_buildings):
+            return  # without validation tiles the last weights are the ones exported
         best_f1 = result["f1"]
         if timings is None or final:
             export.export(net, _card(result, {}, step, start, args), "/tmp/_timing.onnx", "/tmp/_timing.fp16.onnx")
@@ -190,8 +208,8 @@ def main():
         for g in opt.param_groups:
             g["lr"] = lr
         batch = [sample(blocks, weights, rng) for _ in range(args.batch)]
-        x = torch.stack([b[0] for b in batch]).contiguous(memory_format=torch.channels_last)
-        y = torch.stack([b[1] for b in batch])
+        x = torch.stack([b[0] for b in batch]).to(device).contiguous(memory_format=torch.channels_last)
+        y = torch.stack([b[1] for b in batch]).to(device)
         loss, bce, dice = loss_fn(net.logits(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -200,8 +218,10 @@ def main():
         step += 1
         if step % 50 == 0:
             m = np.mean(losses, 0)
-            note(event="train", step=step, lr=round(lr, 6), loss=round(m[0], 4), bce=[round(m[1], 4), round(m[2], 4)],
-                 dice=[round(m[3], 4), round(m[4], 4)], s_per_step=round((time.time() - t_last) / 50, 3))
+            n = len(channels)
+            note(event="train", step=step, lr=round(lr, 6), loss=round(m[0], 4),
+                 bce=[round(v, 4) for v in m[1:1 + n]], dice=[round(v, 4) for v in m[1 + n:]],
+                 s_per_step=round((time.time() - t_last) / 50, 3))
             t_last, losses = time.time(), []
         if time.time() >= next_export and deadline - time.time() > 8 * 60:
             checkpoint()
@@ -212,18 +232,35 @@ def main():
 
 
 def _card(result, timings, step, start, args):
-    defaults = {"threshold": result["threshold"], "min_area_m2": result["min_area_m2"],
-                "interior_threshold": result["interior_threshold"]}
-    scores = {"kampala_pixel_iou": round(result["kampala_pixel_iou"], 4),
-              "validation_pixel_iou": round(result["validation_pixel_iou"], 4),
-              "validation_object_f1": round(result["f1"], 4), **timings}
-    training = {"data": ("HOT OSM fAIr / RAMP oam_buildings: OpenAerialMap XYZ chips (z19 native, z20/z21 "
-                         "downsampled) resampled to 0.3 m, OSM building footprints rasterised"),
-                "areas": TRAINING_AREAS, "validation": VALIDATION_AREAS,
-                "held_out": "ramp_hotosm area 2 (Kampala)", "hardware": "CPU, 1 thread",
-                "duration_minutes": round((time.time() - start) / 60, 1),
-                "epochs_or_steps": f"{step} steps of {args.batch} crops 256x256"}
-    return export.model_card(defaults, scores, training)
+    run = {"hardware": _hardware(), "duration_minutes": round((time.time() - start) / 60, 1),
+           "epochs_or_steps": f"{step} steps of {args.batch} crops 256x256"}
+    if args.task == "buildings" and "kampala_pixel_iou" in result:
+        defaults = {"threshold": result["threshold"], "min_area_m2": result["min_area_m2"],
+                    "interior_threshold": result["interior_threshold"]}
+        scores = {"kampala_pixel_iou": round(result["kampala_pixel_iou"], 4),
+                  "validation_pixel_iou": round(result["validation_pixel_iou"], 4),
+                  "validation_object_f1": round(result["f1"], 4), **timings}
+        training = {"data": ("HOT OSM fAIr / RAMP oam_buildings: OpenAerialMap XYZ chips (z19 native, z20/z21 "
+                             "downsampled) resampled to 0.3 m, OSM building footprints rasterised"),
+                    "areas": TRAINING_AREAS, "validation": VALIDATION_AREAS,
+                    "held_out": "ramp_hotosm area 2 (Kampala)", **run}
+        return export.model_card(defaults, scores, training)
+    with open(os.path.join(args.cache, "index.json")) as f:
+        index = json.load(f)
+    defaults = {"threshold": 0.5} if args.task == "roads" else {"threshold": 0.5, "min_area_m2": 10.0,
+                                                                 "interior_threshold": 0.5}
+    scores = {"validation_pixel_iou": round(result["pixel_iou"], 4)} if "pixel_iou" in result else {}
+    training = {"data": f"SpaceNet tiles resampled to 0.3 m ({os.path.basename(os.path.abspath(args.cache))})",
+                "areas": [e["name"] for e in index if e["split"] == "train"],
+                "validation": [e["name"] for e in index if e["split"] == "val"], **run}
+    return export.model_card(defaults, {**scores, **timings}, training, task=args.task)
+
+
+def _hardware():
+    threads = torch.get_num_threads()
+    if torch.cuda.is_available():
+        return f"GPU ({torch.cuda.get_device_name(0)})"
+    return f"CPU, {threads} thread{'s' if threads > 1 else ''}"
 
 
 if __name__ == "__main__":
