@@ -36,6 +36,7 @@ PROCESS_ENV = $(RUN_ENV) PYTHONPATH=$(SITE_PACKAGES) QGIS_CUSTOM_CONFIG_PATH=$(D
 QGIS_PROFILE_DIR ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default
 
 .PHONY: help setup system test test-unit test-qgis test-e2e demo bench lint package install uninstall clean
+.PHONY: train-setup train-buildings train-roads eval
 
 help:
 	@echo "make setup     install QGIS (Debian), a venv and every dependency (ORT=auto|gpu|cpu)"
@@ -43,6 +44,10 @@ help:
 	@echo "make demo      run the plugin's main job offline on the shipped sample data"
 	@echo "make bench     benchmarks, each against a baseline in the same run"
 	@echo "make lint      ruff"
+	@echo "make train-setup            the training environment (training/.venv: PyTorch, onnx)"
+	@echo "make train-buildings [DATA=folder] [MINUTES=60]   train the building model (default data: oam_buildings)"
+	@echo "make train-roads [DATA=folder] [MINUTES=30]       train the road model (default: the Vegas baseline)"
+	@echo "make eval      reproduce every score on the model cards (models/README.md)"
 	@echo "make package   build dist/$(PLUGIN_NAME)-VERSION.zip for the QGIS plugin manager"
 	@echo "make install   link this checkout into your QGIS profile ($(QGIS_PROFILE_DIR))"
 	@echo "make uninstall remove that link"
@@ -101,6 +106,39 @@ lint: check-venv
 package: check-venv
 	$(PY) scripts/package.py --output dist
 
+# ---------------------------------------------------------------------------------------------- training
+# training/ has its own venv (PyTorch never enters the plugin's). DATA: a folder written by spacenet:fetchtiles.
+TRAIN_PY := training/.venv/bin/python
+MINUTES ?=
+TRAIN_RUN = OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(TRAIN_PY) -m training.train
+
+train-setup: $(TRAIN_PY)
+
+$(TRAIN_PY): training/setup.sh training/requirements.txt
+	bash training/setup.sh
+
+train-buildings: train-setup
+ifdef DATA
+	$(TRAIN_PY) -m training.spacenet_data "$(DATA)" --task buildings --out training/cache_spacenet_buildings
+	$(TRAIN_RUN) --task buildings --cache training/cache_spacenet_buildings --minutes $(or $(MINUTES),60)
+else
+	$(TRAIN_PY) -m training.data
+	$(TRAIN_RUN) --task buildings --minutes $(or $(MINUTES),60)
+endif
+
+train-roads: train-setup
+ifdef DATA
+	$(TRAIN_PY) -m training.spacenet_data "$(DATA)" --task roads --out training/cache_spacenet_roads
+	$(TRAIN_RUN) --task roads --cache training/cache_spacenet_roads --minutes $(or $(MINUTES),60)
+else
+	$(TRAIN_PY) -m training.roads_baseline --out training/cache_roads
+	$(TRAIN_RUN) --task roads --cache training/cache_roads --minutes $(or $(MINUTES),30)
+endif
+
+# Runs in the plugin's venv: the scores come from the plugin's own engine and metrics.
+eval: check-venv $(PLUGIN_LINK)
+	GDAL_PAM_ENABLED=NO $(PY) -m training.engine_eval
+
 install:
 	@if [ -e "$(QGIS_PROFILE_DIR)/python/plugins/$(PLUGIN_NAME)" ] && [ ! -L "$(QGIS_PROFILE_DIR)/python/plugins/$(PLUGIN_NAME)" ]; then \
 		echo "$(QGIS_PROFILE_DIR)/python/plugins/$(PLUGIN_NAME) exists and is not a link (installed from a zip?): remove it first." >&2; exit 1; fi
@@ -108,7 +146,40 @@ install:
 	ln -sfn "$(CURDIR)" "$(QGIS_PROFILE_DIR)/python/plugins/$(PLUGIN_NAME)"
 	@echo "Linked. Restart QGIS and enable 'SpaceNet Toolkit' in Plugins > Manage and Install Plugins."
 
-uninstall:
+un# ---------------------------------------------------------------------------------------------- training
+# training/ has its own venv (PyTorch never enters the plugin's). DATA: a folder written by spacenet:fetchtiles.
+TRAIN_PY := training/.venv/bin/python
+MINUTES ?=
+TRAIN_RUN = OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(TRAIN_PY) -m training.train
+
+train-setup: $(TRAIN_PY)
+
+$(TRAIN_PY): training/setup.sh training/requirements.txt
+	bash training/setup.sh
+
+train-buildings: train-setup
+ifdef DATA
+	$(TRAIN_PY) -m training.spacenet_data "$(DATA)" --task buildings --out training/cache_spacenet_buildings
+	$(TRAIN_RUN) --task buildings --cache training/cache_spacenet_buildings --minutes $(or $(MINUTES),60)
+else
+	$(TRAIN_PY) -m training.data
+	$(TRAIN_RUN) --task buildings --minutes $(or $(MINUTES),60)
+endif
+
+train-roads: train-setup
+ifdef DATA
+	$(TRAIN_PY) -m training.spacenet_data "$(DATA)" --task roads --out training/cache_spacenet_roads
+	$(TRAIN_RUN) --task roads --cache training/cache_spacenet_roads --minutes $(or $(MINUTES),60)
+else
+	$(TRAIN_PY) -m training.roads_baseline --out training/cache_roads
+	$(TRAIN_RUN) --task roads --cache training/cache_roads --minutes $(or $(MINUTES),30)
+endif
+
+# Runs in the plugin's venv: the scores come from the plugin's own engine and metrics.
+eval: check-venv $(PLUGIN_LINK)
+	GDAL_PAM_ENABLED=NO $(PY) -m training.engine_eval
+
+install:
 	@if [ -L "$(QGIS_PROFILE_DIR)/python/plugins/$(PLUGIN_NAME)" ]; then \
 		rm "$(QGIS_PROFILE_DIR)/python/plugins/$(PLUGIN_NAME)" && echo "Removed the link."; \
 	else echo "No linked $(PLUGIN_NAME) in $(QGIS_PROFILE_DIR): nothing to do."; fi

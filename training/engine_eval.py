@@ -1,0 +1,243 @@
+"""Score a shipped building model the way a user gets it: the plugin's engine on held-out rasters, its own F1.
+
+For each evaluation raster the extraction engine (`core.extract`, the code behind `spacenet:extractbuildings`)
+runs with the model card's defaults; its footprints are scored with `core.f1` (SpaceNet rules: one-to-one matches
+at IoU >= 0.5) against the truth, both in a metric CRS; pixel IoU compares the engine's probability raster,
+thresholded, with the truth rasterised on the same grid.
+
+- Kampala (ramp_hotosm area 2, never used in training or tuning): its GeoTIFF chips (`chips/` + `val-chips/`)
+  mosaicked per zoom level (z19, z20, z21: the same ground at three sharpnesses), scored against
+  `data/2/labels.geojson` clipped to the mosaic. Counts are summed over the three mosaics.
+- SpaceNet 4 Atlanta panchromatic fixture (0.5 m, 43 buildings): the tile as it is.
+- Validation areas (`training.evaluate`, the scores the defaults were tuned on): object F1 and pixel IoU.
+- Roads: the held-out bottom half of the SN3 Vegas RGB tile (`training.roads_baseline`), the engine's centerlines
+  scored with the plugin's APLS (`core.apls`, 4 m snapping, 50 m control points) against the clipped labels.
+- CPU milliseconds per 512 x 512 tile through the engine's onnxruntime session, 1 and 2 threads.
+
+Runs in the plugin's venv (no torch), after `make setup`:  .venv/bin/python -m training.engine_eval [--model M]
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import shapely
+from rasterio.crs import CRS
+from rasterio.features import rasterize
+from rasterio.merge import merge
+from rasterio.warp import transform_geom
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / ".build" / "plugins"))  # `make setup` links the checkout there as spacenet_toolkit
+
+from spacenet_toolkit.core import apls, f1, runtime  # noqa: E402
+from spacenet_toolkit.core.extract import ExtractRequest, RoadRequest, extract_buildings, extract_roads  # noqa: E402
+from training.data import DATA_ROOT, parse_chip  # noqa: E402
+
+FIXTURES = Path(os.environ.get("SPACENET_FIXTURES", REPO.parent / "shared" / "fixtures"))
+KAMPALA_UTM = "EPSG:32636"
+
+
+def kampala_rasters(out_dir: Path) -> list[tuple[str, Path, list]]:
+    """(name, mosaic path, truth polygons in EPSG:4326 clipped to it) per zoom level of Kampala's chips."""
+    root = Path(DATA_ROOT) / "ramp_hotosm"
+    by_zoom = defaultdict(list)
+    for path in sorted(glob.glob(f"{root}/chips/*.tif") + glob.glob(f"{root}/val-chips/*.tif")):
+        by_zoom[parse_chip(path)[2]].append(path)
+    with open(root / "data" / "2" / "labels.geojson") as f:
+        # OSM outlines can self-intersect; repaired as core.f1 would repair them
+        features = json.load(f)["features"]
+        labels = [shapely.make_valid(shapely.geometry.shape(feature["geometry"])) for feature in features]
+    rasters = []
+    for zoom, paths in sorted(by_zoom.items()):
+        target = out_dir / f"kampala_z{zoom}.tif"
+        footprint = _mosaic(paths, target)
+        clipped = [g.intersection(footprint) for g in labels if g.intersects(footprint)]
+        rasters.append((f"kampala_z{zoom}", target, [g for g in clipped if g.area > 0]))
+    return rasters
+
+
+def _mosaic(paths: list, target: Path):
+    """Write the chips as one RGBA GeoTIFF (alpha = where a chip was); return the union of the chip footprints."""
+    sources = [rasterio.open(p) for p in paths]
+    try:
+        image, transform = merge(sources, nodata=0)
+        boxes = [shapely.box(*s.bounds) for s in sources]
+        profile = dict(driver="GTiff", width=image.shape[2], height=image.shape[1], count=4, dtype="uint8",
+                       crs=sources[0].crs, transform=transform, tiled=True, compress="deflate")
+    finally:
+        for s in sources:
+            s.close()
+    alpha = rasterize(boxes, out_shape=image.shape[1:], transform=transform, fill=0, default_value=255,
+                      dtype="uint8")
+    with rasterio.open(target, "w", **profile) as dst:
+        dst.write(image[:3], [1, 2, 3])
+        dst.write(alpha, 4)
+        dst.colorinterp = [rasterio.enums.ColorInterp.red, rasterio.enums.ColorInterp.green,
+                           rasterio.enums.ColorInterp.blue, rasterio.enums.ColorInterp.alpha]
+    return shapely.union_all(boxes)
+
+
+def atlanta_raster() -> tuple[str, Path, list]:
+    folder = FIXTURES / "spacenet" / "sn4_atlanta_pan"
+    with open(folder / "geotiff_labels.geojson") as f:
+        labels = [shapely.geometry.shape(feature["geometry"]) for feature in json.load(f)["features"]]
+    return "atlanta_sn4_pan", folder / "sample_geotiff.tif", labels
+
+
+def score_raster(model: str, raster: Path, truth: list, metric_crs: str | None, work_dir: Path) -> dict:
+    """Run the engine with the card's defaults on the whole raster; object counts and pixel counts."""
+    probability = work_dir / f"{raster.stem}_probability.tif"
+    extraction = extract_buildings(ExtractRequest(raster_path=str(raster), model_path=model, cpu_threads=2,
+                                                  probability_path=str(probability)))
+    crs = CRS.from_wkt(extraction.crs_wkt)
+    metric = CRS.from_string(metric_crs) if metric_crs else crs
+
+    def to_metric(geometries):
+        if metric == crs:
+            return np.array(geometries, dtype=object)
+        return np.array([shapely.geometry.shape(transform_geom(crs, metric, shapely.geometry.mapping(g)))
+                         for g in geometries], dtype=object)
+
+    proposals = [fp.geometry for fp in extraction.footprints]
+    result = f1.score(f1.PolygonSet(to_metric(truth)), f1.PolygonSet(to_metric(proposals)))
+    inter, union = _pixel_counts(probability, truth, extraction.settings["threshold"])
+    return dict(tp=result.total.tp, fp=result.total.fp, fn=result.total.fn, pixel_intersection=inter,
+                pixel_union=union, settings=extraction.settings, seconds=round(extraction.timings["total_s"], 1))
+
+
+def _pixel_counts(probability: Path, truth: list, threshold: float) -> tuple[int, int]:
+    """Intersection and union of (probability >= threshold) and the rasterised truth over valid pixels."""
+    with rasterio.open(probability) as src:
+        prob = src.read(1, masked=True)
+        labels = rasterize(truth, out_shape=prob.shape, transform=src.transform, fill=0, dtype="uint8") > 0
+    valid = ~np.ma.getmaskarray(prob)
+    predicted = prob.filled(0) >= threshold
+    return int((predicted & labels & valid).sum()), int(((predicted | labels) & valid).sum())
+
+
+def summary(name: str, counts: list[dict]) -> dict:
+    total = f1.Counts(*(sum(c[k] for c in counts) for k in ("tp", "fp", "fn")))
+    inter, union = (sum(c[k] for c in counts) for k in ("pixel_intersection", "pixel_union"))
+    return dict(name=name, f1=round(total.f1, 4), precision=round(total.precision, 4),
+                recall=round(total.recall, 4), tp=total.tp, fp=total.fp, fn=total.fn,
+                pixel_iou=round(inter / max(union, 1), 4))
+
+
+def score_roads(model: str, work_dir: Path) -> dict:
+    """The engine's road graph on the held-out half of the Vegas RGB tile, scored with APLS."""
+    from training import roads_baseline
+
+    image, labels = roads_baseline.split_rgb_tile(work_dir)["bottom"]
+    extraction = extract_roads(RoadRequest(raster_path=str(image), model_path=model, cpu_threads=2))
+    with open(labels) as f:
+        truth = [shapely.geometry.shape(feature["geometry"]) for feature in json.load(f)["features"]]
+    proposals = [edge.geometry for edge in extraction.network.edges]
+    result = apls.score(truth, proposals, crs=extraction.crs_wkt)
+    return dict(name="vegas_rgb_img0_bottom_half", apls=round(result.apls, 4), gt_to_prop=round(result.gt_to_prop, 4),
+                prop_to_gt=round(result.prop_to_gt, 4), truth_km=round(result.length_truth_m / 1000, 3),
+                proposal_km=round(result.length_proposal_m / 1000, 3), edges=len(proposals),
+                settings=extraction.settings)
+
+
+def validation_scores(model: str) -> dict:
+    """Object F1 and pixel IoU on the validation areas at the card's defaults, as training.evaluate tunes them."""
+    from training import data, evaluate
+
+    if not os.path.exists(os.path.join(data.CACHE_DIR, "index.json")):
+        data.main([])
+    card = runtime.load(model, "cpu", 2).card
+    run = evaluate.onnx_runner(model, threads=2)
+    blocks = list(evaluate.validation_blocks())
+    _, predictions = evaluate.score(run, blocks, card.threshold)
+    labelled = [(evaluate.instances_from(p[0], p[1], card.threshold, card.interior_threshold), inst, valid)
+                for p, valid, inst in predictions]
+    tp = n_pred = n_truth = 0
+    for labels, instances, valid in labelled:
+        counts = evaluate.object_counts(labels, instances, valid, card.min_area_m2 / evaluate.PIXEL_AREA_M2)
+        tp, n_pred, n_truth = tp + counts[0], n_pred + counts[1], n_truth + counts[2]
+    inter = union = 0
+    for (prob, valid, _), block in zip(predictions, blocks):
+        i, u = evaluate.pixel_counts(prob[0], block[3], valid, card.threshold)
+        inter, union = inter + i, union + u
+    return dict(validation_object_f1=round(2 * tp / max(n_pred + n_truth, 1), 4),
+                validation_pixel_iou=round(inter / max(union, 1), 4))
+
+
+def cpu_ms_per_tile(model: str, threads: int, size: int = 512, repeats: int = 10) -> float:
+    """Median milliseconds of one 512 x 512 tile through the engine's own onnxruntime session on the CPU."""
+    predictor = runtime.load(model, "cpu", threads)
+    tile = np.random.default_rng(0).random((1, len(predictor.card.bands), size, size), dtype=np.float32)
+    for _ in range(3):
+        predictor.run(tile)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        predictor.run(tile)
+        times.append(time.perf_counter() - started)
+    return round(1000 * float(np.median(times)), 1)
+
+
+def buildings_report(model: str, work: Path) -> dict:
+    rows, kampala = [], []
+    for name, path, truth in kampala_rasters(work):
+        counts = score_raster(model, path, truth, KAMPALA_UTM, work)
+        kampala.append(counts)
+        rows.append(summary(name, [counts]))
+    rows.append(summary("kampala (three zooms summed)", kampala))
+    name, path, truth = atlanta_raster()
+    rows.append(summary(name, [score_raster(model, path, truth, None, work)]))
+    settings = kampala[0]["settings"]
+    print(f"\n{model}: threshold {settings['threshold']}, min area {settings['min_area_m2']} m², "
+          f"tile {settings['tile_size']}, overlap {settings['overlap']}")
+    print(f"{'raster':32s} {'F1':>6s} {'prec':>6s} {'recall':>6s} {'TP':>5s} {'FP':>5s} {'FN':>5s} {'pixIoU':>7s}")
+    for r in rows:
+        print(f"{r['name']:32s} {r['f1']:6.3f} {r['precision']:6.3f} {r['recall']:6.3f} {r['tp']:5d} {r['fp']:5d} "
+              f"{r['fn']:5d} {r['pixel_iou']:7.3f}")
+    validation = validation_scores(model)
+    print(f"validation areas (tuning): object F1 {validation['validation_object_f1']:.3f}, "
+          f"pixel IoU {validation['validation_pixel_iou']:.3f}")
+    return dict(rasters=rows, **validation)
+
+
+def roads_report(model: str, work: Path) -> dict:
+    result = score_roads(model, work)
+    print(f"\n{model}: threshold {result['settings']['threshold']}, tile {result['settings']['tile_size']}")
+    print(f"{result['name']}: APLS {result['apls']:.3f} (truth -> proposal {result['gt_to_prop']:.3f}, "
+          f"proposal -> truth {result['prop_to_gt']:.3f}); {result['proposal_km']} km proposed, "
+          f"{result['truth_km']} km labelled, {result['edges']} edges")
+    return result
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--buildings-model", default=str(REPO / "models" / "buildings_unet_small.onnx"))
+    parser.add_argument("--roads-model", default=str(REPO / "models" / "roads_unet_small.onnx"))
+    parser.add_argument("--only", choices=("buildings", "roads"), help="score one model only")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args(argv)
+    report = {}
+    with tempfile.TemporaryDirectory(prefix="spacenet-eval-") as tmp:
+        for task, model, run in (("buildings", args.buildings_model, buildings_report),
+                                 ("roads", args.roads_model, roads_report)):
+            if args.only in (None, task):
+                report[task] = run(model, Path(tmp))
+                report[task]["cpu_ms_per_512_tile"] = {n: cpu_ms_per_tile(model, n) for n in (1, 2)}
+                print("CPU ms per 512 x 512 tile: " + ", ".join(
+                    f"{ms} ms with {n} thread{'s' * (n > 1)}" for n, ms in report[task]["cpu_ms_per_512_tile"].items()))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
