@@ -25,7 +25,10 @@ PACKAGES = {
         Package("rasterio", "rasterio", "windowed raster reads and writes"),
         Package("onnxruntime", "onnxruntime", "model inference (onnxruntime-gpu for NVIDIA GPUs)"),
         Package("requests", "requests", "downloads from the SpaceNet bucket"),
-        Package("scipy", "scipy", "watershed splitting of buildings; optimal matching in the F1 scorer"),
+        Package("scipy", "scipy", "watershed splitting of buildings; road graphs and APLS shortest paths; "
+                                  "optimal matching in the F1 scorer"),
+        Package("skimage", "scikit-image", "thinning road masks to centerlines"),
+        Package("networkx", "networkx", "editing road graphs (comes with scikit-image)"),
     )
 }
 

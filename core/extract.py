@@ -1,7 +1,7 @@
-"""Building extraction from a raster: the engine the extractbuildings algorithm drives.
+"""Extraction from a raster: the engine the extractbuildings and extractroads algorithms drive.
 
 read windows on the model grid -> stretch -> batches through the model -> blended stitching into a
-temporary probability GeoTIFF (a tile row in memory at a time) -> footprints block by block -> map.
+temporary probability GeoTIFF (a tile row in memory at a time) -> footprints or centerlines block by block -> map.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import shutil
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import numpy as np
 import rasterio
 from scipy import ndimage
 
-from . import buildings, raster, runtime, tiling
+from . import buildings, raster, roads, runtime, tiling
 
 # Nothing is detected this close to nodata, where resampling and the model's view of the blank beyond
 # make artefacts: 1.5 m, at most 16 pixels.
@@ -37,16 +38,13 @@ class Canceled(Exception):  # noqa: N818 - the name says what happened, as core.
 
 
 @dataclass(frozen=True)
-class ExtractRequest:
+class ModelRun:
+    """What every extraction needs: the raster, the model, where and how to run it."""
+
     raster_path: str
     model_path: str
     extent: tuple | None = None  # xmin, ymin, xmax, ymax in the raster's CRS; None: the whole raster
     bands: tuple | None = None  # 1-based raster bands per model input; None: chosen from the raster and card
-    threshold: float | None = None  # None: the model card's default
-    min_area_m2: float | None = None
-    simplify_m: float = 0.5
-    regularize: bool = False
-    hole_area_m2: float = buildings.HOLE_AREA_M2
     batch_size: int = 4
     tile_size: int | None = None  # None: the model card's; smaller tiles need less (GPU) memory
     device: str = "auto"
@@ -54,6 +52,28 @@ class ExtractRequest:
     probability_path: str | None = None  # write the building probability (Float32, 0..1) here
     work_dir: str | None = None  # where temporary files go; None: the system's temporary folder
     block: int = buildings.BLOCK
+
+
+@dataclass(frozen=True)
+class ExtractRequest(ModelRun):
+    """A building extraction."""
+
+    threshold: float | None = None  # None: the model card's default
+    min_area_m2: float | None = None
+    simplify_m: float = 0.5
+    regularize: bool = False
+    hole_area_m2: float = buildings.HOLE_AREA_M2
+
+
+@dataclass(frozen=True)
+class RoadRequest(ModelRun):
+    """A road extraction; the vectorisation options are core.roads.RoadOptions'."""
+
+    threshold: float | None = None  # None: the model card's default
+    min_spur_length_m: float = roads.RoadOptions.min_spur_length_m
+    max_gap_m: float = roads.RoadOptions.max_gap_m
+    simplify_m: float = roads.RoadOptions.simplify_m
+    block: int = roads.BLOCK
 
 
 @dataclass(frozen=True)
@@ -65,7 +85,7 @@ class MapFootprint:
 
 @dataclass
 class Extraction:
-    footprints: list
+    footprints: list  # MapFootprint (buildings); empty for roads
     crs_wkt: str
     model_name: str
     device: str  # what ran it, e.g. "GPU (CUDA)" or "CPU"
@@ -75,6 +95,7 @@ class Extraction:
     tiles_run: int
     tiles_skipped: int
     timings: dict = field(default_factory=dict)
+    network: roads.RoadNetwork | None = None  # roads: edges and nodes in the raster's CRS
 
 
 def extract_buildings(request: ExtractRequest, report=lambda percent, message=None: None, is_canceled=lambda: False):
@@ -83,7 +104,69 @@ def extract_buildings(request: ExtractRequest, report=lambda percent, message=No
         return _extract(request, report, is_canceled)
 
 
-def _extract(request: ExtractRequest, report, is_canceled) -> Extraction:
+def extract_roads(request: RoadRequest, report=lambda percent, message=None: None, is_canceled=lambda: False):
+    """The road centerline graph of the request's raster and extent. Raises Canceled when canceled."""
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), _inferred(request, report, is_canceled) as run:
+        card = run.card
+        options = roads.RoadOptions(
+            threshold=card.threshold if request.threshold is None else request.threshold,
+            min_spur_length_m=request.min_spur_length_m,
+            max_gap_m=request.max_gap_m,
+            simplify_m=request.simplify_m,
+        )
+        network = _centerlines(run, options, request.block, report, is_canceled)
+        if request.probability_path:
+            _write_probability(run.stitched, request.probability_path, "road probability", is_canceled)
+    report(100.0, None)
+    return Extraction(
+        footprints=[],
+        network=network,
+        crs_wkt=run.info.crs_wkt,
+        model_name=card.name,
+        device=run.predictor.device_label,
+        note=run.predictor.note,
+        bands=run.bands,
+        settings=run.settings() | {"threshold": options.threshold, "min_spur_length_m": options.min_spur_length_m,
+                                   "max_gap_m": options.max_gap_m, "simplify_m": options.simplify_m},
+        tiles_run=run.tiles_run,
+        tiles_skipped=run.tiles_skipped,
+        timings={"inference_s": run.inferred - run.started, "total_s": time.perf_counter() - run.started},
+    )
+
+
+@dataclass
+class _Inferred:
+    """A model run's stitched probabilities (a temporary uint8 GeoTIFF, 0..255) and what it ran with."""
+
+    stitched: Path
+    predictor: object
+    info: raster.RasterInfo
+    bands: tuple
+    grid: raster.Grid
+    tile_size: int
+    overlap: int
+    tiles_run: int
+    tiles_skipped: int
+    started: float
+    inferred: float
+
+    @property
+    def card(self):
+        return self.predictor.card
+
+    @property
+    def pixel_m(self) -> float:
+        return float(np.sqrt(self.grid.pixel_area_m2))
+
+    def settings(self) -> dict:
+        return {"model": self.card.name, "model_file": os.path.basename(self.predictor.path),
+                "device": self.predictor.device_label, "bands": list(self.bands), "gsd_m": round(self.pixel_m, 4),
+                "tile_size": self.tile_size, "overlap": self.overlap}
+
+
+@contextmanager
+def _inferred(request: ModelRun, report, is_canceled):
+    """Run the model over the request's extent; the probabilities live as long as the context."""
     started = time.perf_counter()
     predictor = runtime.load(request.model_path, request.device, request.cpu_threads)
     card = predictor.card
@@ -91,56 +174,49 @@ def _extract(request: ExtractRequest, report, is_canceled) -> Extraction:
     bands = raster.check_bands(request.bands or raster.default_bands(info, card.bands), info, card.bands)
     grid = raster.model_grid(info, request.extent, card.gsd_m)
     stretch = raster.measure_stretch(info, bands, grid, card.normalisation)
-    options = buildings.BuildingOptions(
-        threshold=card.threshold if request.threshold is None else request.threshold,
-        interior_threshold=card.interior_threshold,
-        min_area_m2=card.min_area_m2 if request.min_area_m2 is None else request.min_area_m2,
-        simplify_m=request.simplify_m,
-        regularize=request.regularize,
-        hole_area_m2=request.hole_area_m2,
-    )
-    pixel_m = float(np.sqrt(grid.pixel_area_m2))
     size, overlap = _tile_plan(card, grid, request.tile_size)
     report(0.0, f"{card.summary()} on {predictor.device_label}; bands {', '.join(map(str, bands))}; "
-           f"{grid.width} x {grid.height} px at {pixel_m:.2f} m")
+           f"{grid.width} x {grid.height} px at {np.sqrt(grid.pixel_area_m2):.2f} m")
     if predictor.note:
         report(0.0, predictor.note)
-
     work = Path(tempfile.mkdtemp(prefix="spacenet-extract-", dir=request.work_dir))
     try:
         stitched = work / "probabilities.tif"
-        counts = _infer(predictor, info, bands, grid, stretch, stitched, (size, overlap), request.batch_size,
-                        report, is_canceled)
-        inferred = time.perf_counter()
-        footprints = _footprints(stitched, grid, options, pixel_m, request.block, report, is_canceled)
-        if request.probability_path:
-            _write_probability(stitched, request.probability_path, is_canceled)
+        run, skipped = _infer(predictor, info, bands, grid, stretch, stitched, (size, overlap), request.batch_size,
+                              report, is_canceled)
+        yield _Inferred(stitched, predictor, info, bands, grid, size, overlap, run, skipped, started,
+                        time.perf_counter())
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _extract(request: ExtractRequest, report, is_canceled) -> Extraction:
+    with _inferred(request, report, is_canceled) as run:
+        card = run.card
+        options = buildings.BuildingOptions(
+            threshold=card.threshold if request.threshold is None else request.threshold,
+            interior_threshold=card.interior_threshold,
+            min_area_m2=card.min_area_m2 if request.min_area_m2 is None else request.min_area_m2,
+            simplify_m=request.simplify_m,
+            regularize=request.regularize,
+            hole_area_m2=request.hole_area_m2,
+        )
+        footprints = _footprints(run.stitched, run.grid, options, run.pixel_m, request.block, report, is_canceled)
+        if request.probability_path:
+            _write_probability(run.stitched, request.probability_path, "building probability", is_canceled)
     report(100.0, None)
     return Extraction(
         footprints=footprints,
-        crs_wkt=info.crs_wkt,
+        crs_wkt=run.info.crs_wkt,
         model_name=card.name,
-        device=predictor.device_label,
-        note=predictor.note,
-        bands=bands,
-        settings={
-            "model": card.name,
-            "model_file": os.path.basename(predictor.path),
-            "device": predictor.device_label,
-            "bands": list(bands),
-            "threshold": options.threshold,
-            "min_area_m2": options.min_area_m2,
-            "simplify_m": options.simplify_m,
-            "regularize": options.regularize,
-            "gsd_m": round(pixel_m, 4),
-            "tile_size": size,
-            "overlap": overlap,
-        },
-        tiles_run=counts[0],
-        tiles_skipped=counts[1],
-        timings={"inference_s": inferred - started, "total_s": time.perf_counter() - started},
+        device=run.predictor.device_label,
+        note=run.predictor.note,
+        bands=run.bands,
+        settings=run.settings() | {"threshold": options.threshold, "min_area_m2": options.min_area_m2,
+                                   "simplify_m": options.simplify_m, "regularize": options.regularize},
+        tiles_run=run.tiles_run,
+        tiles_skipped=run.tiles_skipped,
+        timings={"inference_s": run.inferred - run.started, "total_s": time.perf_counter() - run.started},
     )
 
 
@@ -281,7 +357,7 @@ def _footprints(stitched, grid, options, pixel_m, block, report, is_canceled) ->
             return data[0], (data[1] if has_interior else None)
 
         def on_block(done, total):
-            report(PROGRESS_INFERENCE_END + (99 - PROGRESS_INFERENCE_END) * done / total, None)
+            report(_vectorising(done, total), None)
 
         def keep(footprint):
             done = buildings.finish(footprint, options, grid.pixel_area_m2, pixel_m)
@@ -297,15 +373,34 @@ def _footprints(stitched, grid, options, pixel_m, block, report, is_canceled) ->
     return found
 
 
-def _write_probability(stitched, destination, is_canceled) -> None:
-    """The building probability as Float32 0..1, written under a temporary name and renamed when complete."""
+def _centerlines(run: _Inferred, options, block, report, is_canceled) -> roads.RoadNetwork:
+    with rasterio.open(run.stitched) as src:
+
+        def read(row, col, h, w):
+            window = rasterio.windows.Window(col, row, w, h)
+            return src.read(1, window=window).astype(np.float32) / 255, None
+
+        network = roads.centerlines_on_grid(read, run.grid.height, run.grid.width, options, run.pixel_m, block=block,
+                                            on_block=lambda done, total: report(_vectorising(done, total), None),
+                                            is_canceled=is_canceled)
+    if network is None:
+        raise Canceled()
+    return roads.network_on_map(network, run.grid.transform)
+
+
+def _vectorising(done: int, total: int) -> float:
+    return PROGRESS_INFERENCE_END + (99 - PROGRESS_INFERENCE_END) * done / total
+
+
+def _write_probability(stitched, destination, description, is_canceled) -> None:
+    """The first channel's probability as Float32 0..1, written under a temporary name and renamed when complete."""
     destination = Path(destination)
     partial = destination.with_name(f".{destination.name}.partial")
     with rasterio.open(stitched) as src:
         profile = src.profile | {"count": 1, "dtype": "float32", "zlevel": 6, "predictor": 3}
         try:
             with rasterio.open(partial, "w", **profile) as out:
-                out.set_band_description(1, "building probability")
+                out.set_band_description(1, description)
                 for _, window in src.block_windows(1):
                     if is_canceled():
                         raise Canceled()

@@ -8,13 +8,15 @@ from qgis.PyQt.QtGui import QIcon
 
 from .base import ICON_PATH, PLUGIN_DIR, tr
 from .extract_buildings import ExtractBuildings
+from .extract_roads import ExtractRoads
 from .fetch_tiles import FetchTiles
+from .score_apls import ScoreApls
 from .score_f1 import ScoreF1
 
 log = logging.getLogger(__name__)
 
 # Every algorithm of the plugin, in toolbox order. Algorithms arrive with their own issues.
-ALGORITHMS = (FetchTiles, ExtractBuildings, ScoreF1)
+ALGORITHMS = (FetchTiles, ExtractBuildings, ExtractRoads, ScoreF1, ScoreApls)
 
 
 class SpaceNetProvider(QgsProcessingProvider):

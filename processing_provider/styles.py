@@ -3,11 +3,15 @@
 from qgis.core import (
     QgsCategorizedSymbolRenderer,
     QgsFillSymbol,
+    QgsLineSymbol,
+    QgsMarkerSymbol,
     QgsProcessingLayerPostProcessorInterface,
     QgsRendererCategory,
+    QgsSimpleLineSymbolLayer,
     QgsSingleSymbolRenderer,
     QgsVectorLayer,
 )
+from qgis.PyQt.QtGui import QColor
 
 # status value -> (label, RGB): green found, red false alarm, blue missed.
 SCORE_STATUS_COLOURS = {
@@ -52,10 +56,49 @@ def building_renderer() -> QgsSingleSymbolRenderer:
     return QgsSingleSymbolRenderer(symbol)
 
 
+def road_renderer() -> QgsSingleSymbolRenderer:
+    """Centerlines that stand out on imagery and stay thin enough to edit: a yellow line on a dark casing."""
+    symbol = QgsLineSymbol.createSimple({"line_color": "30,30,30,200", "line_width": "1.2", "line_width_unit": "MM"})
+    symbol.appendSymbolLayer(QgsSimpleLineSymbolLayer(QColor(255, 221, 0), 0.6))  # the symbol owns it
+    return QgsSingleSymbolRenderer(symbol)
+
+
+def road_node_renderer() -> QgsCategorizedSymbolRenderer:
+    categories = []
+    for value, rgb, label in (("junction", "43,108,214", "Junction"), ("dead end", "215,48,31", "Dead end"),
+                              ("through", "120,120,120", "Through (loop)")):
+        symbol = QgsMarkerSymbol.createSimple({"name": "circle", "color": rgb, "size": "2", "size_unit": "MM",
+                                               "outline_color": "255,255,255"})
+        categories.append(QgsRendererCategory(value, symbol, label))
+    return QgsCategorizedSymbolRenderer("kind", categories)
+
+
+class RoadNodeStyler(QgsProcessingLayerPostProcessorInterface):
+    """Colours road nodes by kind (junction, dead end)."""
+
+    _instance = None  # QGIS keeps only a C++ pointer: the Python object must outlive the algorithm run
+
+    @classmethod
+    def shared(cls) -> "RoadNodeStyler":
+        if cls._instance is None:
+            cls._instance = cls()
+        return cls._instance
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS API
+        if isinstance(layer, QgsVectorLayer):
+            layer.setRenderer(road_node_renderer())
+            layer.triggerRepaint()
+
+
 class BuildingStyler(QgsProcessingLayerPostProcessorInterface):
     """Styles extracted footprints and records the run (model, device, settings) in the layer's metadata."""
 
     _alive = []  # QGIS keeps only a C++ pointer: each run's styler must outlive the algorithm
+    ABSTRACT = "Building footprints extracted by SpaceNet Toolkit (spacenet:extractbuildings)."
+
+    @staticmethod
+    def renderer():
+        return building_renderer()
 
     def __init__(self, settings: dict):
         super().__init__()
@@ -70,13 +113,23 @@ class BuildingStyler(QgsProcessingLayerPostProcessorInterface):
     def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS API
         if not isinstance(layer, QgsVectorLayer):
             return
-        layer.setRenderer(building_renderer())
+        layer.setRenderer(self.renderer())
         metadata = layer.metadata()
         metadata.setTitle(layer.name())
         metadata.setAbstract(
-            "Building footprints extracted by SpaceNet Toolkit (spacenet:extractbuildings).\n"
+            self.ABSTRACT + "\n"
             + "\n".join(f"{key}: {value}" for key, value in self.settings.items())
         )
         metadata.setKeywords({"spacenet": [f"{key}={value}" for key, value in self.settings.items()]})
         layer.setMetadata(metadata)
         layer.triggerRepaint()
+
+
+class RoadStyler(BuildingStyler):
+    """Styles extracted centerlines and records the run in the layer's metadata."""
+
+    ABSTRACT = "Road centerlines extracted by SpaceNet Toolkit (spacenet:extractroads)."
+
+    @staticmethod
+    def renderer():
+        return road_renderer()
