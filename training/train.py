@@ -143,6 +143,9 @@ def main():
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--task", choices=sorted(CHANNELS), default="buildings")
+    ap.add_argument("--init", help="start from this checkpoint's weights (a best.pt or last.pt)")
+    ap.add_argument("--min-score", type=float, default=-1.0,
+                    help="export only validation scores above this (e.g. the shipped model's, when fine-tuning)")
     ap.add_argument("--cache", default=CACHE_DIR, help="a cache from training.data or training.spacenet_data")
     ap.add_argument("--run-dir", default=os.path.join(RUNS_DIR, time.strftime("%Y%m%d-%H%M%S")))
     args = ap.parse_args()
@@ -170,11 +173,14 @@ def main():
     oam_buildings = args.task == "buildings" and os.path.abspath(args.cache) == os.path.abspath(CACHE_DIR)
     validation = None if oam_buildings else load_blocks(args.cache, channels, split="val")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    net = SmallUNet(out_channels=len(channels)).to(device, memory_format=torch.channels_last)
+    net = SmallUNet(out_channels=len(channels))
+    if args.init:
+        net.load_state_dict(torch.load(args.init, map_location="cpu")["model"])
+    net = net.to(device, memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     deadline = start + args.minutes * 60
     next_export = start + args.first_export_minutes * 60
-    best_f1, step, warmup = -1.0, 0, 50
+    best_f1, step, warmup = args.min_score, 0, 50
     timings = None
 
     def checkpoint(final=False):

@@ -1,17 +1,16 @@
-"""Check the shipped ONNX files with onnxruntime alone: names, dynamic shapes, card, fp32/fp16 agreement.
+"""Check every shipped ONNX model with onnxruntime alone: names, dynamic shapes, card, fp32/fp16 agreement.
 
 Needs only numpy and onnxruntime, so it runs in the plugin's environment too:
 
     .venv/bin/python training/verify.py
 """
+import glob
 import json
 import sys
 
 import numpy as np
 import onnxruntime as ort
 
-FP32 = "models/buildings_unet_small.onnx"
-FP16 = "models/buildings_unet_small.fp16.onnx"
 CARD_KEYS = {"schema", "name", "version", "task", "description", "input", "outputs", "defaults", "training",
              "licence", "scores"}
 DEEPNESS_KEYS = {"model_type", "class_names", "resolution", "tile_size", "tiles_overlap", "seg_thresh"}
@@ -21,8 +20,8 @@ def session(path):
     return ort.InferenceSession(path, providers=["CPUExecutionProvider"])
 
 
-def main():
-    s32, s16 = session(FP32), session(FP16)
+def check(fp32_path):
+    s32, s16 = session(fp32_path), session(fp32_path.replace(".onnx", ".fp16.onnx"))
     for s in (s32, s16):
         (inp,), (out,) = s.get_inputs(), s.get_outputs()
         assert inp.name == "image" and inp.type == "tensor(float)", inp
@@ -38,11 +37,18 @@ def main():
         x = rng.random(shape, dtype=np.float32)
         a = s32.run(None, {"image": x})[0]
         b = s16.run(None, {"image": x})[0]
-        assert a.shape == (shape[0], 2) + shape[2:] and a.dtype == b.dtype == np.float32, a.shape
+        channels = len(card["outputs"]["channels"])
+        assert a.shape == (shape[0], channels) + shape[2:] and a.dtype == b.dtype == np.float32, a.shape
         assert a.min() >= 0.0 and a.max() <= 1.0
         worst = max(worst, float(np.abs(a - b).max()))
-    print(json.dumps({"ok": True, "max_abs_diff_fp32_fp16": round(worst, 5), "card": card}, indent=1))
-    return 0 if worst < 0.05 else 1
+    print(json.dumps({"model": fp32_path, "ok": worst < 0.05, "max_abs_diff_fp32_fp16": round(worst, 5),
+                      "card": card}, indent=1))
+    return worst < 0.05
+
+
+def main():
+    models = sorted(p for p in glob.glob("models/*.onnx") if not p.endswith(".fp16.onnx"))
+    return 0 if all([check(path) for path in models]) else 1
 
 
 if __name__ == "__main__":
