@@ -109,13 +109,15 @@ package: check-venv
 # ---------------------------------------------------------------------------------------------- training
 # training/ has its own venv (PyTorch never enters the plugin's). DATA: a folder written by spacenet:fetchtiles.
 TRAIN_PY := training/.venv/bin/python
+TRAIN_STAMP := training/.venv/.setup.stamp
 MINUTES ?=
 TRAIN_RUN = OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(TRAIN_PY) -m training.train
 
-train-setup: $(TRAIN_PY)
+train-setup: $(TRAIN_STAMP)
 
-$(TRAIN_PY): training/setup.sh training/requirements.txt
+$(TRAIN_STAMP): training/setup.sh training/requirements.txt
 	bash training/setup.sh
+	touch $@
 
 train-buildings: train-setup
 ifdef DATA
@@ -146,40 +148,7 @@ install:
 	ln -sfn "$(CURDIR)" "$(QGIS_PROFILE_DIR)/python/plugins/$(PLUGIN_NAME)"
 	@echo "Linked. Restart QGIS and enable 'SpaceNet Toolkit' in Plugins > Manage and Install Plugins."
 
-un# ---------------------------------------------------------------------------------------------- training
-# training/ has its own venv (PyTorch never enters the plugin's). DATA: a folder written by spacenet:fetchtiles.
-TRAIN_PY := training/.venv/bin/python
-MINUTES ?=
-TRAIN_RUN = OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(TRAIN_PY) -m training.train
-
-train-setup: $(TRAIN_PY)
-
-$(TRAIN_PY): training/setup.sh training/requirements.txt
-	bash training/setup.sh
-
-train-buildings: train-setup
-ifdef DATA
-	$(TRAIN_PY) -m training.spacenet_data "$(DATA)" --task buildings --out training/cache_spacenet_buildings
-	$(TRAIN_RUN) --task buildings --cache training/cache_spacenet_buildings --minutes $(or $(MINUTES),60)
-else
-	$(TRAIN_PY) -m training.data
-	$(TRAIN_RUN) --task buildings --minutes $(or $(MINUTES),60)
-endif
-
-train-roads: train-setup
-ifdef DATA
-	$(TRAIN_PY) -m training.spacenet_data "$(DATA)" --task roads --out training/cache_spacenet_roads
-	$(TRAIN_RUN) --task roads --cache training/cache_spacenet_roads --minutes $(or $(MINUTES),60)
-else
-	$(TRAIN_PY) -m training.roads_baseline --out training/cache_roads
-	$(TRAIN_RUN) --task roads --cache training/cache_roads --minutes $(or $(MINUTES),30)
-endif
-
-# Runs in the plugin's venv: the scores come from the plugin's own engine and metrics.
-eval: check-venv $(PLUGIN_LINK)
-	GDAL_PAM_ENABLED=NO $(PY) -m training.engine_eval
-
-install:
+uninstall:
 	@if [ -L "$(QGIS_PROFILE_DIR)/python/plugins/$(PLUGIN_NAME)" ]; then \
 		rm "$(QGIS_PROFILE_DIR)/python/plugins/$(PLUGIN_NAME)" && echo "Removed the link."; \
 	else echo "No linked $(PLUGIN_NAME) in $(QGIS_PROFILE_DIR): nothing to do."; fi
