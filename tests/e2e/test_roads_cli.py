@@ -25,12 +25,14 @@ def test_the_shipped_roads_model_extracted_and_scored(qgis_process_factory, plug
         "--MODEL=roads_unet_small", f"--OUTPUT={roads}", f"--OUTPUT_NODES={nodes}",
     ))
     assert extracted["MODEL_NAME"] == "roads_unet_small" and extracted["ROAD_COUNT"] > 5
-    layer = ogr.Open(str(roads)).GetLayer(0)
+    dataset = ogr.Open(str(roads))  # held: its layers die with it
+    layer = dataset.GetLayer(0)
     assert layer.GetFeatureCount() == extracted["ROAD_COUNT"]
     assert layer.GetSpatialRef().GetAuthorityCode(None) == "4326"
     # the tile is 400 m across with 38 labelled roads: a road network of that order, not noise
     assert 1.0 < extracted["ROAD_LENGTH_KM"] < 10.0
-    assert ogr.Open(str(nodes)).GetLayer(0).GetFeatureCount() > extracted["ROAD_COUNT"] / 2
+    node_dataset = ogr.Open(str(nodes))
+    assert node_dataset.GetLayer(0).GetFeatureCount() > extracted["ROAD_COUNT"] / 2
 
     report = tmp_path / "apls.html"
     scored = results_of(qgis_process(
