@@ -118,20 +118,8 @@ def extract_roads(request: RoadRequest, report=lambda percent, message=None: Non
         if request.probability_path:
             _write_probability(run.stitched, request.probability_path, "road probability", is_canceled)
     report(100.0, None)
-    return Extraction(
-        footprints=[],
-        network=network,
-        crs_wkt=run.info.crs_wkt,
-        model_name=card.name,
-        device=run.predictor.device_label,
-        note=run.predictor.note,
-        bands=run.bands,
-        settings=run.settings() | {"threshold": options.threshold, "min_spur_length_m": options.min_spur_length_m,
-                                   "max_gap_m": options.max_gap_m, "simplify_m": options.simplify_m},
-        tiles_run=run.tiles_run,
-        tiles_skipped=run.tiles_skipped,
-        timings={"inference_s": run.inferred - run.started, "total_s": time.perf_counter() - run.started},
-    )
+    return run.extraction({"threshold": options.threshold, "min_spur_length_m": options.min_spur_length_m,
+                           "max_gap_m": options.max_gap_m, "simplify_m": options.simplify_m}, network=network)
 
 
 @dataclass
@@ -158,10 +146,24 @@ class _Inferred:
     def pixel_m(self) -> float:
         return float(np.sqrt(self.grid.pixel_area_m2))
 
-    def settings(self) -> dict:
-        return {"model": self.card.name, "model_file": os.path.basename(self.predictor.path),
-                "device": self.predictor.device_label, "bands": list(self.bands), "gsd_m": round(self.pixel_m, 4),
-                "tile_size": self.tile_size, "overlap": self.overlap}
+    def extraction(self, settings: dict, footprints=(), network=None) -> Extraction:
+        """The run's result: what was found, the task's settings after the common ones, counts and timings."""
+        common = {"model": self.card.name, "model_file": os.path.basename(self.predictor.path),
+                  "device": self.predictor.device_label, "bands": list(self.bands), "gsd_m": round(self.pixel_m, 4),
+                  "tile_size": self.tile_size, "overlap": self.overlap}
+        return Extraction(
+            footprints=list(footprints),
+            network=network,
+            crs_wkt=self.info.crs_wkt,
+            model_name=self.card.name,
+            device=self.predictor.device_label,
+            note=self.predictor.note,
+            bands=self.bands,
+            settings=common | settings,
+            tiles_run=self.tiles_run,
+            tiles_skipped=self.tiles_skipped,
+            timings={"inference_s": self.inferred - self.started, "total_s": time.perf_counter() - self.started},
+        )
 
 
 @contextmanager
@@ -205,19 +207,9 @@ def _extract(request: ExtractRequest, report, is_canceled) -> Extraction:
         if request.probability_path:
             _write_probability(run.stitched, request.probability_path, "building probability", is_canceled)
     report(100.0, None)
-    return Extraction(
-        footprints=footprints,
-        crs_wkt=run.info.crs_wkt,
-        model_name=card.name,
-        device=run.predictor.device_label,
-        note=run.predictor.note,
-        bands=run.bands,
-        settings=run.settings() | {"threshold": options.threshold, "min_area_m2": options.min_area_m2,
-                                   "simplify_m": options.simplify_m, "regularize": options.regularize},
-        tiles_run=run.tiles_run,
-        tiles_skipped=run.tiles_skipped,
-        timings={"inference_s": run.inferred - run.started, "total_s": time.perf_counter() - run.started},
-    )
+    return run.extraction({"threshold": options.threshold, "min_area_m2": options.min_area_m2,
+                           "simplify_m": options.simplify_m, "regularize": options.regularize},
+                          footprints=footprints)
 
 
 def _tile_plan(card, grid, tile_size=None):

@@ -1,7 +1,5 @@
 """spacenet:extractbuildings: building footprints from a raster layer with an ONNX segmentation model."""
 
-import json
-
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsFeature,
@@ -104,11 +102,7 @@ class ExtractBuildings(ExtractionAlgorithm):
         result = self.run_engine(extract.extract_buildings, request, feedback)
         if result is None:
             return {}
-        feedback.pushInfo(self.tr(
-            f"{len(result.footprints)} buildings; {result.tiles_run} tiles run on {result.device}, "
-            f"{result.tiles_skipped} skipped (no data); {result.timings['total_s']:.1f} s."
-        ))
-        feedback.pushInfo(self.tr(f"Settings: {json.dumps(result.settings)}"))
+        self.log_run(feedback, result, f"{len(result.footprints)} buildings")
 
         dest_id = self._write(parameters, context, result)
         self._styler = BuildingStyler.for_run(result.settings)

@@ -1,7 +1,5 @@
 """spacenet:extractroads: a road centerline graph from a raster layer with an ONNX segmentation model."""
 
-import json
-
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsFeature,
@@ -113,12 +111,8 @@ class ExtractRoads(ExtractionAlgorithm):
             return {}
         edges = result.network.edges
         length_km = sum(edge.length_m for edge in edges) / 1000
-        feedback.pushInfo(self.tr(
-            f"{len(edges)} road segments, {length_km:.2f} km, {len(result.network.nodes)} nodes; "
-            f"{result.tiles_run} tiles run on {result.device}, {result.tiles_skipped} skipped (no data); "
-            f"{result.timings['total_s']:.1f} s."
-        ))
-        feedback.pushInfo(self.tr(f"Settings: {json.dumps(result.settings)}"))
+        self.log_run(feedback, result,
+                     f"{len(edges)} road segments, {length_km:.2f} km, {len(result.network.nodes)} nodes")
 
         crs = QgsCoordinateReferenceSystem.fromWkt(result.crs_wkt)
         outputs = {self.OUTPUT: self._write_lines(parameters, context, result, crs),

@@ -1,6 +1,7 @@
 """What the extraction algorithms share: the layer, extent, bands, model and device parameters, the request's
 common part, running the engine with progress and cancel, and the shipped models."""
 
+import json
 from pathlib import Path
 
 from qgis.core import (
@@ -21,6 +22,8 @@ from .base import PLUGIN_DIR, SpaceNetAlgorithm
 
 MODELS_DIR = PLUGIN_DIR / "models"
 DEVICES = ("auto", "gpu", "cpu")
+# the plugin's package is spacenet_toolkit when installed, but whatever its folder is called
+BANDS_WIDGET_WRAPPER = f"{__package__.rpartition('.')[0]}.ui.band_wrapper.BandsWidgetWrapper"
 
 
 def shipped_models() -> list:
@@ -87,12 +90,13 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
     def add_source_parameters(self):
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Input layer")))
         self.addParameter(QgsProcessingParameterExtent(self.EXTENT, self.tr("Extent"), optional=True))
-        self.addParameter(
-            QgsProcessingParameterBand(
-                self.BANDS, self.tr("Bands (empty: chosen from the layer)"), None, self.INPUT,
-                optional=True, allowMultiple=True,
-            )
+        bands = QgsProcessingParameterBand(
+            self.BANDS, self.tr("Bands (empty: chosen from the layer)"), None, self.INPUT,
+            optional=True, allowMultiple=True,
         )
+        # Named, not imported: Processing's GUI imports the wrapper when a dialog opens; qgis_process never does.
+        bands.setMetadata({"widget_wrapper": {"class": BANDS_WIDGET_WRAPPER, "model_parameter": self.MODEL}})
+        self.addParameter(bands)
         self.addParameter(QgsProcessingParameterString(self.MODEL, self.tr("Model (name or .onnx file)"),
                                                        defaultValue=self.DEFAULT_MODEL))
 
@@ -170,6 +174,14 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
         if result.note:
             feedback.pushWarning(result.note)
         return result
+
+    def log_run(self, feedback, result, found: str) -> None:
+        """What was found, how the run went and every setting, in the log."""
+        feedback.pushInfo(self.tr(
+            f"{found}; {result.tiles_run} tiles run on {result.device}, {result.tiles_skipped} skipped (no data); "
+            f"{result.timings['total_s']:.1f} s."
+        ))
+        feedback.pushInfo(self.tr(f"Settings: {json.dumps(result.settings)}"))
 
     def common_outputs(self, request, result) -> dict:
         outputs = {self.DEVICE_USED: result.device, self.MODEL_NAME: result.model_name}

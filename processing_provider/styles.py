@@ -31,21 +31,31 @@ def score_status_renderer() -> QgsCategorizedSymbolRenderer:
     return QgsCategorizedSymbolRenderer("status", categories)
 
 
-class ScoreStatusStyler(QgsProcessingLayerPostProcessorInterface):
-    """Styles a scored layer when Processing loads it into the project."""
+class _SharedStyler(QgsProcessingLayerPostProcessorInterface):
+    """Applies ``renderer()`` to a layer Processing loads; one shared instance per subclass."""
 
     _instance = None  # QGIS keeps only a C++ pointer: the Python object must outlive the algorithm run
 
     @classmethod
-    def shared(cls) -> "ScoreStatusStyler":
-        if cls._instance is None:
+    def shared(cls):
+        if cls.__dict__.get("_instance") is None:
             cls._instance = cls()
         return cls._instance
 
+    def renderer(self):
+        raise NotImplementedError
+
     def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS API
         if isinstance(layer, QgsVectorLayer):
-            layer.setRenderer(score_status_renderer())
+            layer.setRenderer(self.renderer())
             layer.triggerRepaint()
+
+
+class ScoreStatusStyler(_SharedStyler):
+    """Styles a scored layer when Processing loads it into the project."""
+
+    def renderer(self):
+        return score_status_renderer()
 
 
 def building_renderer() -> QgsSingleSymbolRenderer:
@@ -73,21 +83,11 @@ def road_node_renderer() -> QgsCategorizedSymbolRenderer:
     return QgsCategorizedSymbolRenderer("kind", categories)
 
 
-class RoadNodeStyler(QgsProcessingLayerPostProcessorInterface):
+class RoadNodeStyler(_SharedStyler):
     """Colours road nodes by kind (junction, dead end)."""
 
-    _instance = None  # QGIS keeps only a C++ pointer: the Python object must outlive the algorithm run
-
-    @classmethod
-    def shared(cls) -> "RoadNodeStyler":
-        if cls._instance is None:
-            cls._instance = cls()
-        return cls._instance
-
-    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS API
-        if isinstance(layer, QgsVectorLayer):
-            layer.setRenderer(road_node_renderer())
-            layer.triggerRepaint()
+    def renderer(self):
+        return road_node_renderer()
 
 
 class BuildingStyler(QgsProcessingLayerPostProcessorInterface):
