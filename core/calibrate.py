@@ -1,0 +1,466 @@
+"""Calibration: the building threshold and minimum area that score best against truth, and its report.
+
+Given a building probability raster (0..1) and the truth polygons of a labelled area, every threshold of a grid is
+vectorised once, exactly as the extraction engine does it (``core.buildings``, read in blocks), and every minimum
+area is then only a filter on the finished footprints' areas before the SpaceNet F1 (IoU >= 0.5, greedy in
+footprint order, as ``spacenet:scoref1`` scores ``spacenet:extractbuildings``' output) is taken with
+``core.f1.score``. One vectorisation per threshold, not one per pair: the threshold decides the shapes, the
+minimum area only which of them are kept (the engine drops a footprint under the minimum area after simplifying
+it, and so does this filter).
+
+Scoring happens on the raster's pixel grid: truth polygons are mapped onto it with the inverse of the raster's
+geotransform. IoU is a ratio of areas, which an affine map leaves unchanged, so the score is the one measured in
+metres, for projected and geographic rasters alike; areas in m² are pixel areas times the ground area of a pixel,
+the engine's own measure. Truth is clipped to the labelled area, as the footprints are. A probability raster has
+no interior channel, so touching buildings are split with distance seeds, as the engine does for a model without one.
+
+Ties: among pairs with the same F1, the higher threshold wins (fewer uncertain pixels become building), then the
+smaller minimum area (fewer buildings thrown away).
+
+No QGIS here.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import numpy as np
+import rasterio
+import shapely
+from rasterio.windows import Window
+
+from . import buildings, f1, raster
+from .html_report import page, table, write  # noqa: F401 - write is this module's API
+
+# 0.20, 0.25, ... 0.80: below 0.2 and above 0.8 a sigmoid output rarely holds a building's outline, and a finer
+# step than 0.05 moves the outline by a fraction of a pixel on a sharp model (the engine's stitched probabilities
+# are quantised to 1/255 anyway).
+DEFAULT_THRESHOLDS = tuple(round(0.2 + 0.05 * i, 2) for i in range(13))
+# m²: 0 keeps everything; 2-5 drop speckle (a few pixels at 0.3-0.5 m); 10-20 the sheds and noise blobs that the
+# SpaceNet labels leave out (solaris' SN2 scoring used 20 px², 1.8 m² at 0.3 m); 30-50 m² already drops real
+# small houses, so the grid stops there.
+DEFAULT_MIN_AREAS_M2 = (0.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 50.0)
+SCORING = f1.F1Options(iou_threshold=0.5, matching="greedy>=")
+TIE_DIGITS = 12  # F1 values equal to this many digits are a tie (the same counts can round differently)
+PROGRESS_VECTORISE = 0.75  # share of a threshold's progress for vectorising; the rest is scoring
+GDAL_CACHE_BYTES = 256 * 2**20
+
+
+class CalibrationError(ValueError):
+    """The inputs cannot be calibrated; the message says why, in words a mapper can act on."""
+
+
+class Canceled(Exception):  # noqa: N818 - the name says what happened, as core.extract.Canceled
+    """The calibration was canceled."""
+
+
+@dataclass(frozen=True)
+class Trial:
+    """The score of one threshold and minimum area."""
+
+    threshold: float
+    min_area_m2: float
+    proposals: int  # footprints kept at this minimum area
+    tp: int
+    fp: int
+    fn: int
+    precision: float
+    recall: float
+    f1: float
+
+
+@dataclass
+class CalibrationResult:
+    """Every trial (thresholds ascending, then minimum areas ascending) and the best one."""
+
+    trials: list
+    best: Trial
+    thresholds: tuple
+    min_areas_m2: tuple
+    truth_count: int  # truth polygons scored (inside the labelled area)
+    truth_outside: int  # truth polygons left out: outside the labelled area, empty, or without area
+    grid_shape: tuple  # (height, width) in pixels
+    pixel_m: float
+    settings: dict = field(default_factory=dict)
+
+    def trial(self, threshold: float, min_area_m2: float) -> Trial:
+        for trial in self.trials:
+            if trial.threshold == threshold and trial.min_area_m2 == min_area_m2:
+                return trial
+        raise KeyError((threshold, min_area_m2))
+
+    def f1_grid(self) -> np.ndarray:
+        """F1 as [threshold, minimum area]."""
+        return np.array([t.f1 for t in self.trials]).reshape(len(self.thresholds), len(self.min_areas_m2))
+
+    def by_threshold(self, min_area_m2: float) -> list:
+        """The trials of one minimum area, thresholds ascending."""
+        return [t for t in self.trials if t.min_area_m2 == min_area_m2]
+
+    def by_min_area(self, threshold: float) -> list:
+        """The trials of one threshold, minimum areas ascending."""
+        return [t for t in self.trials if t.threshold == threshold]
+
+
+def best_of(trials: Iterable[Trial]) -> Trial:
+    """The trial of highest F1; ties go to the higher threshold, then to the smaller minimum area."""
+    return max(trials, key=lambda t: (round(t.f1, TIE_DIGITS), t.threshold, -t.min_area_m2))
+
+
+def parse_values(text, name: str, low: float, high: float, default: tuple, low_inclusive: bool = True) -> tuple:
+    """Sorted distinct numbers from ``"0.3, 0.4 0.5"`` or a range ``"0.2:0.8:0.05"`` (start:stop:step, stop
+    included); empty text gives ``default``. Raises CalibrationError naming ``name`` when a value is not a
+    number or lies outside ``low``..``high``."""
+    text = (text or "").strip()
+    if not text:
+        return tuple(default)
+    values = []
+    for item in (part for part in re.split(r"[,;\s]+", text) if part):
+        values.extend(_range(item, name) if ":" in item else [_number(item, name)])
+    below = (lambda v: v < low) if low_inclusive else (lambda v: v <= low)
+    outside = [v for v in values if below(v) or v > high or not math.isfinite(v)]
+    if outside:
+        bound = "from" if low_inclusive else "above"
+        raise CalibrationError(f"{name}: {', '.join(f'{v:g}' for v in outside)} outside the allowed range "
+                               f"({bound} {low:g} to {high:g}).")
+    return tuple(sorted(set(values)))
+
+
+def _number(item: str, name: str) -> float:
+    try:
+        return float(item)
+    except ValueError:
+        raise CalibrationError(f"{name}: '{item}' is not a number (give numbers separated by commas, or a range "
+                               "start:stop:step such as 0.2:0.8:0.05).") from None
+
+
+def _range(item: str, name: str) -> list:
+    parts = item.split(":")
+    if len(parts) != 3:
+        raise CalibrationError(f"{name}: '{item}' is not a range: write start:stop:step, e.g. 0.2:0.8:0.05.")
+    start, stop, step = (_number(part, name) for part in parts)
+    if step <= 0 or stop < start:
+        raise CalibrationError(f"{name}: the range '{item}' needs a positive step and a stop not below its start.")
+    count = int(math.floor((stop - start) / step + 1e-9)) + 1
+    return [round(start + i * step, 10) for i in range(count)]
+
+
+def calibrate(
+    read_probability: Callable,
+    grid_shape: tuple,
+    transform,
+    pixel_m: float,
+    truth_polygons: Iterable,
+    thresholds: Iterable[float] = DEFAULT_THRESHOLDS,
+    min_areas_m2: Iterable[float] = DEFAULT_MIN_AREAS_M2,
+    simplify_m: float = 0.0,
+    regularize: bool = False,
+    hole_area_m2: float = buildings.HOLE_AREA_M2,
+    block: int = buildings.BLOCK,
+    progress: Callable[[float], None] | None = None,
+    is_canceled: Callable[[], bool] | None = None,
+) -> CalibrationResult:
+    """Score every (threshold, minimum area) pair of a probability grid against truth.
+
+    ``read_probability(row, col, height, width)`` returns that window of the grid as floats in 0..1;
+    ``grid_shape`` is (height, width) and ``transform`` the grid's affine geotransform; ``pixel_m`` the side of a
+    pixel in metres (its ground area is ``pixel_m ** 2``, as in ``core.extract``). ``truth_polygons`` are shapely
+    geometries in the grid's CRS; the grid is the labelled area. ``simplify_m``, ``regularize`` and
+    ``hole_area_m2`` are the extraction settings the result is for. ``progress`` gets percentages;
+    ``is_canceled`` is polled per block and per scoring step (raises :class:`Canceled`).
+    """
+    thresholds = tuple(sorted({float(t) for t in thresholds}))
+    min_areas = tuple(sorted({float(a) for a in min_areas_m2}))
+    if not thresholds or not min_areas:
+        raise CalibrationError("Give at least one threshold and one minimum area.")
+    height, width = int(grid_shape[0]), int(grid_shape[1])
+    truth, outside = _truth_on_grid(truth_polygons, transform, height, width)
+    truth_set = f1.PolygonSet(geometries=truth)
+    pixel_area_m2 = pixel_m**2
+    read = _last_window_cached(read_probability)
+    report = progress or (lambda percent: None)
+    canceled = is_canceled or (lambda: False)
+
+    trials = []
+    for number, threshold in enumerate(thresholds):
+        options = buildings.BuildingOptions(threshold=threshold, min_area_m2=0.0, simplify_m=simplify_m,
+                                            regularize=regularize, hole_area_m2=hole_area_m2)
+
+        def step(share, number=number):
+            report(100.0 * (number + share) / len(thresholds))
+
+        geometries, areas = _vectorise(read, height, width, options, pixel_m, pixel_area_m2, block, canceled,
+                                       lambda done, total, step=step: step(PROGRESS_VECTORISE * done / total))
+        counts, scored = None, -1
+        for index, min_area in enumerate(min_areas):
+            kept = geometries[areas >= min_area]  # the engine's own rule: dropped when area < minimum
+            # a larger minimum area keeps a subset: the same count is the same set, and the same score
+            if len(kept) != scored:
+                try:
+                    counts = f1.score(truth_set, f1.PolygonSet(geometries=kept), SCORING, is_canceled=canceled).total
+                except f1.Canceled as error:
+                    raise Canceled() from error
+                scored = len(kept)
+            trials.append(Trial(threshold, min_area, len(kept), counts.tp, counts.fp, counts.fn, counts.precision,
+                                counts.recall, counts.f1))
+            step(PROGRESS_VECTORISE + (1 - PROGRESS_VECTORISE) * (index + 1) / len(min_areas))
+    report(100.0)
+    return CalibrationResult(
+        trials=trials, best=best_of(trials), thresholds=thresholds, min_areas_m2=min_areas, truth_count=len(truth),
+        truth_outside=outside, grid_shape=(height, width), pixel_m=pixel_m,
+        settings={"iou_threshold": SCORING.iou_threshold, "matching": SCORING.matching, "simplify_m": simplify_m,
+                  "regularize": regularize, "hole_area_m2": hole_area_m2},
+    )
+
+
+def _vectorise(read, height, width, options, pixel_m, pixel_area_m2, block, canceled, on_block) -> tuple:
+    """The finished footprints of one threshold (grid pixel coordinates) and their areas in m²."""
+
+    def keep(footprint):
+        done = buildings.finish(footprint, options, pixel_area_m2, pixel_m)
+        return None if done is None else done.geometry
+
+    found = buildings.footprints_on_grid(lambda r, c, h, w: (read(r, c, h, w), None), height, width, options,
+                                         pixel_m, block=block, on_block=on_block, is_canceled=canceled, keep=keep)
+    if found is None:
+        raise Canceled()
+    geometries = np.empty(len(found), dtype=object)
+    geometries[:] = found
+    return geometries, (shapely.area(geometries) * pixel_area_m2 if len(found) else np.zeros(0))
+
+
+def _last_window_cached(read: Callable) -> Callable:
+    """``read`` that returns the previous window again without reading it: a grid of one block (a labelled tile)
+    is then read once for all thresholds, and memory holds one block at most."""
+    last: dict = {}
+
+    def cached(row, col, h, w):
+        key = (row, col, h, w)
+        if key not in last:
+            last.clear()
+            last[key] = np.asarray(read(row, col, h, w), dtype=np.float32)
+        return last[key]
+
+    return cached
+
+
+def _truth_on_grid(polygons: Iterable, transform, height: int, width: int) -> tuple:
+    """Truth in grid pixel coordinates, clipped to the grid; and how many were left out."""
+    items = list(polygons if polygons is not None else ())
+    geometries = np.empty(len(items), dtype=object)
+    geometries[:] = items  # never let numpy look inside geometries
+    total = len(geometries)
+    if total == 0:
+        raise CalibrationError("There are no truth polygons: calibration needs the buildings of a labelled area.")
+    present = geometries[~shapely.is_missing(geometries)]
+    present = present[~shapely.is_empty(present)]
+    invalid = ~shapely.is_valid(present)
+    present[invalid] = shapely.make_valid(present[invalid])
+    inverse = ~transform
+    matrix = np.array([[inverse.a, inverse.b], [inverse.d, inverse.e]])
+    on_grid = shapely.transform(present, lambda xy: xy @ matrix.T + (inverse.c, inverse.f))  # z dropped
+    if len(on_grid):
+        grid_box = shapely.box(0, 0, width, height)
+        on_grid = on_grid[shapely.intersects(on_grid, grid_box)]
+        cut = ~shapely.covered_by(on_grid, grid_box)
+        on_grid[cut] = shapely.intersection(on_grid[cut], grid_box)
+        on_grid = on_grid[shapely.area(on_grid) > 0]
+    if len(on_grid) == 0:
+        raise CalibrationError(f"None of the {total} truth polygons overlaps the probability raster's labelled "
+                               "area: check that the truth and the raster cover the same place.")
+    return on_grid, total - len(on_grid)
+
+
+# --- a probability raster on disk -------------------------------------------------------------------------------
+
+
+def calibrate_raster(path, truth_polygons: Iterable, extent: tuple | None = None, band: int = 1,
+                     **options) -> CalibrationResult:
+    """:func:`calibrate` on band ``band`` of a probability raster (spacenet:extractbuildings' probability output:
+    Float32 0..1; a Byte raster is read as value / 255, as the engine stitches). ``extent`` (xmin, ymin, xmax,
+    ymax in the raster's CRS) is the labelled area, widened to whole pixels; None: the whole raster.
+    Nodata and NaN read as probability 0. ``options`` are :func:`calibrate`'s keywords."""
+    info = raster.describe(path)  # RasterError: no CRS, rotated, unreadable
+    if not 1 <= band <= info.count:
+        raise CalibrationError(f"Band {band} does not exist: {path} has {info.count} band(s).")
+    window = _labelled_window(info, extent)
+    bounds = rasterio.windows.bounds(window, info.transform)
+    grid = raster.model_grid(info, bounds, None)  # the window's pixels; their ground area in m²
+    transform = rasterio.windows.transform(window, info.transform)
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), rasterio.open(path) as src:
+        scale = 1 / 255 if src.dtypes[band - 1] == "uint8" else 1.0
+
+        def read(row, col, h, w):
+            data = src.read(band, window=Window(window.col_off + col, window.row_off + row, w, h), masked=True)
+            values = np.nan_to_num(data.astype(np.float32).filled(0) * scale, nan=0.0)
+            if values.size and (values.max() > 1 + 1e-6 or values.min() < -1e-6):
+                raise CalibrationError(
+                    f"Band {band} of {path} holds values from {values.min():g} to {values.max():g}: a probability "
+                    "raster holds 0 to 1 (the building probability written by Extract building footprints)."
+                )
+            return values
+
+        return calibrate(read, (int(window.height), int(window.width)), transform,
+                         float(np.sqrt(grid.pixel_area_m2)), truth_polygons, **options)
+
+
+def _labelled_window(info: raster.RasterInfo, extent) -> Window:
+    whole = Window(0, 0, info.width, info.height)
+    if extent is None:
+        return whole
+    xmin, ymin, xmax, ymax = extent
+    left, bottom, right, top = info.bounds
+    if min(xmax, right) <= max(xmin, left) or min(ymax, top) <= max(ymin, bottom):
+        raise CalibrationError(
+            f"The labelled area ({xmin:g}, {ymin:g}) - ({xmax:g}, {ymax:g}) does not overlap the probability "
+            f"raster, which covers ({left:g}, {bottom:g}) - ({right:g}, {top:g}) in its CRS."
+        )
+    window = rasterio.windows.from_bounds(xmin, ymin, xmax, ymax, transform=info.transform)
+    col0, row0 = math.floor(window.col_off + 1e-6), math.floor(window.row_off + 1e-6)
+    col1 = math.ceil(window.col_off + window.width - 1e-6)
+    row1 = math.ceil(window.row_off + window.height - 1e-6)
+    col0, row0, col1, row1 = max(col0, 0), max(row0, 0), min(col1, info.width), min(row1, info.height)
+    return Window(col0, row0, max(col1 - col0, 1), max(row1 - row0, 1))
+
+
+# --- the report -------------------------------------------------------------------------------------------------
+
+PALETTE = ("#3b7dd8", "#d7301f", "#2e9e44", "#8e44ad", "#e67e22", "#16a085", "#7f6a4f", "#c2185b", "#34495e",
+           "#b8a000")
+
+
+def line_chart(series, title: str, x_label: str, y_label: str, y_range=None, marker=None, width=760,
+               height=380) -> str:
+    """Inline SVG: lines through the points of each series, ``series`` = [(label, xs, ys)]. ``marker`` (x, y,
+    text) rings one point. Axes span the series' x values and ``y_range`` (None: the values' tenths within 0..1,
+    so curves that differ in the second decimal do not lie on one line)."""
+    series = [(str(label), list(map(float, xs)), list(map(float, ys))) for label, xs, ys in series if len(xs)]
+    if not series:
+        return f"<p>{html.escape(title)}: nothing to show.</p>"
+    left, right, top, bottom = 56, 170, 40, 48
+    plot_w, plot_h = width - left - right, height - top - bottom
+    all_x = sorted({x for _, xs, _ in series for x in xs})
+    x0, x1 = all_x[0], all_x[-1]
+    if x1 == x0:
+        x0, x1 = x0 - 0.5, x1 + 0.5
+    y0, y1 = y_range or _tenths([y for _, _, ys in series for y in ys])
+
+    def px(x):
+        return left + plot_w * (x - x0) / (x1 - x0)
+
+    def py(y):
+        return top + plot_h * (1 - (min(max(y, y0), y1) - y0) / (y1 - y0))
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">',
+        f'<text x="0" y="16" font-weight="bold">{html.escape(title)}</text>',
+    ]
+    for tick in np.linspace(y0, y1, 6):
+        y = py(tick)
+        parts += [f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="#e3e3e3"/>',
+                  f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{round(tick, 3):g}</text>']
+    x_ticks = all_x if len(all_x) <= 16 else list(np.linspace(x0, x1, 7))
+    for tick in x_ticks:
+        x = px(tick)
+        parts += [f'<line x1="{x:.1f}" y1="{top + plot_h}" x2="{x:.1f}" y2="{top + plot_h + 4}" stroke="#555"/>',
+                  f'<text x="{x:.1f}" y="{top + plot_h + 17}" text-anchor="middle">{tick:g}</text>']
+    parts += [
+        f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#555"/>',
+        f'<text x="{left + plot_w / 2:.1f}" y="{height - 8}" text-anchor="middle">{html.escape(x_label)}</text>',
+        f'<text x="14" y="{top + plot_h / 2:.1f}" text-anchor="middle" '
+        f'transform="rotate(-90 14 {top + plot_h / 2:.1f})">{html.escape(y_label)}</text>',
+    ]
+    for number, (label, xs, ys) in enumerate(series):
+        colour = PALETTE[number % len(PALETTE)]
+        points = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(xs, ys))
+        parts.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2">'
+                     f"<title>{html.escape(label)}</title></polyline>")
+        parts += [f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="2.5" fill="{colour}"/>' for x, y in zip(xs, ys)]
+        legend_y = top + 8 + number * 18
+        parts += [f'<line x1="{left + plot_w + 14}" y1="{legend_y}" x2="{left + plot_w + 36}" y2="{legend_y}" '
+                  f'stroke="{colour}" stroke-width="2"/>',
+                  f'<text x="{left + plot_w + 42}" y="{legend_y + 4}">{html.escape(label)}</text>']
+    if marker is not None:
+        x, y, text = marker
+        # the label goes below a point at the top, and to the left of a point at the right
+        label_y = py(y) + 22 if py(y) - top < 24 else py(y) - 10
+        anchor, label_x = ("end", px(x) - 10) if px(x) > left + 0.7 * plot_w else ("start", px(x) + 10)
+        parts += [f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="7" fill="none" stroke="#111" stroke-width="1.5"/>',
+                  f'<text x="{label_x:.1f}" y="{label_y:.1f}" text-anchor="{anchor}">{html.escape(text)}</text>']
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _tenths(values) -> tuple:
+    """The tenths around ``values`` (scores in 0..1)."""
+    low = max(0.0, math.floor(min(values) * 10 + 1e-9) / 10)
+    high = min(1.0, math.ceil(max(values) * 10 - 1e-9) / 10)
+    if high > low:
+        return low, high
+    return (round(low - 0.1, 1), 1.0) if low >= 1 else (max(0.0, round(low - 0.1, 1)), round(low + 0.1, 1))
+
+
+RATIOS = (("precision", "precision"), ("recall", "recall"), ("F1", "f1"))
+
+
+def _f(value: float) -> str:
+    return f"{value:.4f}"
+
+
+def _area(value: float) -> str:
+    return f"{value:g} m²"
+
+
+def render(result: CalibrationResult, title: str = "Threshold and minimum area calibration", notes=()) -> str:
+    """The report as an HTML string: the best pair, the F1 curves as line charts, every trial as a table."""
+    best = result.best
+    summary = table(
+        [[f"{best.threshold:g}", _area(best.min_area_m2), _f(best.f1), _f(best.precision), _f(best.recall), best.tp,
+          best.fp, best.fn, best.proposals, result.truth_count]],
+        ["threshold", "minimum area", "F1", "precision", "recall", "TP", "FP", "FN", "footprints", "truth"],
+    )
+    settings = result.settings
+    settings_table = table(
+        [[f"≥ {settings['iou_threshold']:g}, {settings['matching']}", f"{settings['simplify_m']:g} m",
+          "yes" if settings["regularize"] else "no", f"{result.pixel_m:.3f} m",
+          f"{result.grid_shape[1]} x {result.grid_shape[0]} px"]],
+        ["IoU, matching", "simplify", "regularize", "pixel", "labelled area"],
+    )
+    marker = (best.threshold, best.f1, f"best: {best.threshold:g}, {best.min_area_m2:g} m²")
+    curves = line_chart(
+        [(f"min. area {a:g} m²", result.thresholds, [t.f1 for t in result.by_threshold(a)])
+         for a in result.min_areas_m2],
+        "F1 by threshold, one line per minimum area", "threshold", "F1", marker=marker,
+    )
+    at_best_area = result.by_threshold(best.min_area_m2)
+    ratios = line_chart(
+        [(name, result.thresholds, [getattr(t, key) for t in at_best_area]) for name, key in RATIOS],
+        f"Precision, recall and F1 by threshold at the best minimum area ({best.min_area_m2:g} m²)",
+        "threshold", "score", marker=marker,
+    )
+    at_best_threshold = result.by_min_area(best.threshold)
+    by_area = line_chart(
+        [(name, result.min_areas_m2, [getattr(t, key) for t in at_best_threshold]) for name, key in RATIOS],
+        f"Precision, recall and F1 by minimum area at the best threshold ({best.threshold:g})",
+        "minimum area (m²)", "score", marker=(best.min_area_m2, best.f1, "best"),
+    )
+    rows = [[f"{t.threshold:g}", f"{t.min_area_m2:g}", t.proposals, t.tp, t.fp, t.fn, _f(t.precision),
+             _f(t.recall), _f(t.f1), "best" if t == best else ""] for t in result.trials]
+    trials = table(rows, ["threshold", "min. area (m²)", "footprints", "TP", "FP", "FN", "precision", "recall",
+                          "F1", ""])
+    items = "".join(f"<li>{html.escape(n)}</li>" for n in [
+        "Ties go to the higher threshold, then to the smaller minimum area.",
+        f"{result.truth_count} truth polygons scored; {result.truth_outside} outside the labelled area, empty or "
+        "without area left out. Truth is clipped to the labelled area, as the footprints are.",
+        *notes,
+    ])
+    body = f"""<h2>Best pair</h2>{summary}
+<h2>Settings</h2>{settings_table}
+<h2>Notes</h2><ul>{items}</ul>
+<h2>Charts</h2>{curves}<br>{ratios}<br>{by_area}
+<h2>Every pair</h2>{trials}"""
+    return page(title, body)
