@@ -2,7 +2,7 @@
 
 from functools import partial
 
-from qgis.core import QgsApplication, QgsRasterLayer
+from qgis.core import QgsApplication, QgsRasterLayer, QgsVectorLayer
 from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import QAction, QMenu, QMessageBox
 
@@ -13,6 +13,14 @@ from .processing_provider.provider import SpaceNetProvider
 
 MENU_OBJECT_NAME = "SpaceNetMenu"
 TOOLBAR_OBJECT_NAME = "SpaceNetToolbar"
+# The mapper's one-click jobs (toolbar and top of the menu): label, algorithm. Each opens the algorithm's
+# dialog with the active layer and the canvas extent filled in.
+QUICK_ACTIONS = (
+    ("Extract buildings in view", "spacenet:extractbuildings"),
+    ("Extract roads in view", "spacenet:extractroads"),
+    ("Fetch tiles here", "spacenet:fetchtiles"),
+    ("Score layers", "spacenet:scoref1"),
+)
 
 
 class SpaceNetToolkitPlugin:
@@ -47,13 +55,14 @@ class SpaceNetToolkitPlugin:
         else:
             main_window.menuBar().addMenu(self.menu)
 
-        for algorithm in self.provider.algorithms():
-            self._add_action(
-                algorithm.icon(),
-                algorithm.displayName(),
-                partial(self._open_algorithm, algorithm.id()),
-                on_toolbar=True,
-            )
+        offered = {algorithm.id(): algorithm for algorithm in self.provider.algorithms()}
+        for label, algorithm_id in QUICK_ACTIONS:
+            if algorithm_id in offered:  # an algorithm whose packages are missing is not offered
+                self._add_action(offered[algorithm_id].icon(), tr(label), partial(self._open_algorithm, algorithm_id),
+                                 on_toolbar=True)
+        self.menu.addSeparator()
+        for algorithm in offered.values():
+            self._add_action(algorithm.icon(), algorithm.displayName(), partial(self._open_algorithm, algorithm.id()))
         self.menu.addSeparator()
         self._add_action(QIcon(), tr("Python dependencies…"), self._show_dependencies)
 
@@ -72,8 +81,8 @@ class SpaceNetToolkitPlugin:
         processing.execAlgorithmDialog(algorithm_id, self.dialog_defaults(algorithm_id))
 
     def dialog_defaults(self, algorithm_id) -> dict:
-        """Values a mapper expects from the map: EXTENT starts as the canvas extent, a raster INPUT as the
-        active layer."""
+        """Values a mapper expects from the map: EXTENT starts as the canvas extent, a raster INPUT or the
+        PROPOSALS of a scorer as the active layer."""
         algorithm = QgsApplication.processingRegistry().algorithmById(algorithm_id)
         if algorithm is None:
             return {}
@@ -82,6 +91,8 @@ class SpaceNetToolkitPlugin:
         active = self.iface.activeLayer()
         if input_parameter is not None and input_parameter.type() == "raster" and isinstance(active, QgsRasterLayer):
             defaults["INPUT"] = active.id()
+        if algorithm.parameterDefinition("PROPOSALS") is not None and isinstance(active, QgsVectorLayer):
+            defaults["PROPOSALS"] = active.id()
         canvas = self.iface.mapCanvas()
         if algorithm.parameterDefinition("EXTENT") is not None and canvas is not None and not canvas.extent().isEmpty():
             extent = canvas.extent()

@@ -1,0 +1,54 @@
+"""The mapper's one-click jobs on the SpaceNet toolbar and menu: each opens the right algorithm with the map's
+active layer and extent filled in."""
+
+import pytest
+from qgis.core import QgsCoordinateReferenceSystem, QgsProject, QgsRasterLayer, QgsRectangle, QgsVectorLayer
+from qgis.PyQt.QtWidgets import QMenu
+
+import spacenet_toolkit
+from spacenet_toolkit.plugin import MENU_OBJECT_NAME, QUICK_ACTIONS
+
+ATLANTA = "spacenet/sn4_atlanta_pan/sample_geotiff.tif"
+
+
+@pytest.fixture
+def plugin(qgis_iface):
+    loaded = spacenet_toolkit.classFactory(qgis_iface)
+    loaded.initGui()
+    yield loaded
+    loaded.unload()
+
+
+def test_the_toolbar_holds_the_four_jobs_and_the_menu_starts_with_them(plugin, qgis_iface):
+    labels = [label for label, _ in QUICK_ACTIONS]
+    assert [action.text() for action in plugin.toolbar.actions()] == labels
+    menu = qgis_iface.mainWindow().findChild(QMenu, MENU_OBJECT_NAME)
+    assert [action.text() for action in menu.actions()][: len(labels)] == labels
+
+
+def test_each_job_opens_its_algorithm_with_the_map_filled_in(plugin, qgis_iface, fixtures, monkeypatch):
+    raster = QgsRasterLayer(str(fixtures / ATLANTA), "atlanta")
+    polygons = QgsVectorLayer(str(fixtures / "f1_oracle" / "pred.geojson"), "proposals")
+    QgsProject.instance().addMapLayers([raster, polygons])
+    canvas = qgis_iface.mapCanvas()
+    canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:32616"))
+    canvas.setExtent(QgsRectangle(741000, 3737000, 741200, 3737200))
+    opened = []
+    monkeypatch.setattr(plugin, "_open_algorithm", lambda algorithm_id, _checked=False: opened.append(
+        (algorithm_id, plugin.dialog_defaults(algorithm_id))))
+    # the actions call the plugin's method through functools.partial bound at initGui: rebuild them
+    plugin.unload()
+    plugin.initGui()
+    try:
+        for layer, (label, algorithm_id) in zip((raster, raster, raster, polygons), QUICK_ACTIONS):
+            qgis_iface.setActiveLayer(layer)
+            next(a for a in plugin.toolbar.actions() if a.text() == label).trigger()
+            assert opened[-1][0] == algorithm_id
+        by_id = dict(opened)
+        for algorithm_id in ("spacenet:extractbuildings", "spacenet:extractroads"):
+            assert by_id[algorithm_id]["INPUT"] == raster.id()
+            assert by_id[algorithm_id]["EXTENT"].endswith("[EPSG:32616]")
+        assert by_id["spacenet:fetchtiles"]["EXTENT"] == by_id["spacenet:extractbuildings"]["EXTENT"]
+        assert by_id["spacenet:scoref1"] == {"PROPOSALS": polygons.id()}
+    finally:
+        QgsProject.instance().removeAllMapLayers()
