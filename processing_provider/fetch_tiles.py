@@ -13,6 +13,8 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingOutputNumber,
+    QgsProcessingOutputRasterLayer,
+    QgsProcessingOutputVectorLayer,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
@@ -49,6 +51,8 @@ class FetchTiles(SpaceNetAlgorithm):
     LOAD_OUTPUTS = "LOAD_OUTPUTS"
     TILE_INDEX = "TILE_INDEX"
     TILE_COUNT = "TILE_COUNT"
+    IMAGERY = "IMAGERY"
+    LABELS = "LABELS"
 
     GROUP = "data"
     REQUIRES = ("requests", "rasterio", "shapely")
@@ -82,7 +86,8 @@ class FetchTiles(SpaceNetAlgorithm):
             "http://127.0.0.1:9000/spacenet-dataset.</p>"
             "<p><b>Outputs</b>: the folder, the number of tiles fetched, and the tile index: one footprint per "
             "tile and product with its id, key, local path and status (downloaded, present, failed, canceled or "
-            "refused).</p>"
+            "refused). For the next step of a model: the <b>imagery</b> and <b>labels</b> of the first tile "
+            "fetched (the first imagery product asked for).</p>"
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802
@@ -113,6 +118,9 @@ class FetchTiles(SpaceNetAlgorithm):
             self.TILE_INDEX, self.tr("Tile index"), QgsProcessing.SourceType.TypeVectorPolygon,
             optional=True, createByDefault=True))  # optional: qgis_process then needs no --TILE_INDEX
         self.addOutput(QgsProcessingOutputNumber(self.TILE_COUNT, self.tr("Tiles fetched")))
+        # One raster and one vector layer that a model can chain into extraction and scoring.
+        self.addOutput(QgsProcessingOutputRasterLayer(self.IMAGERY, self.tr("Imagery of the first tile")))
+        self.addOutput(QgsProcessingOutputVectorLayer(self.LABELS, self.tr("Labels of the first tile")))
 
     def checkParameterValues(self, parameters, context):  # noqa: N802
         ok, message = super().checkParameterValues(parameters, context)
@@ -153,7 +161,10 @@ class FetchTiles(SpaceNetAlgorithm):
         from ..core import s3
         from ..core.fetch import fetch
 
-        request = self._request(parameters, context)
+        try:
+            request = self._request(parameters, context)
+        except catalog.CatalogError as error:  # a model's steps are not checked beforehand
+            raise QgsProcessingException(str(error)) from error
         request.output_folder.mkdir(parents=True, exist_ok=True)
         feedback.pushInfo(self.tr(f"{request.dataset} {request.split} {request.aoi}: {', '.join(request.products)} "
                                   f"from {request.endpoint}"))
@@ -176,7 +187,7 @@ class FetchTiles(SpaceNetAlgorithm):
         if self.parameterAsBoolean(parameters, self.LOAD_OUTPUTS, context):
             self._fetched = (request, result)
         outputs = {self.OUTPUT_FOLDER: str(request.output_folder),
-                   self.TILE_COUNT: len({f.tile_id for f in result.complete})}
+                   self.TILE_COUNT: len({f.tile_id for f in result.complete}), **_first_tile(result)}
         if parameters.get(self.TILE_INDEX) is not None:
             outputs[self.TILE_INDEX] = self._write_index(parameters, context, result)
         return outputs
@@ -218,6 +229,20 @@ class FetchTiles(SpaceNetAlgorithm):
                                    file.error or None])
             sink.addFeature(feature, QgsFeatureSink.Flag.FastInsert)
         return dest_id
+
+
+def _first_tile(result) -> dict:
+    """IMAGERY and LABELS: the files of the first tile with complete imagery (labels may be missing)."""
+    for tile_id in result.tile_ids:
+        files = [f for f in result.complete if f.tile_id == tile_id]
+        imagery = [f for f in files if not catalog.is_label(f.product)]
+        if imagery:
+            labels = [f for f in files if catalog.is_label(f.product)]
+            outputs = {FetchTiles.IMAGERY: str(imagery[0].local_path)}
+            if labels:
+                outputs[FetchTiles.LABELS] = str(labels[0].local_path)
+            return outputs
+    return {}
 
 
 def _qgis_geometry(shape) -> QgsGeometry:

@@ -1,12 +1,16 @@
-"""The ``spacenet`` Processing provider: lists its algorithms explicitly and offers those that can run."""
+"""The ``spacenet`` Processing provider: lists its algorithms explicitly and offers those that can run, and the
+graphical models shipped in ``models/`` (built by scripts/build_models.py)."""
 
 import configparser
+import contextlib
 import logging
+from pathlib import Path
 
-from qgis.core import QgsProcessingProvider
+from qgis.core import QgsApplication, QgsProcessingModelAlgorithm, QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .base import ICON_PATH, PLUGIN_DIR, tr
+from .calibrate import Calibrate
 from .extract_buildings import ExtractBuildings
 from .extract_roads import ExtractRoads
 from .fetch_tiles import FetchTiles
@@ -16,13 +20,37 @@ from .score_f1 import ScoreF1
 log = logging.getLogger(__name__)
 
 # Every algorithm of the plugin, in toolbox order. Algorithms arrive with their own issues.
-ALGORITHMS = (FetchTiles, ExtractBuildings, ExtractRoads, ScoreF1, ScoreApls)
+ALGORITHMS = (FetchTiles, ExtractBuildings, ExtractRoads, ScoreF1, ScoreApls, Calibrate)
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+
+
+class ShippedModel(QgsProcessingModelAlgorithm):
+    """A model offered as ``spacenet:<file stem>``: in QGIS 3.22 a model's own name is its display name."""
+
+    def __init__(self, name: str, definition):
+        super().__init__()
+        self._name = name
+        self.loadVariant(definition)
+
+    @classmethod
+    def from_file(cls, path: Path) -> "ShippedModel":
+        model = QgsProcessingModelAlgorithm()
+        if not model.fromFile(str(path)):
+            raise ValueError(f"{path} is not a QGIS model")
+        return cls(path.stem, model.toVariant())
+
+    def name(self) -> str:
+        return self._name
+
+    def createInstance(self):  # noqa: N802 - QGIS API
+        return ShippedModel(self._name, self.toVariant())
 
 
 class SpaceNetProvider(QgsProcessingProvider):
-    def __init__(self, algorithm_classes=ALGORITHMS):
+    def __init__(self, algorithm_classes=ALGORITHMS, models_dir=MODELS_DIR):
         super().__init__()
         self._algorithm_classes = tuple(algorithm_classes)
+        self._models_dir = models_dir
         # "provider:name" -> why it cannot run; the plugin shows this to the user.
         self.unavailable = {}
 
@@ -43,6 +71,17 @@ class SpaceNetProvider(QgsProcessingProvider):
         metadata.read(PLUGIN_DIR / "metadata.txt", encoding="utf-8")
         return metadata.get("general", "version", fallback="")
 
+    def load(self) -> bool:
+        # A model finds its steps through the registry, which lists this provider only after load():
+        # the models are completed when the registry announces it.
+        QgsApplication.processingRegistry().providerAdded.connect(self._complete_models)
+        return super().load()
+
+    def unload(self) -> None:
+        with contextlib.suppress(TypeError):  # never connected
+            QgsApplication.processingRegistry().providerAdded.disconnect(self._complete_models)
+        super().unload()
+
     def loadAlgorithms(self) -> None:  # noqa: N802 - QGIS API
         self.unavailable = {}
         for algorithm_class in self._algorithm_classes:
@@ -54,3 +93,30 @@ class SpaceNetProvider(QgsProcessingProvider):
                 log.warning("%s (%s) is not available. %s", algorithm.displayName(), algorithm_id, reason)
             else:
                 self.addAlgorithm(algorithm)
+        if self._models_dir is not None:
+            self._load_models()
+
+    def _load_models(self) -> None:
+        offered = {algorithm.id() for algorithm in self.algorithms()}
+        for path in sorted(self._models_dir.glob("*.model3")):
+            try:
+                model = ShippedModel.from_file(path)
+            except ValueError as error:
+                log.warning("%s", error)
+                continue
+            model_id = f"{self.id()}:{model.name()}"
+            missing = sorted({child.algorithmId() for child in model.childAlgorithms().values()
+                              if child.algorithmId().startswith(f"{self.id()}:")} - offered)
+            if missing:
+                self.unavailable[model_id] = tr(f"It needs {', '.join(missing)}, which cannot run here.")
+                log.warning("%s (%s) is not available. %s", model.displayName(), model_id,
+                            self.unavailable[model_id])
+            else:
+                self.addAlgorithm(model)
+
+    def _complete_models(self, provider_id: str) -> None:
+        """Load the models again now that their steps resolve: their output parameters come from the steps."""
+        if provider_id == self.id():
+            for algorithm in self.algorithms():
+                if isinstance(algorithm, ShippedModel):
+                    algorithm.loadVariant(algorithm.toVariant())

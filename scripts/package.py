@@ -16,7 +16,9 @@ from pathlib import Path
 
 PLUGIN_NAME = "spacenet_toolkit"
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEVELOPER_FOLDERS = {"tests", "training", "bench", "scripts", "docs", "artifacts", ".ci", ".github", "dist", ".build", ".venv"}
+DEVELOPER_FOLDERS = {
+    "tests", "training", "bench", "scripts", "docs", "artifacts", ".ci", ".github", "dist", ".build", ".venv",
+}
 DEVELOPER_FILES = {
     ".gitignore", ".gitattributes", "Makefile", "pyproject.toml", "requirements-dev.txt", "constraints.txt",
 }

@@ -4,11 +4,12 @@ import configparser
 import subprocess
 import sys
 import zipfile
+from xml.etree import ElementTree
 
 import pytest
 
 from spacenet_toolkit.core import dependencies
-from spacenet_toolkit.processing_provider.provider import ALGORITHMS
+from spacenet_toolkit.processing_provider.provider import ALGORITHMS, MODELS_DIR
 
 PLUGIN = "spacenet_toolkit"
 pytestmark = pytest.mark.e2e
@@ -26,6 +27,11 @@ def expected_algorithm_ids(blocked=()):
     for cls in ALGORITHMS:
         if not set(cls.REQUIRES) & set(blocked) and not dependencies.missing(cls.REQUIRES):
             offered.append(f"spacenet:{cls().name()}")
+    # A shipped model is offered when every step it runs is.
+    for path in MODELS_DIR.glob("*.model3"):
+        steps = {o.get("value") for o in ElementTree.parse(path).iter("Option") if o.get("name") == "alg_id"}
+        if steps <= set(offered):
+            offered.append(f"spacenet:{path.stem}")
     return sorted(offered)
 
 

@@ -1,6 +1,7 @@
 """The plugin inside a real QGIS application: provider, menu and toolbar come with it and leave with it."""
 
 import logging
+from xml.etree import ElementTree
 
 import pytest
 from qgis.core import QgsApplication
@@ -9,9 +10,19 @@ from qgis.PyQt.QtWidgets import QAction, QApplication, QMenu, QMessageBox, QTool
 
 import spacenet_toolkit
 from spacenet_toolkit.plugin import MENU_OBJECT_NAME, TOOLBAR_OBJECT_NAME
-from spacenet_toolkit.processing_provider.provider import ALGORITHMS
+from spacenet_toolkit.processing_provider.provider import ALGORITHMS, MODELS_DIR
 
 PACKAGE_LOGGER = logging.getLogger("spacenet_toolkit")
+
+
+def offered_models(offered_ids):
+    """The shipped models whose steps are all offered: the provider offers no model that could not run."""
+    models = set()
+    for path in MODELS_DIR.glob("*.model3"):
+        steps = {o.get("value") for o in ElementTree.parse(path).iter("Option") if o.get("name") == "alg_id"}
+        if steps <= set(offered_ids):
+            models.add(f"spacenet:{path.stem}")
+    return models
 
 
 def flush_deleted_objects():
@@ -55,7 +66,8 @@ def test_plugin_registers_the_spacenet_provider_menu_and_toolbar(plugin, qgis_if
 
     offered = {algorithm.id() for algorithm in provider.algorithms()}
     expected = {f"spacenet:{cls().name()}" for cls in ALGORITHMS if not cls.missing_dependencies()}
-    assert offered == expected
+    assert "spacenet:fetchextractscore" in offered_models(expected)
+    assert offered == expected | offered_models(expected)
     menu_texts = [action.text() for action in menu.actions()]
     assert all(algorithm.displayName() in menu_texts for algorithm in provider.algorithms())
     assert "Python dependencies…" in menu_texts
