@@ -31,6 +31,7 @@ class SpaceNetToolkitPlugin:
         self.toolbar = None
         self.actions = []
         self._log_handler = None
+        self._review_dock_shown = False
 
     # qgis_process calls only initProcessing; the desktop calls initGui, which calls it too.
     def initProcessing(self):  # noqa: N802 - QGIS API
@@ -60,6 +61,7 @@ class SpaceNetToolkitPlugin:
             if algorithm_id in offered:  # an algorithm whose packages are missing is not offered
                 self._add_action(offered[algorithm_id].icon(), tr(label), partial(self._open_algorithm, algorithm_id),
                                  on_toolbar=True)
+        self._add_action(QIcon(), tr("Review and score…"), self._show_review_dock, on_toolbar=True)
         self.menu.addSeparator()
         for algorithm in offered.values():
             self._add_action(algorithm.icon(), algorithm.displayName(), partial(self._open_algorithm, algorithm.id()))
@@ -102,6 +104,12 @@ class SpaceNetToolkitPlugin:
             )
         return defaults
 
+    def _show_review_dock(self, _checked=False):
+        from .ui.review_dock import show_review_dock  # widgets load when first asked for
+
+        show_review_dock(self.iface)
+        self._review_dock_shown = True
+
     def _show_dependencies(self):
         text = dependencies.report()
         if self.provider.unavailable:
@@ -109,6 +117,11 @@ class SpaceNetToolkitPlugin:
         QMessageBox.information(self.iface.mainWindow(), tr("SpaceNet Toolkit"), text)
 
     def unload(self):
+        if self._review_dock_shown:
+            from .ui.review_dock import close_review_dock
+
+            close_review_dock(self.iface)
+            self._review_dock_shown = False
         for action in self.actions:
             action.deleteLater()
         self.actions = []

@@ -20,7 +20,7 @@ def plugin(qgis_iface):
 
 
 def test_the_toolbar_holds_the_four_jobs_and_the_menu_starts_with_them(plugin, qgis_iface):
-    labels = [label for label, _ in QUICK_ACTIONS]
+    labels = [label for label, _ in QUICK_ACTIONS] + ["Review and score…"]
     assert [action.text() for action in plugin.toolbar.actions()] == labels
     menu = qgis_iface.mainWindow().findChild(QMenu, MENU_OBJECT_NAME)
     assert [action.text() for action in menu.actions()][: len(labels)] == labels
@@ -52,3 +52,22 @@ def test_each_job_opens_its_algorithm_with_the_map_filled_in(plugin, qgis_iface,
         assert by_id["spacenet:scoref1"] == {"PROPOSALS": polygons.id()}
     finally:
         QgsProject.instance().removeAllMapLayers()
+
+
+def test_review_and_score_opens_the_dock_once_and_unload_removes_it(qgis_iface):
+    from spacenet_toolkit.ui.review_dock import ReviewDock
+
+    loaded = spacenet_toolkit.classFactory(qgis_iface)
+    loaded.initGui()
+    try:
+        action = next(a for a in loaded.toolbar.actions() if a.text() == "Review and score…")
+        action.trigger()
+        action.trigger()
+        docks = qgis_iface.mainWindow().findChildren(ReviewDock)
+        assert len(docks) == 1 and not docks[0].isHidden()
+    finally:
+        loaded.unload()
+    from qgis.PyQt.QtCore import QCoreApplication, QEvent
+
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    assert qgis_iface.mainWindow().findChildren(ReviewDock) == []
