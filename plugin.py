@@ -32,6 +32,7 @@ class SpaceNetToolkitPlugin:
         self.actions = []
         self._log_handler = None
         self._review_dock_shown = False
+        self._thresholds_shown = False
 
     # qgis_process calls only initProcessing; the desktop calls initGui, which calls it too.
     def initProcessing(self):  # noqa: N802 - QGIS API
@@ -61,6 +62,7 @@ class SpaceNetToolkitPlugin:
             if algorithm_id in offered:  # an algorithm whose packages are missing is not offered
                 self._add_action(offered[algorithm_id].icon(), tr(label), partial(self._open_algorithm, algorithm_id),
                                  on_toolbar=True)
+        self._add_action(QIcon(), tr("Adjust thresholds…"), self._show_thresholds, on_toolbar=True)
         self._add_action(QIcon(), tr("Review and score…"), self._show_review_dock, on_toolbar=True)
         self.menu.addSeparator()
         for algorithm in offered.values():
@@ -104,6 +106,12 @@ class SpaceNetToolkitPlugin:
             )
         return defaults
 
+    def _show_thresholds(self, _checked=False):
+        from .ui.thresholds_dialog import open_thresholds_dialog  # widgets load when first asked for
+
+        open_thresholds_dialog(self.iface)
+        self._thresholds_shown = True
+
     def _show_review_dock(self, _checked=False):
         from .ui.review_dock import show_review_dock  # widgets load when first asked for
 
@@ -117,6 +125,11 @@ class SpaceNetToolkitPlugin:
         QMessageBox.information(self.iface.mainWindow(), tr("SpaceNet Toolkit"), text)
 
     def unload(self):
+        if self._thresholds_shown:
+            from .ui.thresholds_dialog import close_thresholds_dialog
+
+            close_thresholds_dialog()
+            self._thresholds_shown = False
         if self._review_dock_shown:
             from .ui.review_dock import close_review_dock
 

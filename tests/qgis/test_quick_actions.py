@@ -20,7 +20,7 @@ def plugin(qgis_iface):
 
 
 def test_the_toolbar_holds_the_four_jobs_and_the_menu_starts_with_them(plugin, qgis_iface):
-    labels = [label for label, _ in QUICK_ACTIONS] + ["Review and score…"]
+    labels = [label for label, _ in QUICK_ACTIONS] + ["Adjust thresholds…", "Review and score…"]
     assert [action.text() for action in plugin.toolbar.actions()] == labels
     menu = qgis_iface.mainWindow().findChild(QMenu, MENU_OBJECT_NAME)
     assert [action.text() for action in menu.actions()][: len(labels)] == labels
@@ -71,3 +71,19 @@ def test_review_and_score_opens_the_dock_once_and_unload_removes_it(qgis_iface):
 
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     assert qgis_iface.mainWindow().findChildren(ReviewDock) == []
+
+
+def test_adjust_thresholds_opens_one_dialog_and_unload_closes_it(qgis_iface):
+    from spacenet_toolkit.ui import thresholds_dialog
+
+    loaded = spacenet_toolkit.classFactory(qgis_iface)
+    loaded.initGui()
+    try:
+        action = next(a for a in loaded.toolbar.actions() if a.text() == "Adjust thresholds…")
+        action.trigger()
+        first = thresholds_dialog._open_dialog
+        action.trigger()
+        assert first is not None and thresholds_dialog._open_dialog is first and not first.isHidden()
+    finally:
+        loaded.unload()
+    assert thresholds_dialog._open_dialog is None
