@@ -64,7 +64,7 @@ def register():
 
 def test_missing_package_hides_only_the_algorithms_that_need_it(monkeypatch, qgis_log, register):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if it were not installed
-    provider = register(SpaceNetProvider([NeedsOnlyTheStandardLibrary, NeedsOnnxruntime]))
+    provider = register(SpaceNetProvider([NeedsOnlyTheStandardLibrary, NeedsOnnxruntime], models_dir=None))
 
     assert [a.id() for a in provider.algorithms()] == ["spacenet:needsonlythestandardlibrary"]
     assert list(provider.unavailable) == ["spacenet:needsonnxruntime"]
@@ -76,7 +76,7 @@ def test_missing_package_hides_only_the_algorithms_that_need_it(monkeypatch, qgi
 
 def test_installing_the_package_and_refreshing_brings_the_algorithm_back(monkeypatch, register):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
-    provider = register(SpaceNetProvider([NeedsOnnxruntime]))
+    provider = register(SpaceNetProvider([NeedsOnnxruntime], models_dir=None))
     assert provider.algorithms() == []
     monkeypatch.delitem(sys.modules, "onnxruntime")
     provider.refreshAlgorithms()
@@ -87,7 +87,7 @@ def test_installing_the_package_and_refreshing_brings_the_algorithm_back(monkeyp
 def test_an_offered_algorithm_runs_and_carries_the_shared_base(register, qgis_processing):
     import processing
 
-    register(SpaceNetProvider([NeedsOnnxruntime]))
+    register(SpaceNetProvider([NeedsOnnxruntime], models_dir=None))
     algorithm = QgsApplication.processingRegistry().algorithmById("spacenet:needsonnxruntime")
     assert algorithm.group() == "Extraction" and algorithm.groupId() == "extraction"
     assert not algorithm.icon().isNull()
