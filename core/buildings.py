@@ -29,6 +29,7 @@ SEED_DEPTH_M = 1.0  # distance-transform seeds: pixels at least this far inside 
 HOLE_AREA_M2 = 4.0  # holes smaller than this are noise, not courtyards
 RECTANGLE_FILL = 0.85  # a building filling this share of its minimum rectangle becomes that rectangle
 BLOCK = 2048  # block core size in grid pixels
+FLAT_COST_PX = 32  # the watershed cost of distance seeds, clip(254 - 8 * distance, 0, 254), is 0 from 31.75 px on
 HALO = 160  # pixels read around a block: buildings smaller than this are never cut
 FOUR_CONNECTED = ndimage.generate_binary_structure(2, 1)
 
@@ -64,8 +65,11 @@ def segment(prob: np.ndarray, interior, options: BuildingOptions, pixel_m: float
     if interior is not None:
         seeds, _ = ndimage.label(mask & (interior >= options.interior_threshold))
     else:
-        distance = ndimage.distance_transform_edt(mask)
-        seeds, _ = ndimage.label(distance >= max(1.0, SEED_DEPTH_M / pixel_m))
+        depth = max(1.0, SEED_DEPTH_M / pixel_m)
+        # The whole-array distance transform is the costly step: seeds come from an erosion and distances from
+        # windows instead, with the same results; only a mask without background has nothing to measure from.
+        whole = ndimage.distance_transform_edt(mask) if mask.all() else None
+        seeds, _ = ndimage.label(whole >= depth if whole is not None else _at_least(mask, depth))
     components, n_components = ndimage.label(mask)
     # A component with one seed or none is one building; only those with several need a watershed.
     seed_component = np.zeros(seeds.max() + 1, dtype=np.int64)
@@ -79,12 +83,65 @@ def segment(prob: np.ndarray, interior, options: BuildingOptions, pixel_m: float
         if interior is not None:
             cost = np.clip((1 - prob[window]) * 254, 0, 254)  # flood along high probability first
         else:
-            cost = np.clip(254 - distance[window] * 8, 0, 254)
+            distance = whole[window] if whole is not None else _distance_in(mask, window, region)
+            cost = np.clip(254 - distance * 8, 0, 254)
         markers = np.where(region, seeds[window], 0).astype(np.int32)
         split = _watershed(cost.astype(np.uint8), markers, region)
         # split parts are numbered after every component, by their seed: numbers stay unique
         labels[window][region] = split[region] + n_components
     return labels
+
+
+def _at_least(mask: np.ndarray, depth: float) -> np.ndarray:
+    """``distance_transform_edt(mask) >= depth``: no background pixel closer than ``depth``, i.e. the erosion
+    by the disc of offsets nearer than ``depth`` (outside the array is not background, as for the transform).
+    The disc is a stack of horizontal runs, so the erosion is a few dozen shifted ANDs."""
+    reach = int(math.ceil(depth))
+    # the transform's distances are float64 square roots of integer sums: the same test gives the same disc
+    half = {dy: max(dx for dx in range(reach + 1) if math.sqrt(dy * dy + dx * dx) < depth)
+            for dy in range(-reach, reach + 1) if math.sqrt(dy * dy) < depth}
+    pad = max(max(half.values()), max(abs(dy) for dy in half))
+    height, width = mask.shape
+    padded = np.pad(mask, pad, constant_values=True)
+    run = padded[:, pad : pad + width].copy()  # run of half-width w: every pixel within w along the row
+    deep = np.ones(mask.shape, dtype=bool)
+    for w in range(max(half.values()) + 1):
+        if w:
+            run &= padded[:, pad - w : pad - w + width]
+            run &= padded[:, pad + w : pad + w + width]
+        for dy in (dy for dy, half_width in half.items() if half_width == w):
+            deep &= run[pad + dy : pad + dy + height]
+    return deep
+
+
+def _distance_in(mask: np.ndarray, window: tuple, region: np.ndarray) -> np.ndarray:
+    """``distance_transform_edt(mask)[window]`` on ``region`` as far as the watershed's cost tells distances
+    apart, from a window widened by a margin.
+
+    A window's transform sees fewer background pixels, so it is never below the whole one; where it is at most
+    the margin, the nearest background pixel lies within the margin, inside the window, and the two agree. And
+    ``segment``'s cost, ``clip(254 - 8 * distance, 0, 254)``, is 0 from ``FLAT_COST_PX`` on: beyond a
+    margin of that many pixels both are that far or farther, and the cost is the same."""
+    rows, cols = window
+    height, width = mask.shape
+    # a building's distances rarely exceed half its window's short side: then one transform is exact
+    margin = min(FLAT_COST_PX, max(8, min(rows.stop - rows.start, cols.stop - cols.start) // 2 + 2))
+    while True:
+        r0, c0 = max(rows.start - margin, 0), max(cols.start - margin, 0)
+        r1, c1 = min(rows.stop + margin, height), min(cols.stop + margin, width)
+        whole = (r0, c0, r1, c1) == (0, 0, height, width)
+        local = mask[r0:r1, c0:c1]
+        if local.all():  # no background within the margin: every distance is beyond it
+            if whole or margin >= FLAT_COST_PX:
+                return np.full((rows.stop - rows.start, cols.stop - cols.start), np.inf)
+            margin = FLAT_COST_PX
+            continue
+        distance = ndimage.distance_transform_edt(local)
+        distance = distance[rows.start - r0 : rows.stop - r0, cols.start - c0 : cols.stop - c0]
+        farthest = float(distance[region].max())
+        if whole or farthest <= margin or margin >= FLAT_COST_PX:
+            return distance
+        margin = min(FLAT_COST_PX, int(math.ceil(farthest)))
 
 
 def _watershed(cost: np.ndarray, markers: np.ndarray, region: np.ndarray) -> np.ndarray:

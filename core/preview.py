@@ -40,7 +40,6 @@ import shapely.geometry
 from rasterio.enums import Resampling
 from rasterio.transform import Affine
 from rasterio.windows import Window
-from scipy import ndimage
 
 from . import buildings, raster
 
@@ -54,7 +53,6 @@ PROBABILITY_DTYPES = ("float32", "float64", "uint8")
 CACHE_THRESHOLDS = 24  # segmented thresholds kept per view (raw polygons only: about 1 MB each at 2048 px)
 CACHE_FINISHED = 48  # finished (simplified, regularised, placed) sets kept per view
 GDAL_CACHE_BYTES = 256 * 2**20
-FLAT_COST_PX = 32  # buildings.segment's watershed cost, clip(254 - 8 * distance, 0, 254), is 0 from 31.75 px on
 # What the dialog opens with: the extraction's default simplification; a neutral threshold (the raster carries
 # no model card); a minimum area that drops speckle and sheds, as the shipped model's card does.
 DEFAULT_OPTIONS = buildings.BuildingOptions(threshold=0.5, min_area_m2=10.0, simplify_m=0.5, regularize=False)
@@ -180,91 +178,6 @@ def _read(src, source: ProbabilityRaster, window: Window, out_shape=None) -> np.
             f"{values.max():g}: a building probability raster holds 0 to 1."
         )
     return values
-
-
-# --- segmentation: buildings.segment's labels, fast ---------------------------------------------------------------
-
-
-def segment(prob: np.ndarray, options: buildings.BuildingOptions, pixel_m: float) -> np.ndarray:
-    """The labels ``buildings.segment(prob, None, options, pixel_m)`` returns, label for label, in a fraction of
-    its time: the whole-array distance transform is its cost, and only the seeds and a few windows need it."""
-    mask = prob >= options.threshold
-    if not mask.any():
-        return np.zeros(prob.shape, dtype=np.int32)
-    if options.hole_area_m2 > 0:
-        mask = buildings._fill_small_holes(mask, int(options.hole_area_m2 / pixel_m**2))
-    if mask.all():  # no background at all: nothing for the shortcuts to measure from
-        return buildings.segment(prob, None, options, pixel_m)
-    seeds, _ = ndimage.label(_at_least(mask, max(1.0, buildings.SEED_DEPTH_M / pixel_m)))
-    components, n_components = ndimage.label(mask)
-    # from here on, buildings.segment's own steps (no interior channel)
-    seed_component = np.zeros(seeds.max() + 1, dtype=np.int64)
-    seeded = seeds > 0
-    seed_component[seeds[seeded]] = components[seeded]
-    seed_count = np.bincount(seed_component[1:], minlength=n_components + 1)
-    labels = components.copy()
-    objects = ndimage.find_objects(components)
-    for component in np.nonzero(seed_count > 1)[0]:
-        window = objects[component - 1]
-        region = components[window] == component
-        distance = _distance_in(mask, window, region)
-        cost = np.clip(254 - distance * 8, 0, 254)
-        markers = np.where(region, seeds[window], 0).astype(np.int32)
-        split = buildings._watershed(cost.astype(np.uint8), markers, region)
-        labels[window][region] = split[region] + n_components
-    return labels
-
-
-def _at_least(mask: np.ndarray, depth: float) -> np.ndarray:
-    """``distance_transform_edt(mask) >= depth``: no background pixel closer than ``depth``, i.e. the erosion
-    by the disc of offsets nearer than ``depth`` (outside the array is not background, as for the transform).
-    The disc is a stack of horizontal runs, so the erosion is a few dozen shifted ANDs."""
-    reach = int(math.ceil(depth))
-    # the transform's distances are float64 square roots of integer sums: the same test gives the same disc
-    half = {dy: max(dx for dx in range(reach + 1) if math.sqrt(dy * dy + dx * dx) < depth)
-            for dy in range(-reach, reach + 1) if math.sqrt(dy * dy) < depth}
-    pad = max(max(half.values()), max(abs(dy) for dy in half))
-    height, width = mask.shape
-    padded = np.pad(mask, pad, constant_values=True)
-    run = padded[:, pad : pad + width].copy()  # run of half-width w: every pixel within w along the row
-    deep = np.ones(mask.shape, dtype=bool)
-    for w in range(max(half.values()) + 1):
-        if w:
-            run &= padded[:, pad - w : pad - w + width]
-            run &= padded[:, pad + w : pad + w + width]
-        for dy in (dy for dy, half_width in half.items() if half_width == w):
-            deep &= run[pad + dy : pad + dy + height]
-    return deep
-
-
-def _distance_in(mask: np.ndarray, window: tuple, region: np.ndarray) -> np.ndarray:
-    """``distance_transform_edt(mask)[window]`` on ``region`` as far as the watershed's cost tells distances
-    apart, from a window widened by a margin.
-
-    A window's transform sees fewer background pixels, so it is never below the whole one; where it is at most
-    the margin, the nearest background pixel lies within the margin, inside the window, and the two agree. And
-    ``buildings.segment``'s cost, ``clip(254 - 8 * distance, 0, 254)``, is 0 from ``FLAT_COST_PX`` on: beyond a
-    margin of that many pixels both are that far or farther, and the cost is the same."""
-    rows, cols = window
-    height, width = mask.shape
-    # a building's distances rarely exceed half its window's short side: then one transform is exact
-    margin = min(FLAT_COST_PX, max(8, min(rows.stop - rows.start, cols.stop - cols.start) // 2 + 2))
-    while True:
-        r0, c0 = max(rows.start - margin, 0), max(cols.start - margin, 0)
-        r1, c1 = min(rows.stop + margin, height), min(cols.stop + margin, width)
-        whole = (r0, c0, r1, c1) == (0, 0, height, width)
-        local = mask[r0:r1, c0:c1]
-        if local.all():  # no background within the margin: every distance is beyond it
-            if whole or margin >= FLAT_COST_PX:
-                return np.full((rows.stop - rows.start, cols.stop - cols.start), np.inf)
-            margin = FLAT_COST_PX
-            continue
-        distance = ndimage.distance_transform_edt(local)
-        distance = distance[rows.start - r0 : rows.stop - r0, cols.start - c0 : cols.stop - c0]
-        farthest = float(distance[region].max())
-        if whole or farthest <= margin or margin >= FLAT_COST_PX:
-            return distance
-        margin = min(FLAT_COST_PX, int(math.ceil(farthest)))
 
 
 # --- footprints --------------------------------------------------------------------------------------------------
@@ -508,7 +421,7 @@ class FootprintPreview:
 
     def _segment(self, options) -> _Raw:
         self.counts["segmentations"] += 1
-        labels = segment(self._prob, options, self.view.pixel_m)
+        labels = buildings.segment(self._prob, None, options, self.view.pixel_m)
         return _raw_footprints(labels, self._prob, self.view.offset)
 
     def _finish(self, raw: _Raw, options) -> _Finished:

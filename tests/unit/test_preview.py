@@ -87,30 +87,55 @@ def buildings_own(prob, options, transform=TRANSFORM):
     return found
 
 
-# --- the fast segmentation is buildings.segment's -----------------------------------------------------------------
+# --- buildings.segment's fast seeds and distances give the labels of the whole distance transform -----------------
+
+
+def whole_transform_segment(prob, options, pixel_m):
+    """buildings.segment without an interior channel as it was first written: one distance transform of the whole
+    array for the seeds and the watershed's cost (slow, and the reference for the fast path)."""
+    mask = prob >= options.threshold
+    if not mask.any():
+        return np.zeros(prob.shape, dtype=np.int32)
+    mask = buildings._fill_small_holes(mask, int(options.hole_area_m2 / pixel_m**2))
+    distance = ndimage.distance_transform_edt(mask)
+    seeds, _ = ndimage.label(distance >= max(1.0, buildings.SEED_DEPTH_M / pixel_m))
+    components, n_components = ndimage.label(mask)
+    seed_component = np.zeros(seeds.max() + 1, dtype=np.int64)
+    seed_component[seeds[seeds > 0]] = components[seeds > 0]
+    seed_count = np.bincount(seed_component[1:], minlength=n_components + 1)
+    labels = components.copy()
+    objects = ndimage.find_objects(components)
+    for component in np.nonzero(seed_count > 1)[0]:
+        window = objects[component - 1]
+        region = components[window] == component
+        cost = np.clip(254 - distance[window] * 8, 0, 254)
+        markers = np.where(region, seeds[window], 0).astype(np.int32)
+        labels[window][region] = buildings._watershed(cost.astype(np.uint8), markers, region)[region] + n_components
+    return labels
 
 
 @pytest.mark.parametrize("depth", [1.0, 1.5, 2.0, 10 / 3, 5.0, 7.5])
 def test_the_seed_erosion_is_the_distance_transform_test(depth):
     mask = scene(200, seed=3) >= 0.4
     mask[:3] = True  # buildings on the array's edge: outside is not background
-    assert (preview._at_least(mask, depth) == (ndimage.distance_transform_edt(mask) >= depth)).all()
+    assert (buildings._at_least(mask, depth) == (ndimage.distance_transform_edt(mask) >= depth)).all()
 
 
 @pytest.mark.parametrize("seed, threshold, pixel_m", [(0, 0.5, 0.3), (1, 0.3, 0.3), (2, 0.6, 0.5), (3, 0.45, 0.15)])
-def test_segment_labels_equal_buildings_segment(seed, threshold, pixel_m):
+def test_segment_labels_equal_the_whole_transform(seed, threshold, pixel_m):
     prob = scene(seed=seed)
     options = buildings.BuildingOptions(threshold=threshold)
-    labels = preview.segment(prob, options, pixel_m)
+    labels = buildings.segment(prob, None, options, pixel_m)
     assert labels.max() > 10
-    np.testing.assert_array_equal(labels, buildings.segment(prob, None, options, pixel_m))
+    np.testing.assert_array_equal(labels, whole_transform_segment(prob, options, pixel_m))
 
 
 def test_segment_of_nothing_and_of_all():
     options = buildings.BuildingOptions()
-    assert not preview.segment(np.zeros((50, 60), np.float32), options, 0.3).any()
+    assert not buildings.segment(np.zeros((50, 60), np.float32), None, options, 0.3).any()
     full = np.full((40, 40), 0.9, np.float32)
-    np.testing.assert_array_equal(preview.segment(full, options, 0.3), buildings.segment(full, None, options, 0.3))
+    expected = whole_transform_segment(full, options, 0.3)
+    np.testing.assert_array_equal(buildings.segment(full, None, options, 0.3), expected)
 
 
 # --- the preview shows what Apply writes ----------------------------------------------------------------------------
@@ -172,8 +197,8 @@ def test_nodata_reads_as_no_building(tmp_path, probability):
 def test_minimum_area_simplify_and_a_threshold_seen_before_do_not_segment_again(probability, monkeypatch):
     path, _ = probability
     calls = []
-    segment = preview.segment
-    monkeypatch.setattr(preview, "segment", lambda *args: calls.append(args[1].threshold) or segment(*args))
+    segment = buildings.segment
+    monkeypatch.setattr(buildings, "segment", lambda *args: calls.append(args[2].threshold) or segment(*args))
     shown = preview.FootprintPreview(path)
     first = shown.footprints(OPTIONS)
     fewer = shown.footprints(replace(OPTIONS, min_area_m2=40.0))
