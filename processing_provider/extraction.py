@@ -119,6 +119,24 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
         self.addOutput(QgsProcessingOutputString(self.DEVICE_USED, self.tr("Device that ran the model")))
         self.addOutput(QgsProcessingOutputString(self.MODEL_NAME, self.tr("Model")))
 
+    def checkParameterValues(self, parameters, context):  # noqa: N802 - QGIS API
+        """Refuse, before the run starts, bands the raster or the model cannot take (the dialog shows why)."""
+        ok, message = super().checkParameterValues(parameters, context)
+        bands = self.parameterAsInts(parameters, self.BANDS, context) if ok else []
+        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context) if bands else None
+        if layer is None or layer.providerType() != "gdal":
+            return ok, message
+        from ..core import modelcard, raster, runtime
+
+        try:
+            model = resolve_model(self.parameterAsString(parameters, self.MODEL, context), self.DEFAULT_MODEL)
+            info = raster.describe(layer.source().split("|")[0])
+            raster.check_bands(tuple(bands), info, runtime.load(str(model), "cpu", 1).card.bands)
+        except (QgsProcessingException, raster.RasterError, raster.BandMappingError, modelcard.ModelCardError,
+                runtime.RuntimeUnavailableError) as error:
+            return False, str(error)
+        return True, ""
+
     def common_request(self, parameters, context) -> dict:
         """The keyword arguments of core.extract.ModelRun from the shared parameters."""
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)

@@ -104,3 +104,17 @@ def test_the_dialog_starts_on_the_active_raster_and_the_canvas(provider, fixture
         assert defaults["EXTENT"].endswith("[EPSG:32616]")
     finally:
         QgsProject.instance().removeMapLayer(layer.id())
+
+
+def test_bands_the_model_cannot_take_are_refused_before_the_run(provider, fixtures, brightness_model):
+    from qgis.core import QgsApplication, QgsProcessingContext
+
+    algorithm = QgsApplication.processingRegistry().createAlgorithmById(ALGORITHM)
+    context = QgsProcessingContext()
+    base = {"INPUT": str(fixtures / VEGAS_RGB), "MODEL": brightness_model, "OUTPUT": "memory:"}
+    assert algorithm.checkParameterValues({**base, "BANDS": [3, 2, 1]}, context) == (True, "")
+    assert algorithm.checkParameterValues(base, context)[0]  # automatic
+    ok, message = algorithm.checkParameterValues({**base, "BANDS": [1, 2]}, context)
+    assert not ok and "2 band(s) were chosen (1, 2) but the model takes 3" in message
+    ok, message = algorithm.checkParameterValues({**base, "BANDS": [7]}, context)
+    assert not ok and message == "Band(s) 7, 7, 7 do not exist: the raster has bands 1 to 4."
