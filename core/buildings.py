@@ -25,6 +25,8 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 from shapely.geometry import Polygon, box, shape
 
+from .tiling import halo_blocks
+
 SEED_DEPTH_M = 1.0  # distance-transform seeds: pixels at least this far inside a building
 HOLE_AREA_M2 = 4.0  # holes smaller than this are noise, not courtyards
 RECTANGLE_FILL = 0.85  # a building filling this share of its minimum rectangle becomes that rectangle
@@ -175,12 +177,6 @@ def _label_polygons(labels: np.ndarray, row0: int, col0: int) -> dict:
     return {label: max(polys, key=lambda p: p.area) for label, polys in parts.items()}
 
 
-def _blocks(height: int, width: int, block: int):
-    for r in range(0, height, block):
-        for c in range(0, width, block):
-            yield r, c, min(r + block, height), min(c + block, width)
-
-
 def footprints_on_grid(read, height, width, options, pixel_m, block=BLOCK, halo=HALO, on_block=None,
                        is_canceled=None, keep=None):
     """Footprints of a whole grid, read in blocks: ``read(row, col, h, w) -> (prob, interior or None)``.
@@ -192,15 +188,14 @@ def footprints_on_grid(read, height, width, options, pixel_m, block=BLOCK, halo=
     keep = keep or (lambda footprint: footprint)
     whole: list = []
     pieces: list = []  # (block number, Footprint) clipped to the block core
-    all_blocks = list(_blocks(height, width, block))
-    for number, (r0, c0, r1, c1) in enumerate(all_blocks):
+    all_blocks = halo_blocks(height, width, block, halo)
+    for number, piece in enumerate(all_blocks):
         if is_canceled and is_canceled():
             return None
-        wr0, wc0 = max(0, r0 - halo), max(0, c0 - halo)
-        wr1, wc1 = min(height, r1 + halo), min(width, c1 + halo)
-        prob, interior = read(wr0, wc0, wr1 - wr0, wc1 - wc0)
+        prob, interior = piece.read_window(read)
         labels = segment(prob, interior, options, pixel_m)
         if labels.any():
+            (r0, r1), (c0, c1), (wr0, wr1), (wc0, wc1) = piece.rows, piece.cols, piece.window_rows, piece.window_cols
             found, cut = _collect(labels, prob, (wr0, wc0, wr1, wc1), (r0, c0, r1, c1), (height, width))
             whole.extend(result for result in map(keep, found) if result is not None)
             pieces.extend((number, piece) for piece in cut)

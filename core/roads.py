@@ -31,6 +31,8 @@ from scipy.spatial import cKDTree
 from shapely.geometry import LineString, Point
 from skimage.morphology import skeletonize
 
+from .tiling import halo_blocks
+
 BLOCK = 2048  # block core size in grid pixels
 # Pixels read around a block: thinning a mask up to about this thick never reaches the core from the
 # window's edge (each thinning step looks one pixel further), and a road mask is 13 px at 0.3 m.
@@ -115,15 +117,13 @@ def centerlines_on_grid(read, height, width, options, pixel_m, block=BLOCK, halo
     a RoadNetwork in grid pixel coordinates, or None when canceled.
     """
     rows, cols, near_nodata = [np.zeros(0, np.int32)], [np.zeros(0, np.int32)], [np.zeros(0, bool)]
-    all_blocks = list(_blocks(height, width, block))
-    for number, (r0, c0, r1, c1) in enumerate(all_blocks):
+    all_blocks = halo_blocks(height, width, block, halo)
+    for number, piece in enumerate(all_blocks):
         if is_canceled and is_canceled():
             return None
-        wr0, wc0 = max(0, r0 - halo), max(0, c0 - halo)
-        wr1, wc1 = min(height, r1 + halo), min(width, c1 + halo)
-        prob, valid = read(wr0, wc0, wr1 - wr0, wc1 - wc0)
-        skeleton = skeleton_mask(prob, valid, options, pixel_m)
-        r, c = np.nonzero(skeleton[r0 - wr0 : r1 - wr0, c0 - wc0 : c1 - wc0])
+        prob, valid = piece.read_window(read)
+        r, c = np.nonzero(piece.core_of(skeleton_mask(prob, valid, options, pixel_m)))
+        (r0, _), (c0, _), (wr0, _), (wc0, _) = piece.rows, piece.cols, piece.window_rows, piece.window_cols
         rows.append((r + r0).astype(np.int32))
         cols.append((c + c0).astype(np.int32))
         near_nodata.append(_near_nodata(valid, r + r0 - wr0, c + c0 - wc0, options.max_gap_m / pixel_m))
@@ -144,12 +144,6 @@ def _near_nodata(valid, rows, cols, distance_px: float) -> np.ndarray:
     if valid.all():
         return np.zeros(len(rows), bool)
     return ndimage.distance_transform_edt(valid)[rows, cols] <= distance_px
-
-
-def _blocks(height: int, width: int, block: int):
-    for r in range(0, height, block):
-        for c in range(0, width, block):
-            yield r, c, min(r + block, height), min(c + block, width)
 
 
 def skeleton_mask(prob: np.ndarray, valid, options: RoadOptions, pixel_m: float) -> np.ndarray:

@@ -120,3 +120,34 @@ class RowStitcher:
         self._sum[:, keep:] = 0
         self._weight[keep:] = 0
         self._top += n
+
+
+@dataclass(frozen=True)
+class HaloBlock:
+    """A block of a grid (its core, which owns the results) and the window read around it (core plus halo,
+    clipped to the grid); rows and columns as (start, stop)."""
+
+    rows: tuple
+    cols: tuple
+    window_rows: tuple
+    window_cols: tuple
+
+    def read_window(self, read):
+        """``read(row, col, height, width)`` over the window."""
+        (r0, r1), (c0, c1) = self.window_rows, self.window_cols
+        return read(r0, c0, r1 - r0, c1 - c0)
+
+    def core_of(self, array):
+        """The core's part of an array read over the window."""
+        return array[self.rows[0] - self.window_rows[0] : self.rows[1] - self.window_rows[0],
+                     self.cols[0] - self.window_cols[0] : self.cols[1] - self.window_cols[0]]
+
+
+def halo_blocks(height: int, width: int, block: int, halo: int) -> list:
+    """Blocks of ``block`` pixels covering the grid row by row, each with a window ``halo`` pixels wider."""
+    return [
+        HaloBlock((r, min(r + block, height)), (c, min(c + block, width)),
+                  (max(0, r - halo), min(height, r + block + halo)), (max(0, c - halo), min(width, c + block + halo)))
+        for r in range(0, height, block)
+        for c in range(0, width, block)
+    ]
