@@ -19,9 +19,11 @@ from collections import defaultdict
 import numpy as np
 import rasterio
 import shapely
+from affine import Affine
 from PIL import Image
-from rasterio.features import rasterize
 from shapely.geometry import box, shape
+
+from training.spacenet_data import building_masks
 
 # ../shared/datasets beside the checkout, as on every machine of the project; OAM_BUILDINGS overrides it
 DATA_ROOT = os.environ.get("OAM_BUILDINGS", os.path.join(os.path.dirname(__file__), "..", "..", "shared",
@@ -136,29 +138,14 @@ def block_grid(block):
 
 
 def rasterise_labels(polygons_lonlat, size, to_pixels):
-    """Building and interior masks (h, w) uint8 and building instance ids (h, w) int32 from lon/lat polygons."""
+    """Building and interior masks (h, w) uint8 and building instance ids (h, w) int32 from lon/lat polygons:
+    the project's one convention (training.spacenet_data.building_masks), here in pixel units."""
     w, h = size
-    frame, full, inner = box(0, 0, w, h), [], []
-    for geom in polygons_lonlat:
-        g = shapely.transform(geom, to_pixels)
-        if g.is_empty or not g.intersects(frame):
-            continue
-        if not g.is_valid:
-            g = g.buffer(0)
-        full.append(g)
-        # Small buildings still get a seed: shrink less when the full shrink would erase them.
-        for d in (INTERIOR_SHRINK_PX, INTERIOR_SHRINK_PX / 2):
-            core = g.buffer(-d)
-            if not core.is_empty:
-                inner.append(core)
-                break
-    instances = np.zeros((h, w), np.int32)
-    if full:
-        instances = rasterize([(g, i + 1) for i, g in enumerate(full)], out_shape=(h, w), dtype="int32")
-    interior = np.zeros((h, w), np.uint8)
-    if inner:
-        interior = rasterize([(g, 1) for g in inner], out_shape=(h, w), dtype="uint8")
-    return (instances > 0).astype(np.uint8), interior, instances
+    frame = box(0, 0, w, h)
+    in_pixels = [shapely.transform(geom, to_pixels) for geom in polygons_lonlat]
+    masks = building_masks([g for g in in_pixels if not g.is_empty and g.intersects(frame)], (h, w),
+                           Affine.identity(), shrink_m=INTERIOR_SHRINK_PX)
+    return masks["building"], masks["interior"], masks["instances"]
 
 
 def load_polygons(paths):
