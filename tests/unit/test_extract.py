@@ -227,17 +227,23 @@ def test_the_shipped_model_and_its_fp16_variant(repo_root, fixtures):
     assert np.abs(reference - halved).max() < 0.05
 
 
-def test_the_shipped_model_tiles_without_seams(repo_root, fixtures):
-    """Real imagery, the real U-Net: its own tiling gives the buildings of one window over the whole tile."""
+def test_the_shipped_model_tiles_without_seams(repo_root, fixtures, tmp_path):
+    """Real imagery, the real U-Net: its own tiling gives the probabilities of one window over the whole tile, to
+    the stored precision (1/255), and so the same buildings; a building whose split is decided within that step
+    may come out split differently, nothing more."""
     model = repo_root / "models" / "buildings_unet_small.onnx"
-    whole = run(fixtures / VEGAS_RGB, model, tile_size=1600)  # the 1299 x 1052 px grid and its borders
-    tiled = run(fixtures / VEGAS_RGB, model)
+    whole = run(fixtures / VEGAS_RGB, model, tile_size=1600, probability_path=str(tmp_path / "whole.tif"))
+    tiled = run(fixtures / VEGAS_RGB, model, probability_path=str(tmp_path / "tiled.tif"))  # 1299 x 1052 px grid
     assert whole.tiles_run == 1 and tiled.tiles_run >= 4 and tiled.settings["tile_size"] == 1024
-    assert len(whole.footprints) > 30 and len(tiled.footprints) == len(whole.footprints)
-    for f in whole.footprints:
-        best = max(f.geometry.intersection(g.geometry).area / f.geometry.union(g.geometry).area
-                   for g in tiled.footprints if g.geometry.intersects(f.geometry))
-        assert best >= 0.99
+    with rasterio.open(tmp_path / "whole.tif") as a, rasterio.open(tmp_path / "tiled.tif") as b:
+        assert np.abs(a.read(1) - b.read(1)).max() <= 1 / 255 + 1e-6
+    assert len(whole.footprints) > 30 and abs(len(tiled.footprints) - len(whole.footprints)) <= 1
+    same = sum(
+        max(f.geometry.intersection(g.geometry).area / f.geometry.union(g.geometry).area
+            for g in tiled.footprints if g.geometry.intersects(f.geometry)) >= 0.99
+        for f in whole.footprints
+    )
+    assert same >= len(whole.footprints) - 2
 
 
 @pytest.mark.parametrize("name, bands", [("ms1.tif", None), ("pan1.tif", None), ("ms1.tif", (4, 3, 2))])
