@@ -4,11 +4,11 @@ import csv
 import json
 from dataclasses import fields
 
-import networkx as nx
 import numpy as np
 import pytest
 import rasterio.crs
 import shapely
+from networkx_apls import networkx_half
 from shapely.geometry import LineString, MultiLineString, Point, Polygon, shape
 
 from spacenet_toolkit.core import apls
@@ -93,47 +93,8 @@ def test_half_scores_agree_with_networkx_on_graphs_with_a_node_per_control_point
     proposals_m = apls.reproject_lines(apls._line_parts(proposals, "proposals"), "EPSG:4326", utm)
     options = apls.AplsOptions()
     for half in apls.compare_halves(apls.build_graph(truth_m), apls.build_graph(proposals_m), options):
-        assert apls.half_score(half, options.min_path_length_m) == pytest.approx(networkx_half_score(half), abs=1e-12)
-
-
-def networkx_half_score(half):
-    """The half score as the reference computes it: control points inserted as nodes, networkx Dijkstra."""
-    own, own_node = networkx_graph_with_nodes_at(half.own, half.own_points)
-    other, other_node = networkx_graph_with_nodes_at(half.other, half.in_other)
-    costs = []
-    for source in range(len(half.own_points)):
-        own_lengths = nx.single_source_dijkstra_path_length(own, own_node[source])
-        snapped = half.snapped[source]
-        other_lengths = nx.single_source_dijkstra_path_length(other, other_node[source]) if snapped else {}
-        for target in range(len(half.own_points)):
-            length = own_lengths.get(own_node[target], 0.0)
-            if length > 0:
-                other_length = other_lengths.get(other_node[target], np.inf) if half.snapped[target] else np.inf
-                costs.append(min(1.0, abs(length - other_length) / length))
-    return 1.0 - np.mean(costs), len(costs)
-
-
-def networkx_graph_with_nodes_at(graph, places):
-    """A networkx graph of the roads with a node at each place, and the node of each place."""
-    node_of = places.start.copy()
-    on_edge = {}
-    for index in np.flatnonzero(places.edge >= 0):
-        spot = (int(places.edge[index]), float(places.to_start[index]))
-        node_of[index] = on_edge.setdefault(spot, graph.node_count + len(on_edge))
-    stops = [[(0.0, start)] for start in graph.edge_nodes[:, 0]]
-    for (edge, to_start), node in sorted(on_edge.items()):
-        stops[edge].append((to_start, node))
-    g = nx.Graph()
-    g.add_nodes_from(range(graph.node_count + len(on_edge)))
-    for edge, (end, length) in enumerate(zip(graph.edge_nodes[:, 1], graph.edge_lengths)):
-        chain = stops[edge] + [(length, end)]
-        for (at, a), (next_at, b) in zip(chain, chain[1:]):
-            if a != b and next_at - at < g.get_edge_data(a, b, {"weight": np.inf})["weight"]:
-                g.add_edge(a, b, weight=next_at - at)
-    return g, node_of
-
-
-# --- properties of the metric ------------------------------------------------------------------------------------
+        expected = networkx_half(half, options.min_path_length_m)
+        assert apls.half_score(half, options.min_path_length_m) == pytest.approx(expected, abs=1e-12)
 
 
 def grid(size=5, spacing=100.0, origin=(500_000.0, 4_000_000.0)):
