@@ -18,18 +18,18 @@ import argparse
 import csv
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import shapely
 
 PLUGIN_PATH = Path(__file__).resolve().parent.parent / ".build" / "plugins"
-for extra in (PLUGIN_PATH, PLUGIN_PATH.parent.parent / "tests" / "support"):
+for extra in (PLUGIN_PATH, PLUGIN_PATH.parent.parent / "tests" / "support", Path(__file__).resolve().parent):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
 
 from networkx_apls import networkx_half  # noqa: E402 - needs the path above
+from timing import best_time  # noqa: E402
 
 from spacenet_toolkit.core import apls  # noqa: E402
 
@@ -155,16 +155,6 @@ def city_part(quick: bool) -> bool:
         return False
     print("identical scores")
     return True
-
-
-def best_time(function, repeats: int):
-    """The fastest of ``repeats`` runs (the least disturbed by other work on the machine), and the last result."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def main(argv=None) -> int:

@@ -16,7 +16,6 @@ import argparse
 import os
 import resource
 import sys
-import time
 import tracemalloc
 from pathlib import Path
 
@@ -24,8 +23,11 @@ import numpy as np
 import shapely
 
 PLUGIN_PATH = Path(__file__).resolve().parent.parent / ".build" / "plugins"
-if str(PLUGIN_PATH) not in sys.path:
-    sys.path.insert(0, str(PLUGIN_PATH))
+for extra in (PLUGIN_PATH, Path(__file__).resolve().parent):
+    if str(extra) not in sys.path:
+        sys.path.insert(0, str(extra))
+
+from timing import best_time  # noqa: E402
 
 from spacenet_toolkit.core import f1  # noqa: E402 - needs the path above
 
@@ -137,16 +139,6 @@ def run_engine(scene) -> f1.F1Result:
     truth, truth_tiles, proposals, proposal_tiles = scene
     options = f1.F1Options(iou_threshold=THRESHOLD, matching="greedy>=")
     return f1.score(f1.PolygonSet(truth, truth_tiles), f1.PolygonSet(proposals, proposal_tiles), options)
-
-
-def best_time(function, repeats: int):
-    """The fastest of ``repeats`` runs (the least disturbed by other work on the machine), and the last result."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def engine_memory_mib(scene):

@@ -47,6 +47,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra
 from scipy.spatial import cKDTree
 
+from .geometry_arrays import object_array
+
 CONTROL_SPACING_M = 50.0
 MAX_SNAP_M = 4.0
 
@@ -182,7 +184,7 @@ def score_by_group(
     of :class:`AplsGroups` run over all of them. ``progress`` gets a percentage after each group; ``is_canceled``
     is checked before each group and :class:`Canceled` raised when it says True.
     """
-    truth, proposals = _as_object_array(truth), _as_object_array(proposals)
+    truth, proposals = object_array(truth), object_array(proposals)
     truth_keys, proposal_keys = _group_keys(truth_groups, len(truth)), _group_keys(proposal_groups, len(proposals))
     names, code = np.unique(np.concatenate([truth_keys, proposal_keys]), return_inverse=True)
     truth_of, proposals_of = _members(code[: len(truth)], len(names)), _members(code[len(truth):], len(names))
@@ -487,7 +489,7 @@ def snap_points(xy: np.ndarray, graph: RoadGraph, max_distance: float,
 
 def _line_parts(lines: Iterable, side: str) -> np.ndarray:
     """The 2D LineStrings of the input's (Multi)LineStrings; None and empty geometries are skipped."""
-    geometries = _as_object_array(lines)
+    geometries = object_array(lines)
     for index, geometry in enumerate(geometries):
         if geometry is not None and not isinstance(geometry, shapely.Geometry):
             raise AplsInputError(f"{side}: item {index} is a {type(geometry).__name__}, not a shapely geometry")
@@ -504,15 +506,6 @@ def _line_parts(lines: Iterable, side: str) -> np.ndarray:
     if not np.isfinite(shapely.get_coordinates(parts)).all():
         raise AplsInputError(f"{side}: some coordinates are not finite numbers")
     return parts
-
-
-def _as_object_array(values) -> np.ndarray:
-    if isinstance(values, np.ndarray) and values.dtype == object and values.ndim == 1:
-        return values
-    values = list(values)
-    array = np.empty(len(values), dtype=object)
-    array[:] = values  # never let numpy look inside geometries
-    return array
 
 
 def _group_keys(groups: Iterable | None, count: int) -> np.ndarray:
@@ -539,7 +532,7 @@ def utm_crs_for(lines: Iterable, crs: str) -> str:
     which are in ``crs`` (WKT or "EPSG:n")."""
     from rasterio.warp import transform  # GDAL/PROJ through rasterio: pyproj's data may be missing in QGIS
 
-    x_min, y_min, x_max, y_max = shapely.total_bounds(_as_object_array(lines))
+    x_min, y_min, x_max, y_max = shapely.total_bounds(object_array(lines))
     if not np.isfinite(x_min):
         raise AplsInputError("there are no coordinates to choose a UTM zone from")
     (lon,), (lat,) = transform(crs, "EPSG:4326", [(x_min + x_max) / 2], [(y_min + y_max) / 2])
@@ -552,7 +545,7 @@ def reproject_lines(lines: Iterable, src_crs: str, dst_crs: str) -> np.ndarray:
     ``dst_crs``."""
     from rasterio.warp import transform_geom
 
-    geometries = _as_object_array(lines)
+    geometries = object_array(lines)
     present = np.flatnonzero(~shapely.is_missing(geometries) & ~shapely.is_empty(geometries))
     out = geometries.copy()
     if len(present):

@@ -36,6 +36,8 @@ from typing import Callable
 import numpy as np
 import shapely
 
+from .geometry_arrays import object_array
+
 MATCHING = ("greedy>=", "greedy>", "optimal")
 
 TP, FP, FN, SKIPPED = "TP", "FP", "FN", ""
@@ -195,7 +197,7 @@ class _Cleaned:
 
 
 def _clean(polygons: PolygonSet, min_area: float, inclusive: bool) -> _Cleaned:
-    geometries = _as_object_array(polygons.geometries)
+    geometries = object_array(polygons.geometries)
     report = CleaningReport()
     type_ids = shapely.get_type_id(geometries)  # -1 for None
     present = (type_ids >= 0) & ~shapely.is_empty(geometries)
@@ -234,14 +236,6 @@ def _repaired(geometries: np.ndarray, unchecked: np.ndarray, type_ids: np.ndarra
         cleaned[index], dropped = _polygonal_part(cleaned[index])
         report.non_polygonal_parts_dropped += dropped
     return cleaned
-
-
-def _as_object_array(values) -> np.ndarray:
-    if isinstance(values, np.ndarray) and values.dtype == object and values.ndim == 1:
-        return values
-    array = np.empty(len(values), dtype=object)
-    array[:] = list(values)  # never let numpy look inside geometries
-    return array
 
 
 def _polygonal_part(geometry):

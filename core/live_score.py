@@ -39,6 +39,7 @@ import numpy as np
 import shapely
 
 from .f1 import FN, FP, SKIPPED, TP, Counts, F1Options
+from .geometry_arrays import object_array
 
 _POLYGON, _MULTIPOLYGON, _COLLECTION = 3, 6, 7  # shapely type ids
 
@@ -61,7 +62,7 @@ class LiveScore:
 
     def __init__(self, truth: Iterable, options: F1Options = F1Options()):  # noqa: B008 - frozen
         self.options = options
-        truth = _object_array(truth)
+        truth = object_array(truth)
         self._truth, self._truth_area, kept = _clean(truth, options.min_area_truth, inclusive=True)
         self._truth_total = len(truth)
         self._truth_kept = int(np.count_nonzero(kept))
@@ -103,7 +104,7 @@ class LiveScore:
     def load(self, fids: Iterable[Hashable], geometries: Iterable) -> EditStats:
         """Many proposals at once (adds or replaces), with the IoUs computed in bulk: for a whole layer."""
         fids = list(fids)
-        geometries = _object_array(geometries)
+        geometries = object_array(geometries)
         if len(fids) != len(geometries):
             raise ValueError(f"{len(fids)} feature ids for {len(geometries)} geometries")
         return self.update(dict(zip(fids, geometries)))
@@ -119,7 +120,7 @@ class LiveScore:
         pairs = 0
         if new:
             fids = [fid for fid, _ in new]
-            geometries, areas, kept = _clean(_object_array([g for _, g in new]), self.options.min_area_proposals,
+            geometries, areas, kept = _clean(object_array([g for _, g in new]), self.options.min_area_proposals,
                                              inclusive=False)
             kept_at = np.flatnonzero(kept)
             for index in np.flatnonzero(~kept).tolist():
@@ -303,15 +304,6 @@ def _optimal_pairs(ordered, passing) -> list:
 
 
 # --- cleaning, as core.f1 cleans --------------------------------------------------------------------------------
-
-
-def _object_array(values) -> np.ndarray:
-    if isinstance(values, np.ndarray) and values.dtype == object and values.ndim == 1:
-        return values
-    values = list(values)
-    array = np.empty(len(values), dtype=object)
-    array[:] = values  # never let numpy look inside geometries
-    return array
 
 
 def _clean(geometries: np.ndarray, min_area: float, inclusive: bool):
