@@ -47,7 +47,6 @@ DEFAULT_MIN_AREAS_M2 = (0.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 50.0)
 SCORING = f1.F1Options(iou_threshold=0.5, matching="greedy>=")
 TIE_DIGITS = 12  # F1 values equal to this many digits are a tie (the same counts can round differently)
 PROGRESS_VECTORISE = 0.75  # share of a threshold's progress for vectorising; the rest is scoring
-GDAL_CACHE_BYTES = 256 * 2**20
 
 
 class CalibrationError(ValueError):
@@ -291,7 +290,7 @@ def calibrate_raster(path, truth_polygons: Iterable, extent: tuple | None = None
     bounds = rasterio.windows.bounds(window, info.transform)
     grid = raster.model_grid(info, bounds, None)  # the window's pixels; their ground area in m²
     transform = rasterio.windows.transform(window, info.transform)
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), rasterio.open(path) as src:
+    with rasterio.Env(GDAL_CACHEMAX=raster.GDAL_CACHE_BYTES), rasterio.open(path) as src:
         scale = 1 / 255 if src.dtypes[band - 1] == "uint8" else 1.0
 
         def read(row, col, h, w):

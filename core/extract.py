@@ -27,10 +27,8 @@ EDGE_M, EDGE_MAX_PX = 1.5, 16
 WRITE_ROWS = 256  # the stitched probabilities are written in whole rows of 256 x 256 blocks
 CPU_BATCH_PIXELS = 1024 * 1024
 PROGRESS_INFERENCE_END = 85.0
-# GDAL keeps written and read blocks in a cache of 5 % of the RAM by default: on a big raster that cache,
-# not the engine, would set the peak memory (the stretch's sample alone reads every block of the extent).
-# Bounded while a run lasts, restored after.
-GDAL_CACHE_BYTES = 256 * 2**20
+# GDAL's block cache is bounded for a run (the stretch's sample alone reads every block of the extent).
+GDAL_CACHE_BYTES = raster.GDAL_CACHE_BYTES
 
 
 class Canceled(Exception):  # noqa: N818 - the name says what happened, as core.s3.Canceled
@@ -356,7 +354,7 @@ def _footprints(stitched, grid, options, pixel_m, block, report, is_canceled) ->
             if done is None:
                 return None
             area_m2 = done.geometry.area * grid.pixel_area_m2
-            return MapFootprint(buildings.to_map(done.geometry, grid.transform), done.score, area_m2)
+            return MapFootprint(raster.to_map(done.geometry, grid.transform), done.score, area_m2)
 
         found = buildings.footprints_on_grid(read, grid.height, grid.width, options, pixel_m, block=block,
                                              on_block=on_block, is_canceled=is_canceled, keep=keep)

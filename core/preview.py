@@ -52,7 +52,6 @@ DESCRIPTION = "building probability"  # the band description extractbuildings wr
 PROBABILITY_DTYPES = ("float32", "float64", "uint8")
 CACHE_THRESHOLDS = 24  # segmented thresholds kept per view (raw polygons only: about 1 MB each at 2048 px)
 CACHE_FINISHED = 48  # finished (simplified, regularised, placed) sets kept per view
-GDAL_CACHE_BYTES = 256 * 2**20
 # What the dialog opens with: the extraction's default simplification; a neutral threshold (the raster carries
 # no model card); a minimum area that drops speckle and sheds, as the shipped model's card does.
 DEFAULT_OPTIONS = buildings.BuildingOptions(threshold=0.5, min_area_m2=10.0, simplify_m=0.5, regularize=False)
@@ -225,54 +224,8 @@ def finish(polygons: np.ndarray, options: buildings.BuildingOptions, pixel_m: fl
         usable = shapely.is_valid(simpler) & ~shapely.is_empty(simpler)
         geometries = np.where(usable, simpler, geometries)
     if options.regularize and len(geometries):
-        geometries = _regularized(geometries)
+        geometries = buildings.regularize_all(geometries)
     return geometries
-
-
-def _regularized(geometries: np.ndarray) -> np.ndarray:
-    """``buildings.regularize`` of each. Its minimum rectangles, the costly step (a Python fallback in shapely
-    with GEOS < 3.12), are taken in one call and each is used once: the polygons that fill theirs become it, the
-    others go through the rest of the rule with it."""
-    out = geometries.copy()
-    areas = shapely.area(geometries)
-    candidates = np.nonzero((shapely.get_type_id(geometries) == shapely.GeometryType.POLYGON) & (areas != 0))[0]
-    rectangles = shapely.oriented_envelope(geometries[candidates])
-    rectangle_areas = shapely.area(rectangles)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        fills = (rectangle_areas > 0) & (areas[candidates] / rectangle_areas >= buildings.RECTANGLE_FILL)
-    out[candidates[fills]] = rectangles[fills]
-    for index, rectangle in zip(candidates[~fills], rectangles[~fills]):
-        out[index] = _squared(geometries[index], rectangle)
-    return out
-
-
-def _squared(polygon, rectangle):
-    """The rest of ``buildings.regularize`` after its rectangle test, step for step."""
-    angle = buildings._dominant_angle(rectangle)
-    origin = polygon.centroid
-    upright = shapely.affinity.rotate(polygon, -angle, origin=origin, use_radians=True)
-    ring = buildings._orthogonal_ring(list(upright.exterior.coords)[:-1])
-    if ring is None:
-        return polygon
-    squared = shapely.geometry.Polygon(ring)
-    if not squared.is_valid:
-        return polygon
-    squared = shapely.affinity.rotate(squared, angle, origin=origin, use_radians=True)
-    overlap = squared.intersection(polygon).area / squared.union(polygon).area
-    return squared if overlap >= 0.75 else polygon
-
-
-def _placed(geometries: np.ndarray, transform: Affine) -> np.ndarray:
-    """``buildings.to_map`` of each, in one call: the same arithmetic on the same coordinates, so the same numbers."""
-    if not len(geometries):
-        return geometries
-    a, b, d, e, xoff, yoff = transform.a, transform.b, transform.d, transform.e, transform.c, transform.f
-
-    def affine(coords):  # shapely.affinity.affine_transform's own 2D formula
-        x, y = coords.T
-        return np.stack([a * x + b * y + xoff, d * x + e * y + yoff]).T
-
-    return shapely.transform(geometries, affine)
 
 
 class _Lru(OrderedDict):
@@ -365,7 +318,7 @@ class FootprintPreview:
         row1 = min(height, inner.row_off + inner.height + halo)
         read = Window(col0, row0, col1 - col0, row1 - row0)
         source = self.source
-        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), rasterio.open(source.path) as src:
+        with rasterio.Env(GDAL_CACHEMAX=raster.GDAL_CACHE_BYTES), rasterio.open(source.path) as src:
             if factor == 1:
                 prob = _read(src, source, read)
             else:
@@ -428,7 +381,7 @@ class FootprintPreview:
         self.counts["finishes"] += 1
         geometries = finish(raw.polygons, options, self.view.pixel_m)
         areas = shapely.area(geometries) * self.view.pixel_area_m2 if len(geometries) else np.zeros(0)
-        return _Finished(_placed(geometries, self.view.transform), raw.scores, areas)
+        return _Finished(raster.to_map(geometries, self.view.transform), raw.scores, areas)
 
 
 def _within(inner: Window, outer: Window) -> bool:
@@ -450,7 +403,7 @@ def footprints_of_raster(source, options: buildings.BuildingOptions, progress: C
     height, width = source.shape
     transform = source.info.transform
     report = progress or (lambda percent: None)
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), rasterio.open(source.path) as src:
+    with rasterio.Env(GDAL_CACHEMAX=raster.GDAL_CACHE_BYTES), rasterio.open(source.path) as src:
 
         def read(row, col, h, w):
             return _read(src, source, Window(col, row, w, h)), None
@@ -459,7 +412,7 @@ def footprints_of_raster(source, options: buildings.BuildingOptions, progress: C
             done = buildings.finish(footprint, options, source.pixel_area_m2, source.pixel_m)
             if done is None:
                 return None
-            return buildings.to_map(done.geometry, transform), done.score, done.geometry.area * source.pixel_area_m2
+            return raster.to_map(done.geometry, transform), done.score, done.geometry.area * source.pixel_area_m2
 
         found = buildings.footprints_on_grid(read, height, width, options, source.pixel_m, block=block,
                                              on_block=lambda done, total: report(100.0 * done / total),

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import rasterio
+import shapely
 from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
@@ -23,6 +24,9 @@ from .modelcard import Normalisation
 
 WORLDVIEW_8_BAND_RGB = (5, 3, 2)  # Red, Green, Blue of WorldView-2/3 8-band imagery (1-based)
 STRETCH_SAMPLE_SIZE = 1024  # the stretch is measured on a decimated read at most this many pixels across
+# GDAL keeps written and read blocks in a cache of 5 % of the RAM by default: on a big raster that cache, not the
+# engine, would set the peak memory. Bounded while a run lasts (rasterio.Env), restored after.
+GDAL_CACHE_BYTES = 256 * 2**20
 
 
 class BandMappingError(ValueError):
@@ -247,3 +251,13 @@ class GridReader:
         data = self._vrt.read([*unique, self._alpha_band], window=Window(col, row, width, height))
         return data[[unique.index(b) for b in bands]], data[-1] > 0
 
+
+def to_map(geometries, transform: Affine):
+    """Grid pixel geometries (x = column, y = row), one or an array of them, in the raster's CRS."""
+    a, b, d, e, xoff, yoff = transform.a, transform.b, transform.d, transform.e, transform.c, transform.f
+
+    def affine(coords):  # shapely.affinity.affine_transform's own 2D formula, for a whole array at once
+        x, y = coords.T
+        return np.stack([a * x + b * y + xoff, d * x + e * y + yoff]).T
+
+    return shapely.transform(geometries, affine)

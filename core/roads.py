@@ -31,6 +31,7 @@ from scipy.spatial import cKDTree
 from shapely.geometry import LineString, Point
 from skimage.morphology import skeletonize
 
+from .raster import to_map
 from .tiling import halo_blocks
 
 BLOCK = 2048  # block core size in grid pixels
@@ -708,13 +709,6 @@ def _network(graph, pixel_m: float) -> RoadNetwork:
 
 
 # --- on the map -------------------------------------------------------------------------------------------
-
-
-def to_map(geometry, transform):
-    """A grid pixel geometry in the raster's CRS (``transform``: the grid's rasterio/affine Affine)."""
-    return shapely.affinity.affine_transform(
-        geometry, [transform.a, transform.b, transform.d, transform.e, transform.c, transform.f]
-    )
 
 
 def network_on_map(network: RoadNetwork, transform) -> RoadNetwork:
