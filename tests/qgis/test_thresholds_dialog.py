@@ -1,7 +1,6 @@
 """The thresholds dialog in QGIS: defaults from a real probability raster, a live preview that follows the sliders
 and the map, refusal of what is not a probability raster, and Apply writing what the preview showed."""
 
-import shutil
 import time
 
 import numpy as np
@@ -372,9 +371,6 @@ def test_screenshot_of_the_dialog_and_its_preview(layers, open_dialog, engine_pr
     path = folder / "thresholds_dialog.png"
     assert dialog.grab().save(str(path))
     assert path.stat().st_size > 10_000
-    docs = repo_root / "docs" / "screenshots" / "thresholds_dialog.png"
-    docs.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(path, docs)
 
     settings = QgsMapSettings()
     settings.setLayers([dialog.preview_layer(), probability])
