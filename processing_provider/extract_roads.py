@@ -41,7 +41,7 @@ class ExtractRoads(ExtractionAlgorithm):
         return self.tr("Extract road network")
 
     def shortHelpString(self):  # noqa: N802
-        from ..core.roads import RoadOptions
+        from ..core.road_options import RoadOptions
 
         defaults = RoadOptions()
         return self.tr(
@@ -68,7 +68,7 @@ class ExtractRoads(ExtractionAlgorithm):
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        from ..core.roads import RoadOptions
+        from ..core.road_options import RoadOptions
 
         defaults = RoadOptions()
         self.add_source_parameters()

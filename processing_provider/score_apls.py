@@ -72,7 +72,7 @@ class ScoreApls(SpaceNetAlgorithm):
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        from ..core.apls import CONTROL_SPACING_M, MAX_SNAP_M
+        from ..core.apls_options import CONTROL_SPACING_M, MAX_SNAP_M
 
         lines = [QgsProcessing.SourceType.TypeVectorLine]
         self.addParameter(QgsProcessingParameterFeatureSource(self.TRUTH, self.tr("Truth (road centerlines)"), lines))
