@@ -34,6 +34,7 @@ import shapely
 from rasterio.windows import Window
 
 from . import buildings, f1, raster
+from .geometry_arrays import object_array
 from .html_report import page, table, write  # noqa: F401 - write is this module's API
 
 # 0.20, 0.25, ... 0.80: below 0.2 and above 0.8 a sigmoid output rarely holds a building's outline, and a finer
@@ -249,9 +250,7 @@ def _last_window_cached(read: Callable) -> Callable:
 
 def _truth_on_grid(polygons: Iterable, transform, height: int, width: int) -> tuple:
     """Truth in grid pixel coordinates, clipped to the grid; and how many were left out."""
-    items = list(polygons if polygons is not None else ())
-    geometries = np.empty(len(items), dtype=object)
-    geometries[:] = items  # never let numpy look inside geometries
+    geometries = object_array(polygons if polygons is not None else ())
     total = len(geometries)
     if total == 0:
         raise CalibrationError("There are no truth polygons: calibration needs the buildings of a labelled area.")
@@ -259,9 +258,7 @@ def _truth_on_grid(polygons: Iterable, transform, height: int, width: int) -> tu
     present = present[~shapely.is_empty(present)]
     invalid = ~shapely.is_valid(present)
     present[invalid] = shapely.make_valid(present[invalid])
-    inverse = ~transform
-    matrix = np.array([[inverse.a, inverse.b], [inverse.d, inverse.e]])
-    on_grid = shapely.transform(present, lambda xy: xy @ matrix.T + (inverse.c, inverse.f))  # z dropped
+    on_grid = raster.to_map(present, ~transform)  # map to grid pixels: the inverse affine
     if len(on_grid):
         grid_box = shapely.box(0, 0, width, height)
         on_grid = on_grid[shapely.intersects(on_grid, grid_box)]
