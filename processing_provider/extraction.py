@@ -131,7 +131,8 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
         try:
             model = resolve_model(self.parameterAsString(parameters, self.MODEL, context), self.DEFAULT_MODEL)
             info = raster.describe(layer.source().split("|")[0])
-            raster.check_bands(tuple(bands), info, runtime.load(str(model), "cpu", 1).card.bands)
+            card = runtime.load(str(model), "cpu").card  # the session the band widget opened, from the cache
+            raster.check_bands(tuple(bands), info, card.bands)
         except (QgsProcessingException, raster.RasterError, raster.BandMappingError, modelcard.ModelCardError,
                 runtime.RuntimeUnavailableError) as error:
             return False, str(error)
