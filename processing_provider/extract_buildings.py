@@ -2,11 +2,6 @@
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
-    QgsFeature,
-    QgsFeatureSink,
-    QgsField,
-    QgsFields,
-    QgsGeometry,
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingOutputNumber,
@@ -17,7 +12,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from .extraction import ExtractionAlgorithm
+from .extraction import ExtractionAlgorithm, add_feature, fields_of
 from .styles import BuildingStyler
 
 
@@ -112,27 +107,16 @@ class ExtractBuildings(ExtractionAlgorithm):
                 **self.common_outputs(request, result)}
 
     def _write(self, parameters, context, result) -> str:
-        import shapely
-
-        fields = QgsFields()
-        for name, kind in (("id", QVariant.Type.Int), ("score", QVariant.Type.Double),
+        fields = fields_of(("id", QVariant.Type.Int), ("score", QVariant.Type.Double),
                            ("area_m2", QVariant.Type.Double), ("model", QVariant.Type.String),
-                           ("device", QVariant.Type.String)):
-            fields.append(QgsField(name, kind))
+                           ("device", QVariant.Type.String))
         crs = QgsCoordinateReferenceSystem.fromWkt(result.crs_wkt)
         sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT, context, fields,
                                              QgsWkbTypes.Type.MultiPolygon, crs)
         if sink is None:
             raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT))
         for number, footprint in enumerate(result.footprints, start=1):
-            feature = QgsFeature(fields)
-            # WKB with an explicit dimension: robust to the GEOS mix inside QGIS (ENVIRONMENT.md trap 3)
-            geometry = QgsGeometry()
-            geometry.fromWkb(shapely.to_wkb(footprint.geometry, output_dimension=2))
-            geometry.convertToMultiType()
-            feature.setGeometry(geometry)
-            feature.setAttributes([number, round(footprint.score, 4), round(footprint.area_m2, 2),
-                                   result.model_name, result.device])
-            sink.addFeature(feature, QgsFeatureSink.Flag.FastInsert)
+            add_feature(sink, fields, footprint.geometry, [number, round(footprint.score, 4),
+                                                           round(footprint.area_m2, 2), result.model_name,
+                                                           result.device], multi=True)
         return dest_id
-

@@ -2,11 +2,6 @@
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
-    QgsFeature,
-    QgsFeatureSink,
-    QgsField,
-    QgsFields,
-    QgsGeometry,
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingOutputNumber,
@@ -16,7 +11,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from .extraction import ExtractionAlgorithm
+from .extraction import ExtractionAlgorithm, add_feature, fields_of
 from .styles import RoadNodeStyler, RoadStyler
 
 
@@ -129,7 +124,7 @@ class ExtractRoads(ExtractionAlgorithm):
         return outputs
 
     def _write_lines(self, parameters, context, result, crs) -> str:
-        fields = _fields(("id", QVariant.Type.Int), ("length_m", QVariant.Type.Double),
+        fields = fields_of(("id", QVariant.Type.Int), ("length_m", QVariant.Type.Double),
                          ("start_node", QVariant.Type.Int), ("end_node", QVariant.Type.Int),
                          ("model", QVariant.Type.String), ("device", QVariant.Type.String))
         sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.Type.LineString,
@@ -137,36 +132,17 @@ class ExtractRoads(ExtractionAlgorithm):
         if sink is None:
             raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT))
         for number, edge in enumerate(result.network.edges, start=1):
-            _add(sink, fields, edge.geometry, [number, round(edge.length_m, 2), edge.start + 1, edge.end + 1,
+            add_feature(sink, fields, edge.geometry, [number, round(edge.length_m, 2), edge.start + 1, edge.end + 1,
                                                result.model_name, result.device])
         return dest_id
 
     def _write_nodes(self, parameters, context, result, crs):
-        fields = _fields(("id", QVariant.Type.Int), ("degree", QVariant.Type.Int), ("kind", QVariant.Type.String))
+        fields = fields_of(("id", QVariant.Type.Int), ("degree", QVariant.Type.Int), ("kind", QVariant.Type.String))
         sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT_NODES, context, fields, QgsWkbTypes.Type.Point,
                                              crs)
         if sink is None:
             return None  # not asked for
         for number, node in enumerate(result.network.nodes, start=1):
             kind = "dead end" if node.degree == 1 else "junction" if node.degree >= 3 else "through"
-            _add(sink, fields, node.geometry, [number, node.degree, kind])
+            add_feature(sink, fields, node.geometry, [number, node.degree, kind])
         return dest_id
-
-
-def _fields(*definitions) -> QgsFields:
-    fields = QgsFields()
-    for name, kind in definitions:
-        fields.append(QgsField(name, kind))
-    return fields
-
-
-def _add(sink, fields, shape, attributes) -> None:
-    import shapely
-
-    feature = QgsFeature(fields)
-    # WKB with an explicit dimension: robust to the GEOS mix inside QGIS (ENVIRONMENT.md trap 3)
-    geometry = QgsGeometry()
-    geometry.fromWkb(shapely.to_wkb(shape, output_dimension=2))
-    feature.setGeometry(geometry)
-    feature.setAttributes(attributes)
-    sink.addFeature(feature, QgsFeatureSink.Flag.FastInsert)

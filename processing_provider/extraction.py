@@ -5,6 +5,11 @@ import json
 from pathlib import Path
 
 from qgis.core import (
+    QgsFeature,
+    QgsFeatureSink,
+    QgsField,
+    QgsFields,
+    QgsGeometry,
     QgsProcessingException,
     QgsProcessingOutputString,
     QgsProcessingParameterBand,
@@ -207,3 +212,25 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
         if request.probability_path:
             outputs[self.OUTPUT_PROBABILITY] = request.probability_path
         return outputs
+
+
+def fields_of(*definitions) -> QgsFields:
+    fields = QgsFields()
+    for name, kind in definitions:
+        fields.append(QgsField(name, kind))
+    return fields
+
+
+def add_feature(sink, fields, shape, attributes, multi=False) -> None:
+    """One feature of a shapely geometry (a multi-part geometry when ``multi``) and its attributes."""
+    import shapely
+
+    feature = QgsFeature(fields)
+    # WKB with an explicit dimension: robust to the GEOS mix inside QGIS (ENVIRONMENT.md trap 3)
+    geometry = QgsGeometry()
+    geometry.fromWkb(shapely.to_wkb(shape, output_dimension=2))
+    if multi:
+        geometry.convertToMultiType()
+    feature.setGeometry(geometry)
+    feature.setAttributes(attributes)
+    sink.addFeature(feature, QgsFeatureSink.Flag.FastInsert)
