@@ -11,8 +11,8 @@ it, and so does this filter).
 Scoring happens on the raster's pixel grid: truth polygons are mapped onto it with the inverse of the raster's
 geotransform. IoU is a ratio of areas, which an affine map leaves unchanged, so the score is the one measured in
 metres, for projected and geographic rasters alike; areas in m² are pixel areas times the ground area of a pixel,
-the engine's own measure. Truth is clipped to the labelled area, as the footprints are. A probability raster has
-no interior channel, so touching buildings are split with distance seeds, as the engine does for a model without one.
+the engine's own measure. Truth is clipped to the labelled area, as the footprints are. Touching buildings are split
+as the extraction split them: with the raster's interior band when it has one, else with distance seeds.
 
 Ties: among pairs with the same F1, the higher threshold wins (fewer uncertain pixels become building), then the
 smaller minimum area (fewer buildings thrown away).
@@ -33,7 +33,7 @@ import rasterio
 import shapely
 from rasterio.windows import Window
 
-from . import buildings, f1, raster
+from . import buildings, f1, probability, raster
 from .geometry_arrays import object_array
 from .html_report import page, table, write  # noqa: F401 - write is this module's API
 
@@ -160,13 +160,15 @@ def calibrate(
     simplify_m: float = 0.0,
     regularize: bool = False,
     hole_area_m2: float = buildings.HOLE_AREA_M2,
+    interior_threshold: float | None = None,
     block: int = buildings.BLOCK,
     progress: Callable[[float], None] | None = None,
     is_canceled: Callable[[], bool] | None = None,
 ) -> CalibrationResult:
     """Score every (threshold, minimum area) pair of a probability grid against truth.
 
-    ``read_probability(row, col, height, width)`` returns that window of the grid as floats in 0..1;
+    ``read_probability(row, col, height, width)`` returns that window of the grid as floats in 0..1, or a
+    (building, interior) pair of them; an interior window splits touching buildings at ``interior_threshold``;
     ``grid_shape`` is (height, width) and ``transform`` the grid's affine geotransform; ``pixel_m`` the side of a
     pixel in metres (its ground area is ``pixel_m ** 2``, as in ``core.extract``). ``truth_polygons`` are shapely
     geometries in the grid's CRS; the grid is the labelled area. ``simplify_m``, ``regularize`` and
@@ -185,10 +187,12 @@ def calibrate(
     report = progress or (lambda percent: None)
     canceled = is_canceled or (lambda: False)
 
+    split_at = buildings.BuildingOptions.interior_threshold if interior_threshold is None else interior_threshold
     trials = []
     for number, threshold in enumerate(thresholds):
         options = buildings.BuildingOptions(threshold=threshold, min_area_m2=0.0, simplify_m=simplify_m,
-                                            regularize=regularize, hole_area_m2=hole_area_m2)
+                                            regularize=regularize, hole_area_m2=hole_area_m2,
+                                            interior_threshold=split_at)
 
         def step(share, number=number):
             report(100.0 * (number + share) / len(thresholds))
@@ -213,7 +217,7 @@ def calibrate(
         trials=trials, best=best_of(trials), thresholds=thresholds, min_areas_m2=min_areas, truth_count=len(truth),
         truth_outside=outside, grid_shape=(height, width), pixel_m=pixel_m,
         settings={"iou_threshold": SCORING.iou_threshold, "matching": SCORING.matching, "simplify_m": simplify_m,
-                  "regularize": regularize, "hole_area_m2": hole_area_m2},
+                  "regularize": regularize, "hole_area_m2": hole_area_m2, "interior_threshold": interior_threshold},
     )
 
 
@@ -224,13 +228,18 @@ def _vectorise(read, height, width, options, pixel_m, pixel_area_m2, block, canc
         done = buildings.finish(footprint, options, pixel_area_m2, pixel_m)
         return None if done is None else done.geometry
 
-    found = buildings.footprints_on_grid(lambda r, c, h, w: (read(r, c, h, w), None), height, width, options,
+    found = buildings.footprints_on_grid(lambda r, c, h, w: _pair(read(r, c, h, w)), height, width, options,
                                          pixel_m, block=block, on_block=on_block, is_canceled=canceled, keep=keep)
     if found is None:
         raise Canceled()
     geometries = np.empty(len(found), dtype=object)
     geometries[:] = found
     return geometries, (shapely.area(geometries) * pixel_area_m2 if len(found) else np.zeros(0))
+
+
+def _pair(window) -> tuple:
+    """(building, interior or None) from what a reader returned."""
+    return tuple(window) if isinstance(window, tuple) else (window, None)
 
 
 def _last_window_cached(read: Callable) -> Callable:
@@ -242,7 +251,8 @@ def _last_window_cached(read: Callable) -> Callable:
         key = (row, col, h, w)
         if key not in last:
             last.clear()
-            last[key] = np.asarray(read(row, col, h, w), dtype=np.float32)
+            window = read(row, col, h, w)
+            last[key] = window if isinstance(window, tuple) else np.asarray(window, dtype=np.float32)
         return last[key]
 
     return cached
@@ -274,34 +284,32 @@ def _truth_on_grid(polygons: Iterable, transform, height: int, width: int) -> tu
 # --- a probability raster on disk -------------------------------------------------------------------------------
 
 
-def calibrate_raster(path, truth_polygons: Iterable, extent: tuple | None = None, band: int = 1,
-                     **options) -> CalibrationResult:
-    """:func:`calibrate` on band ``band`` of a probability raster (spacenet:extractbuildings' probability output:
-    Float32 0..1; a Byte raster is read as value / 255, as the engine stitches). ``extent`` (xmin, ymin, xmax,
-    ymax in the raster's CRS) is the labelled area, widened to whole pixels; None: the whole raster.
-    Nodata and NaN read as probability 0. ``options`` are :func:`calibrate`'s keywords."""
+def calibrate_raster(path, truth_polygons: Iterable, extent: tuple | None = None, **options) -> CalibrationResult:
+    """:func:`calibrate` on a probability raster (spacenet:extractbuildings' probability output, read with
+    ``core.probability``: its interior band, when it has one, splits touching buildings at the interior threshold
+    the extraction used). ``extent`` (xmin, ymin, xmax, ymax in the raster's CRS) is the labelled area, widened to
+    whole pixels; None: the whole raster. Nodata and NaN read as probability 0. ``options`` are
+    :func:`calibrate`'s keywords."""
     info = raster.describe(path)  # RasterError: no CRS, rotated, unreadable
-    if not 1 <= band <= info.count:
-        raise CalibrationError(f"Band {band} does not exist: {path} has {info.count} band(s).")
+    try:
+        bands = probability.locate(path, info, first_of_many=True)
+    except probability.ProbabilityError as error:
+        raise CalibrationError(str(error)) from error
     window = _labelled_window(info, extent)
     bounds = rasterio.windows.bounds(window, info.transform)
     grid = raster.model_grid(info, bounds, None)  # the window's pixels; their ground area in m²
     transform = rasterio.windows.transform(window, info.transform)
     with rasterio.Env(GDAL_CACHEMAX=raster.GDAL_CACHE_BYTES), rasterio.open(path) as src:
-        scale = 1 / 255 if src.dtypes[band - 1] == "uint8" else 1.0
 
         def read(row, col, h, w):
-            data = src.read(band, window=Window(window.col_off + col, window.row_off + row, w, h), masked=True)
-            values = np.nan_to_num(data.astype(np.float32).filled(0) * scale, nan=0.0)
-            if values.size and (values.max() > 1 + 1e-6 or values.min() < -1e-6):
-                raise CalibrationError(
-                    f"Band {band} of {path} holds values from {values.min():g} to {values.max():g}: a probability "
-                    "raster holds 0 to 1 (the building probability written by Extract building footprints)."
-                )
-            return values
+            try:
+                return probability.read(src, bands, Window(window.col_off + col, window.row_off + row, w, h))
+            except probability.ProbabilityError as error:
+                raise CalibrationError(str(error)) from error
 
         return calibrate(read, (int(window.height), int(window.width)), transform,
-                         float(np.sqrt(grid.pixel_area_m2)), truth_polygons, **options)
+                         float(np.sqrt(grid.pixel_area_m2)), truth_polygons,
+                         interior_threshold=bands.interior_threshold, **options)
 
 
 def _labelled_window(info: raster.RasterInfo, extent) -> Window:
@@ -411,6 +419,12 @@ def _area(value: float) -> str:
     return f"{value:g} m²"
 
 
+def _split(interior_threshold) -> str:
+    if interior_threshold is None:
+        return "distance seeds (no interior band)"
+    return f"interior band ≥ {interior_threshold:g}"
+
+
 def render(result: CalibrationResult, title: str = "Threshold and minimum area calibration", notes=()) -> str:
     """The report as an HTML string: the best pair, the F1 curves as line charts, every trial as a table."""
     best = result.best
@@ -422,9 +436,9 @@ def render(result: CalibrationResult, title: str = "Threshold and minimum area c
     settings = result.settings
     settings_table = table(
         [[f"≥ {settings['iou_threshold']:g}, {settings['matching']}", f"{settings['simplify_m']:g} m",
-          "yes" if settings["regularize"] else "no", f"{result.pixel_m:.3f} m",
-          f"{result.grid_shape[1]} x {result.grid_shape[0]} px"]],
-        ["IoU, matching", "simplify", "regularize", "pixel", "labelled area"],
+          "yes" if settings["regularize"] else "no", _split(settings.get("interior_threshold")),
+          f"{result.pixel_m:.3f} m", f"{result.grid_shape[1]} x {result.grid_shape[0]} px"]],
+        ["IoU, matching", "simplify", "regularize", "touching buildings split", "pixel", "labelled area"],
     )
     marker = (best.threshold, best.f1, f"best: {best.threshold:g}, {best.min_area_m2:g} m²")
     curves = line_chart(

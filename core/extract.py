@@ -19,7 +19,7 @@ import numpy as np
 import rasterio
 from scipy import ndimage
 
-from . import buildings, raster, roads, runtime, tiling
+from . import buildings, probability, raster, roads, runtime, tiling
 
 # Nothing is detected this close to nodata, where resampling makes artefacts: 1.5 m, at most 16 pixels.
 # (The model itself never sees the blank: `_filled` gives it the nearest pixels with data.)
@@ -114,7 +114,7 @@ def extract_roads(request: RoadRequest, report=lambda percent, message=None: Non
         )
         network = _centerlines(run, options, request.block, report, is_canceled)
         if request.probability_path:
-            _write_probability(run.stitched, request.probability_path, "road probability", is_canceled)
+            _write_probability(run.stitched, request.probability_path, [probability.ROAD], {}, is_canceled)
     report(100.0, None)
     return run.extraction({"threshold": options.threshold, "min_spur_length_m": options.min_spur_length_m,
                            "max_gap_m": options.max_gap_m, "simplify_m": options.simplify_m}, network=network)
@@ -202,12 +202,15 @@ def _extract(request: ExtractRequest, report, is_canceled) -> Extraction:
             hole_area_m2=request.hole_area_m2,
         )
         footprints = _footprints(run.stitched, run.grid, options, run.pixel_m, request.block, report, is_canceled)
+        settings = {"threshold": options.threshold, "min_area_m2": options.min_area_m2,
+                    "simplify_m": options.simplify_m, "regularize": options.regularize}
         if request.probability_path:
-            _write_probability(run.stitched, request.probability_path, "building probability", is_canceled)
+            bands = [probability.BUILDING] + ([probability.INTERIOR] if card.interior_channel is not None else [])
+            tags = probability.settings_tags(
+                dict(settings, interior_threshold=options.interior_threshold if len(bands) > 1 else None))
+            _write_probability(run.stitched, request.probability_path, bands, tags, is_canceled)
     report(100.0, None)
-    return run.extraction({"threshold": options.threshold, "min_area_m2": options.min_area_m2,
-                           "simplify_m": options.simplify_m, "regularize": options.regularize},
-                          footprints=footprints)
+    return run.extraction(settings, footprints=footprints)
 
 
 def _tile_plan(card, grid, tile_size=None):
@@ -391,19 +394,23 @@ def _vectorising(done: int, total: int) -> float:
     return PROGRESS_INFERENCE_END + (99 - PROGRESS_INFERENCE_END) * done / total
 
 
-def _write_probability(stitched, destination, description, is_canceled) -> None:
-    """The first channel's probability as Float32 0..1, written under a temporary name and renamed when complete."""
+def _write_probability(stitched, destination, descriptions, tags, is_canceled) -> None:
+    """The stitched channels (the first ``len(descriptions)``) as Float32 0..1 bands with those descriptions and
+    the metadata ``tags``, written under a temporary name and renamed when complete."""
     destination = Path(destination)
     partial = destination.with_name(f".{destination.name}.partial")
+    bands = list(range(1, len(descriptions) + 1))
     with rasterio.open(stitched) as src:
-        profile = src.profile | {"count": 1, "dtype": "float32", "zlevel": 6, "predictor": 3}
+        profile = src.profile | {"count": len(bands), "dtype": "float32", "zlevel": 6, "predictor": 3}
         try:
             with rasterio.open(partial, "w", **profile) as out:
-                out.set_band_description(1, description)
+                for band, description in zip(bands, descriptions):
+                    out.set_band_description(band, description)
+                out.update_tags(**tags)
                 for _, window in src.block_windows(1):
                     if is_canceled():
                         raise Canceled()
-                    out.write(src.read(1, window=window).astype(np.float32) / 255, 1, window=window)
+                    out.write(src.read(bands, window=window).astype(np.float32) / 255, bands, window=window)
             os.replace(partial, destination)
         finally:
             partial.unlink(missing_ok=True)

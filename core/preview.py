@@ -17,19 +17,20 @@ need for their watershed, is computed in their own windows, widened until the wa
 
 A view larger than ``MAX_VIEW_PX`` pixels across is read decimated (averaged) and the result says so in a note:
 its outlines are coarser than Apply's; one larger than ``MAX_DECIMATION`` times that is not previewed at all.
-A probability raster has no interior channel: touching buildings are split with distance seeds, as the engine
-does for a model without one.
+Touching buildings are split as the extraction split them: from the interior band and the interior threshold the
+raster was written with (``core.probability``); a raster without one, with distance seeds, as the engine does for a
+model without an interior channel.
 
 No QGIS here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -37,19 +38,17 @@ import rasterio
 import shapely
 import shapely.affinity
 import shapely.geometry
-from rasterio.enums import Resampling
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
-from . import buildings, raster
+from . import buildings, probability, raster
 
 MAX_VIEW_PX = 2048  # a view wider or taller than this is read decimated: bounded memory and time per update
 # A decimated read still decompresses every block of the view (probability rasters have no overviews): beyond
 # this factor, 8192 px across by default, the preview waits for the mapper to zoom in.
 MAX_DECIMATION = 4
 HALO_PX = buildings.HALO  # read around the view, so buildings cut by the view's edge are whole
-DESCRIPTION = "building probability"  # the band description extractbuildings writes
-PROBABILITY_DTYPES = ("float32", "float64", "uint8")
+DESCRIPTION = probability.BUILDING  # the band description extractbuildings writes
 CACHE_THRESHOLDS = 24  # segmented thresholds kept per view (raw polygons only: about 1 MB each at 2048 px)
 CACHE_FINISHED = 48  # finished (simplified, regularised, placed) sets kept per view
 # What the dialog opens with: the extraction's default simplification; a neutral threshold (the raster carries
@@ -67,15 +66,34 @@ class Canceled(Exception):  # noqa: N818 - the name says what happened, as core.
 
 @dataclass(frozen=True)
 class ProbabilityRaster:
-    """A probability raster's band and how to read it as 0..1."""
+    """A probability raster's bands and its grid."""
 
-    path: str
-    band: int
-    dtype: str
+    bands: probability.ProbabilityBands
     info: raster.RasterInfo
     pixel_m: float  # side of a pixel in metres (the ground area's square root, as core.extract measures it)
     pixel_area_m2: float
-    note: str = ""
+
+    @property
+    def path(self) -> str:
+        return self.bands.path
+
+    @property
+    def band(self) -> int:
+        return self.bands.band
+
+    @property
+    def dtype(self) -> str:
+        return self.bands.dtype
+
+    @property
+    def note(self) -> str:
+        return self.bands.note
+
+    def options(self, options: buildings.BuildingOptions) -> buildings.BuildingOptions:
+        """``options`` with the interior threshold the raster was extracted with, when it has an interior band."""
+        if self.bands.interior_threshold is None:
+            return options
+        return dataclasses.replace(options, interior_threshold=self.bands.interior_threshold)
 
     @property
     def crs_wkt(self) -> str:
@@ -124,36 +142,14 @@ class View:
 
 
 def open_probability(path) -> ProbabilityRaster:
-    """The probability band of the raster at ``path``, or PreviewError saying why it is not one."""
+    """The probability bands of the raster at ``path``, or PreviewError saying why it has none."""
     try:
         info = raster.describe(path)  # no CRS, rotated, unreadable
-    except raster.RasterError as error:
+        bands = probability.locate(path, info)
+    except (raster.RasterError, probability.ProbabilityError) as error:
         raise PreviewError(str(error)) from error
-    name = Path(str(path)).name
-    described = [i + 1 for i, d in enumerate(info.descriptions) if d == DESCRIPTION]
-    note = ""
-    if described:
-        band = described[0]
-        if info.count > 1:
-            note = f"Band {band} ('{DESCRIPTION}') of {info.count} is read."
-    elif info.count == 1:
-        band = 1
-    else:
-        kinds = ", ".join(c for c in info.colorinterp if c not in ("undefined", "gray")) or "data"
-        raise PreviewError(
-            f"{name} has {info.count} bands ({kinds}): it is not a building probability raster, which has one "
-            "band of 0 to 1 (the probability raster written by Extract building footprints)."
-        )
-    with rasterio.open(path) as src:
-        dtype = src.dtypes[band - 1]
-    if dtype not in PROBABILITY_DTYPES:
-        raise PreviewError(
-            f"Band {band} of {name} holds {dtype} values: a building probability raster holds 0 to 1 (Float32) or "
-            "0 to 255 (Byte), as Extract building footprints writes it."
-        )
     grid = raster.model_grid(info, None, None)
-    return ProbabilityRaster(str(path), band, dtype, info, float(np.sqrt(grid.pixel_area_m2)), grid.pixel_area_m2,
-                             note)
+    return ProbabilityRaster(bands, info, float(np.sqrt(grid.pixel_area_m2)), grid.pixel_area_m2)
 
 
 def looks_like_probability(path) -> bool:
@@ -165,18 +161,12 @@ def looks_like_probability(path) -> bool:
     return DESCRIPTION in info.descriptions or (info.count == 1 and info.dtype.startswith("float"))
 
 
-def _read(src, source: ProbabilityRaster, window: Window, out_shape=None) -> np.ndarray:
-    """Probabilities 0..1 as float32 (as the engine holds them); nodata and NaN read as 0."""
-    data = src.read(source.band, window=window, out_shape=out_shape, resampling=Resampling.average, masked=True)
-    values = data.filled(0)
-    values = values.astype(np.float32) / 255 if source.dtype == "uint8" else values.astype(np.float32)
-    values = np.nan_to_num(values, nan=0.0, posinf=np.inf, neginf=-np.inf, copy=False)
-    if values.size and (values.max() > 1 + 1e-6 or values.min() < -1e-6):
-        raise PreviewError(
-            f"Band {source.band} of {Path(source.path).name} holds values from {values.min():g} to "
-            f"{values.max():g}: a building probability raster holds 0 to 1."
-        )
-    return values
+def _read(src, source: ProbabilityRaster, window: Window, out_shape=None) -> tuple:
+    """(building, interior or None) probabilities 0..1 as float32 (as the engine holds them)."""
+    try:
+        return probability.read(src, source.bands, window, out_shape)
+    except probability.ProbabilityError as error:
+        raise PreviewError(str(error)) from error
 
 
 # --- footprints --------------------------------------------------------------------------------------------------
@@ -257,6 +247,7 @@ class FootprintPreview:
         self.halo_px = int(halo_px)
         self.view: View | None = None
         self._prob: np.ndarray | None = None
+        self._interior: np.ndarray | None = None  # the interior band's window, when the raster has one
         self._view_box = None  # the view's bounds as a shapely box; None: the whole raster
         self._no_view = ""  # why there is no view, when there is none
         self._segmented = _Lru(CACHE_THRESHOLDS)
@@ -273,7 +264,7 @@ class FootprintPreview:
             shapely.prepare(self._view_box)
         factor = 1 if inner is None else max(1, math.ceil(max(inner.height, inner.width) / self.max_view_px))
         if inner is None or factor > MAX_DECIMATION:
-            self.view, self._prob = None, None
+            self.view, self._prob, self._interior = None, None, None
             self._forget()
             self._no_view = "The view does not overlap the probability raster." if inner is None else (
                 f"The view is {inner.width} x {inner.height} px of the probability raster: too large to preview. "
@@ -281,7 +272,7 @@ class FootprintPreview:
             return False
         if self.view is not None and self.view.factor == factor and _within(inner, self._trusted(self.view)):
             return False
-        self.view, self._prob = self._load(inner, factor)
+        self.view, (self._prob, self._interior) = self._load(inner, factor)
         self._forget()
         return True
 
@@ -320,10 +311,10 @@ class FootprintPreview:
         source = self.source
         with rasterio.Env(GDAL_CACHEMAX=raster.GDAL_CACHE_BYTES), rasterio.open(source.path) as src:
             if factor == 1:
-                prob = _read(src, source, read)
+                prob, interior = _read(src, source, read)
             else:
-                prob = _read(src, source, read, out_shape=(max(1, round(read.height / factor)),
-                                                           max(1, round(read.width / factor))))
+                prob, interior = _read(src, source, read, out_shape=(max(1, round(read.height / factor)),
+                                                                     max(1, round(read.width / factor))))
         self.counts["reads"] += 1
         if factor == 1:
             # polygons in the raster's own pixel coordinates, as footprints_on_grid traces them: same numbers
@@ -337,7 +328,7 @@ class FootprintPreview:
                     "Zoom in for the exact footprints.")
             view = View(read, inner, prob.shape, factor, (0, 0), transform, source.pixel_m * math.sqrt(sx * sy),
                         source.pixel_area_m2 * sx * sy, note)
-        return view, prob
+        return view, (prob, interior)
 
     def _forget(self):
         self._segmented.clear()
@@ -374,7 +365,7 @@ class FootprintPreview:
 
     def _segment(self, options) -> _Raw:
         self.counts["segmentations"] += 1
-        labels = buildings.segment(self._prob, None, options, self.view.pixel_m)
+        labels = buildings.segment(self._prob, self._interior, self.source.options(options), self.view.pixel_m)
         return _raw_footprints(labels, self._prob, self.view.offset)
 
     def _finish(self, raw: _Raw, options) -> _Finished:
@@ -400,13 +391,14 @@ def footprints_of_raster(source, options: buildings.BuildingOptions, progress: C
     ``progress`` gets percentages; raises Canceled when ``is_canceled()`` turns true."""
     started = time.perf_counter()
     source = source if isinstance(source, ProbabilityRaster) else open_probability(source)
+    options = source.options(options)
     height, width = source.shape
     transform = source.info.transform
     report = progress or (lambda percent: None)
     with rasterio.Env(GDAL_CACHEMAX=raster.GDAL_CACHE_BYTES), rasterio.open(source.path) as src:
 
         def read(row, col, h, w):
-            return _read(src, source, Window(col, row, w, h)), None
+            return _read(src, source, Window(col, row, w, h))
 
         def keep(footprint):
             done = buildings.finish(footprint, options, source.pixel_area_m2, source.pixel_m)

@@ -64,10 +64,10 @@ class Calibrate(SpaceNetAlgorithm):
             "then only drops the smaller footprints before scoring. Ties go to the higher threshold, then to the "
             "smaller minimum area.</p>"
             "<p><b>Building probability</b>: the probability raster written by <i>Extract building footprints</i> "
-            "(its <i>Building probability</i> output: 0 to 1, one band). Band 1 is read as the probability; other "
-            "bands are ignored. A Byte raster is read as value / 255; nodata counts as no building. Touching "
-            "buildings are split with distance seeds, as the extraction does for a model without an interior "
-            "channel.</p>"
+            "(its <i>Building probability</i> output: 0 to 1). Touching buildings are split as the extraction split "
+            "them: with its <i>interior probability</i> band at the interior threshold it used; a raster of one band "
+            "(from another tool) with distance seeds. A Byte raster is read as value / 255; nodata counts as no "
+            "building.</p>"
             "<p><b>Truth</b>: polygon layer of the buildings of the labelled area, in any CRS (transformed to the "
             "raster's).</p>"
             "<p><b>Labelled area</b>: where the truth is complete: footprints and truth outside it are not "
@@ -186,9 +186,21 @@ class Calibrate(SpaceNetAlgorithm):
             raise QgsProcessingException(self.tr(
                 f"'{layer.name()}' has no coordinate reference system: assign one (Layer Properties > Source)."
             ))
-        if layer.bandCount() > 1:
+        from ..core import probability, raster
+
+        try:
+            bands = probability.locate(self._raster_path(layer), first_of_many=True)
+        except (probability.ProbabilityError, raster.RasterError) as error:
+            raise QgsProcessingException(str(error)) from error
+        if bands.interior_band is not None:
+            feedback.pushInfo(self.tr(
+                f"Touching buildings are split with band {bands.interior_band} (interior probability) at "
+                f"{bands.interior_threshold:g}, as the extraction that wrote '{layer.name()}' split them."
+            ))
+        elif layer.bandCount() > 1:
             feedback.pushWarning(self.tr(
-                f"'{layer.name()}' has {layer.bandCount()} bands: band 1 is read as the building probability."
+                f"'{layer.name()}' has {layer.bandCount()} bands: band {bands.band} is read as the building "
+                "probability."
             ))
         return layer
 

@@ -51,7 +51,9 @@ class ExtractBuildings(ExtractionAlgorithm):
             "<p><b>Regularize</b>: squares the corners of rectilinear buildings along their main direction.</p>"
             + self.RUN_HELP
             + "<p><b>Probability raster</b> (optional): the building probability, 0 to 1, at the model's "
-            "resolution.</p>"
+            "resolution; for a model with an interior channel, its interior probability as band 2. The settings "
+            "of the run are stored in it, so that <i>Adjust thresholds</i> and <i>Calibrate</i> split touching "
+            "buildings as this run did.</p>"
             "<p>Touching buildings are separated, small holes filled, and buildings cut by tile borders are "
             "joined. Cancel stops at the next batch of tiles and writes nothing.</p>"
         )
@@ -104,7 +106,7 @@ class ExtractBuildings(ExtractionAlgorithm):
         if context.willLoadLayerOnCompletion(dest_id):
             context.layerToLoadOnCompletionDetails(dest_id).setPostProcessor(self._styler)
         return {self.OUTPUT: dest_id, self.BUILDING_COUNT: len(result.footprints),
-                **self.common_outputs(request, result)}
+                **self.common_outputs(request, result, context)}
 
     def _write(self, parameters, context, result) -> str:
         fields = fields_of(("id", QVariant.Type.Int), ("score", QVariant.Type.Double),

@@ -276,11 +276,20 @@ class ThresholdsDialog(QDialog, FORM_CLASS):
                 self._preview = preview.FootprintPreview(layer.source())
             except preview.PreviewError as error:
                 self._problem = str(error)
+            else:
+                self._start_from_extraction(self._preview.source.bands.settings)
         self._remove_preview_layer()
         self._describe_source()
         self._show_message("")
         self._refresh_apply()
         self._schedule()
+
+    def _start_from_extraction(self, settings: dict):
+        """Threshold and minimum area as the extraction that wrote the raster used them, when it says so."""
+        if "threshold" in settings:
+            self.thresholdSpin.setValue(settings["threshold"])
+        if "min_area_m2" in settings:
+            self.minAreaSpin.setValue(settings["min_area_m2"])
 
     def _describe_source(self):
         if self._preview is None:
@@ -288,9 +297,13 @@ class ThresholdsDialog(QDialog, FORM_CLASS):
             self.sourceLabel.setStyleSheet(ERROR_STYLE)
             return
         source = self._preview.source
+        bands = source.bands
         text = self.tr("{name}: {width} × {height} px at {pixel:.2f} m, band {band} ({dtype}{scale})").format(
             name=Path(source.path).name, width=source.info.width, height=source.info.height, pixel=source.pixel_m,
             band=source.band, dtype=source.dtype, scale=", read as value / 255" if source.dtype == "uint8" else "")
+        if bands.interior_band is not None:
+            text += self.tr("; touching buildings split at interior band {band} ≥ {threshold:g}, as extracted").format(
+                band=bands.interior_band, threshold=bands.interior_threshold)
         self.sourceLabel.setText(" ".join(t for t in (text, source.note) if t))
         self.sourceLabel.setStyleSheet("")
 

@@ -41,7 +41,8 @@ def calibrate_provider(qgis_processing):
 
 @pytest.fixture(scope="module")
 def probability(fixtures, brightness_model, tmp_path_factory):
-    """The building probability the extraction engine writes for the Atlanta tile (Float32, 0..1, one band)."""
+    """The building probability the extraction engine writes for the Atlanta tile (Float32, 0..1: building and
+    interior bands)."""
     from spacenet_toolkit.core import extract
 
     path = tmp_path_factory.mktemp("probability") / "probability.tif"

@@ -31,7 +31,8 @@ SIZE = 400  # px: 200 m
 
 @pytest.fixture(scope="module")
 def engine_probability(fixtures, brightness_model, tmp_path_factory):
-    """What extractbuildings writes as its probability output for the Atlanta tile (Float32, 0..1, one band)."""
+    """What extractbuildings writes as its probability output for the Atlanta tile (Float32, 0..1: building and
+    interior bands)."""
     from spacenet_toolkit.core import extract
 
     path = tmp_path_factory.mktemp("engine") / "probability.tif"
@@ -142,19 +143,24 @@ def wkbs(layer) -> list:
     return sorted(found)
 
 
-def test_opens_with_sensible_defaults_on_the_engines_probability_raster(layers, open_dialog, engine_probability,
-                                                                        fixtures, qtbot):
+def test_opens_with_the_extractions_settings_on_the_engines_probability_raster(layers, open_dialog,
+                                                                                engine_probability, fixtures, qtbot):
+    """The threshold and minimum area the extraction stored in its probability raster (the brightness model's
+    card: 0.5 and 0 m²); the simplification is the extraction's default."""
+    from dataclasses import replace
+
     from spacenet_toolkit.core import preview
 
     image = layers(fixtures / ATLANTA, "atlanta image")  # a raster, but not a probability
     probability = layers(engine_probability, "building probability")
     dialog = open_dialog(image)  # the active layer is the image: the probability raster is picked instead
     assert dialog.probability_layer() is probability
-    assert dialog.options() == preview.DEFAULT_OPTIONS
-    assert (dialog.thresholdSlider.value(), dialog.minAreaSlider.value(), dialog.simplifySlider.value()) == (50, 10, 5)
-    assert (dialog.thresholdSpin.value(), dialog.minAreaSpin.value(), dialog.simplifySpin.value()) == (0.5, 10, 0.5)
+    assert dialog.options() == replace(preview.DEFAULT_OPTIONS, threshold=0.5, min_area_m2=0.0)
+    assert (dialog.thresholdSlider.value(), dialog.minAreaSlider.value(), dialog.simplifySlider.value()) == (50, 0, 5)
+    assert (dialog.thresholdSpin.value(), dialog.minAreaSpin.value(), dialog.simplifySpin.value()) == (0.5, 0, 0.5)
     assert not dialog.regularizeCheck.isChecked() and dialog.previewGroup.isChecked()
-    assert dialog.sourceLabel.text() == "probability.tif: 900 × 900 px at 0.50 m, band 1 (float32)"
+    assert dialog.sourceLabel.text() == ("probability.tif: 900 × 900 px at 0.50 m, band 1 (float32); touching "
+                                         "buildings split at interior band 2 ≥ 0.5, as extracted")
     assert dialog.is_valid() and dialog.applyButton.isEnabled()
 
     settle(dialog, qtbot)

@@ -299,9 +299,12 @@ def test_nodata_reads_as_no_building_and_out_of_range_values_are_refused(scene, 
     result = calibrate.calibrate_raster(write_raster(tmp_path / "holed.tif", holed, nodata=-1), truth,
                                         thresholds=(0.5,), min_areas_m2=(5,))
     assert (result.best.tp, result.best.fn) == (len(truth) // 2, len(truth) // 2)
+    with pytest.raises(calibrate.CalibrationError, match="holds uint16 values: a building probability raster "
+                                                         "holds 0 to 1"):
+        calibrate.calibrate_raster(write_raster(tmp_path / "u16.tif", np.rint(prob * 255), dtype="uint16"), truth)
     with pytest.raises(calibrate.CalibrationError, match="holds values from 0 to 2[0-9][0-9]: a probability "
                                                          "raster holds 0 to 1"):
-        calibrate.calibrate_raster(write_raster(tmp_path / "u16.tif", np.rint(prob * 255), dtype="uint16"), truth)
+        calibrate.calibrate_raster(write_raster(tmp_path / "f255.tif", np.rint(prob * 255)), truth)
 
 
 def test_the_report_draws_one_curve_per_minimum_area(result):
@@ -320,3 +323,24 @@ def test_the_line_chart_places_points_in_its_axes():
     assert x0 < x1 and y0 > y1  # left to right, bottom to top
     assert "a &amp; b" in svg
     assert "nothing to show" in calibrate.line_chart([], "T", "x", "y")
+
+
+def test_the_engines_interior_band_splits_as_the_extraction_did(repo_root, fixtures, tmp_path):
+    """Scored against the extraction's own footprints, the engine's probability raster (building and interior
+    bands) scores F1 = 1 at the extraction's threshold and minimum area: calibration splits touching buildings
+    with the interior band at the interior threshold the run stored. The building band alone does not."""
+    from spacenet_toolkit.core import extract
+
+    path = tmp_path / "probability.tif"
+    extraction = extract.extract_buildings(extract.ExtractRequest(
+        str(fixtures / "spacenet/sn3_vegas_rgb_roads/RGB-PanSharpen_AOI_2_Vegas_img0.tif"),
+        str(repo_root / "models" / "buildings_unet_small.onnx"), probability_path=str(path), simplify_m=0.0))
+    truth = [f.geometry for f in extraction.footprints]
+    pair = dict(thresholds=(extraction.settings["threshold"],), min_areas_m2=(extraction.settings["min_area_m2"],))
+    result = calibrate.calibrate_raster(path, truth, **pair)
+    assert len(truth) > 30 and result.best.f1 == 1.0 and result.settings["interior_threshold"] is not None
+    assert "interior band ≥" in calibrate.render(result)
+    with rasterio.open(path) as src:
+        building_only = write_raster(tmp_path / "building_only.tif", src.read(1), transform=src.transform,
+                                     crs=src.crs)
+    assert calibrate.calibrate_raster(building_only, truth, **pair).best.f1 < 1.0

@@ -306,3 +306,31 @@ def test_apply_can_be_canceled_and_reports_progress(probability):
     assert seen == [25.0, 50.0, 75.0, 100.0]
     with pytest.raises(preview.Canceled):
         preview.footprints_of_raster(path, OPTIONS, is_canceled=lambda: True)
+
+
+def test_the_engines_probability_raster_gives_back_the_extractions_footprints(repo_root, fixtures, tmp_path):
+    """The shipped model has an interior channel: the engine writes it as band 2 with the run's settings, and the
+    preview (what Adjust thresholds shows and Apply writes) splits touching buildings with it, exactly as the
+    extraction did. Without it (the building band alone, distance seeds) the split differs."""
+    from spacenet_toolkit.core import extract, probability
+
+    path = tmp_path / "probability.tif"
+    extraction = extract.extract_buildings(extract.ExtractRequest(
+        str(fixtures / "spacenet/sn3_vegas_rgb_roads/RGB-PanSharpen_AOI_2_Vegas_img0.tif"),
+        str(repo_root / "models" / "buildings_unet_small.onnx"), probability_path=str(path)))
+    with rasterio.open(path) as src:
+        assert src.descriptions == (probability.BUILDING, probability.INTERIOR) and src.dtypes[1] == "float32"
+        building_only = tmp_path / "building_only.tif"
+        with rasterio.open(building_only, "w", **(src.profile | {"count": 1})) as out:
+            out.write(src.read(1), 1)
+    source = preview.open_probability(path)
+    settings = extraction.settings
+    assert source.bands.interior_band == 2 and source.bands.settings["threshold"] == settings["threshold"]
+    assert source.bands.settings["min_area_m2"] == settings["min_area_m2"]
+    options = buildings.BuildingOptions(threshold=settings["threshold"], min_area_m2=settings["min_area_m2"],
+                                        simplify_m=settings["simplify_m"])
+    found = preview.footprints_of_raster(source, options)
+    assert len(extraction.footprints) > 30
+    assert wkbs(found.geometries) == wkbs(f.geometry for f in extraction.footprints)
+    assert wkbs(preview.FootprintPreview(path).footprints(options).geometries) == wkbs(found.geometries)
+    assert wkbs(preview.footprints_of_raster(building_only, options).geometries) != wkbs(found.geometries)
