@@ -112,7 +112,7 @@ class ExtractRoads(ExtractionAlgorithm):
         crs = QgsCoordinateReferenceSystem.fromWkt(result.crs_wkt)
         outputs = {self.OUTPUT: self._write_lines(parameters, context, result, crs),
                    self.ROAD_COUNT: len(edges), self.ROAD_LENGTH_KM: round(length_km, 4),
-                   **self.common_outputs(request, result)}
+                   **self.common_outputs(request, result, context)}
         nodes_id = self._write_nodes(parameters, context, result, crs)
         if nodes_id is not None:
             outputs[self.OUTPUT_NODES] = nodes_id

@@ -24,6 +24,7 @@ from qgis.core import (
 )
 
 from .base import PLUGIN_DIR, SpaceNetAlgorithm
+from .styles import ProbabilityStyler
 
 MODELS_DIR = PLUGIN_DIR / "models"
 DEVICES = ("auto", "gpu", "cpu")
@@ -207,10 +208,13 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
         ))
         feedback.pushInfo(self.tr(f"Settings: {json.dumps(result.settings)}"))
 
-    def common_outputs(self, request, result) -> dict:
+    def common_outputs(self, request, result, context) -> dict:
         outputs = {self.DEVICE_USED: result.device, self.MODEL_NAME: result.model_name}
         if request.probability_path:
             outputs[self.OUTPUT_PROBABILITY] = request.probability_path
+            if context.willLoadLayerOnCompletion(request.probability_path):
+                context.layerToLoadOnCompletionDetails(request.probability_path).setPostProcessor(
+                    ProbabilityStyler.shared())
         return outputs
 
 

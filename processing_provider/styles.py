@@ -2,13 +2,18 @@
 
 from qgis.core import (
     QgsCategorizedSymbolRenderer,
+    QgsColorRampShader,
     QgsFillSymbol,
     QgsLineSymbol,
     QgsMarkerSymbol,
     QgsProcessingLayerPostProcessorInterface,
+    QgsRasterLayer,
+    QgsRasterShader,
     QgsRendererCategory,
     QgsSimpleLineSymbolLayer,
+    QgsSingleBandPseudoColorRenderer,
     QgsSingleSymbolRenderer,
+    QgsStyle,
     QgsVectorLayer,
 )
 from qgis.PyQt.QtGui import QColor
@@ -88,6 +93,38 @@ class RoadNodeStyler(_SharedStyler):
 
     def renderer(self):
         return road_node_renderer()
+
+
+def probability_renderer(provider) -> QgsSingleBandPseudoColorRenderer:
+    """Band 1 (building or road probability) from 0 to 1 on a perceptual ramp; the other bands stay in the file."""
+    ramp = QgsStyle.defaultStyle().colorRamp("Magma")
+    shader_function = QgsColorRampShader(0.0, 1.0, ramp)
+    shader_function.setColorRampItemList([
+        QgsColorRampShader.ColorRampItem(step / 10, ramp.color(step / 10), f"{step / 10:.1f}") for step in range(11)
+    ])
+    shader = QgsRasterShader(0.0, 1.0)
+    shader.setRasterShaderFunction(shader_function)  # the shader owns it
+    renderer = QgsSingleBandPseudoColorRenderer(provider, 1, shader)
+    renderer.setClassificationMin(0.0)
+    renderer.setClassificationMax(1.0)
+    return renderer
+
+
+class ProbabilityStyler(QgsProcessingLayerPostProcessorInterface):
+    """Shows a probability raster as probability (not as a two-band colour composite, QGIS' default)."""
+
+    _instance = None  # QGIS keeps only a C++ pointer: the Python object must outlive the algorithm run
+
+    @classmethod
+    def shared(cls):
+        if cls._instance is None:
+            cls._instance = cls()
+        return cls._instance
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS API
+        if isinstance(layer, QgsRasterLayer):
+            layer.setRenderer(probability_renderer(layer.dataProvider()))
+            layer.triggerRepaint()
 
 
 class BuildingStyler(QgsProcessingLayerPostProcessorInterface):

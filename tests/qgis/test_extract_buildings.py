@@ -90,6 +90,24 @@ def test_loaded_footprints_are_styled_and_carry_the_run(provider, fixtures, brig
     assert "model: m" in layer.metadata().abstract() and "device: CPU" in layer.metadata().abstract()
 
 
+def test_the_loaded_probability_raster_shows_band_1_as_probability(provider, fixtures, brightness_model, tmp_path,
+                                                                   qgis_new_project):
+    """Two bands (building, interior) would load as a colour composite; it is shown as probability instead."""
+    import processing
+
+    results = processing.runAndLoadResults(ALGORITHM, {
+        "INPUT": str(fixtures / ATLANTA), "MODEL": brightness_model, "OUTPUT": "memory:",
+        "OUTPUT_PROBABILITY": str(tmp_path / "probability.tif")})
+    (layer,) = [layer for layer in QgsProject.instance().mapLayers().values()
+                if isinstance(layer, QgsRasterLayer) and layer.source() == results["OUTPUT_PROBABILITY"]]
+    assert layer.bandCount() == 2
+    renderer = layer.renderer()
+    assert renderer.type() == "singlebandpseudocolor" and renderer.band() == 1
+    assert (renderer.classificationMin(), renderer.classificationMax()) == (0.0, 1.0)
+    items = renderer.shader().rasterShaderFunction().colorRampItemList()
+    assert [round(item.value, 1) for item in items] == [step / 10 for step in range(11)]
+
+
 def test_the_dialog_starts_on_the_active_raster_and_the_canvas(provider, fixtures, qgis_iface, qgis_canvas):
     from spacenet_toolkit.plugin import SpaceNetToolkitPlugin
 
