@@ -36,6 +36,25 @@ def test_interior_channel_seeds_split_buildings_the_mask_joins():
     assert (labels[5:35, 5:75] > 0).all()  # the watershed keeps every building pixel
 
 
+def test_touching_roofs_part_along_their_shared_wall():
+    """A row of touching roofs of different widths and brightness, each with its interior (the roof shrunk by
+    3 px, as the model learns it): every roof comes back exactly, the walls where they were drawn, whatever the
+    building probability does across the roofs (here a weaker strip just inside each roof's left edge, which a
+    flood along the probability took for the wall)."""
+    walls = [4, 20, 31, 55, 66, 90]
+    prob = np.zeros((36, 96), np.float32)
+    interior = np.zeros_like(prob)
+    truth = np.zeros(prob.shape, np.int32)
+    for number, (left, right) in enumerate(zip(walls, walls[1:]), start=1):
+        prob[6:30, left:right] = 0.8 + 0.1 * (number % 2)
+        prob[6:30, left + 1] = 0.55
+        interior[9:27, left + 3 : right - 3] = 0.9
+        truth[6:30, left:right] = number
+    labels = buildings.segment(prob, interior, OPTIONS, pixel_m=0.3)
+    pairs = {(int(a), int(b)) for a, b in zip(labels[truth > 0], truth[truth > 0])}
+    assert len(pairs) == len(walls) - 1 and (labels > 0).sum() == (truth > 0).sum()  # one label per roof, exactly
+
+
 def test_small_holes_are_filled_and_courtyards_kept():
     prob = np.zeros((120, 120), np.float32)
     prob[10:110, 10:110] = 0.9
