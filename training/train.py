@@ -25,6 +25,7 @@ import torch.nn.functional as F  # noqa: N812 (the PyTorch convention)
 from training import evaluate, export
 from training.data import CACHE_DIR
 from training.model import SmallUNet
+from training.spacenet_data import contact_zone
 
 CROP = 256
 SCALE_RANGE = (0.8, 1.25)
@@ -45,8 +46,10 @@ def load_blocks(cache_dir=CACHE_DIR, channels=CHANNELS["buildings"], split="trai
     for e in index:
         d = np.load(os.path.join(cache_dir, e["name"] + ".npz"))
         labels = np.stack([d[name] for name in channels])
+        contact = contact_zone(d["instances"]) if "instances" in d.files else np.zeros(labels.shape[1:], bool)
         blocks.append(dict(images=torch.from_numpy(d["images"]).permute(0, 3, 1, 2).contiguous(),  # V,3,H,W uint8
                            labels=torch.from_numpy(labels), valid=torch.from_numpy(d["valid"]),
+                           contact=torch.from_numpy(contact),
                            weight=labels.shape[1] * labels.shape[2] * SOURCE_WEIGHT.get(e["source"], 1.0),
                            name=e["name"]))
     return blocks
@@ -96,7 +99,8 @@ def sample(blocks, weights, rng):
     c = min(int(round(CROP * scale)), h, w)
     y, x = rng.integers(h - c + 1), rng.integers(w - c + 1)
     img = b["images"][v, :, y:y + c, x:x + c].float()
-    lab = torch.cat([b["labels"][:, y:y + c, x:x + c], b["valid"][v:v + 1, y:y + c, x:x + c]]).float()
+    lab = torch.cat([b["labels"][:, y:y + c, x:x + c], b["valid"][v:v + 1, y:y + c, x:x + c],
+                     b["contact"][None, y:y + c, x:x + c]]).float()
     if c != CROP:
         img = F.interpolate(img[None], size=(CROP, CROP), mode="bilinear", antialias=True, align_corners=False)[0]
         lab = (F.interpolate(lab[None], size=(CROP, CROP), mode="bilinear", align_corners=False)[0] > 0.5).float()
@@ -123,10 +127,13 @@ def sample(blocks, weights, rng):
     return percentile_stretch(img, ref), lab
 
 
-def loss_fn(logits, target):
-    """BCE + soft Dice on every label channel, masked by the validity channel (the last one)."""
-    labels, valid = target[:, :-1], target[:, -1:].expand(-1, target.shape[1] - 1, -1, -1)
-    bce = F.binary_cross_entropy_with_logits(logits, labels, weight=valid, reduction="none").sum((0, 2, 3))
+def loss_fn(logits, target, contact_weight=0.0):
+    """BCE + soft Dice on every label channel, masked by the validity channel (the one before last); BCE
+    counts pixels of the contact zone (the last channel) 1 + `contact_weight` times."""
+    n = target.shape[1] - 2
+    labels, valid = target[:, :n], target[:, n:n + 1].expand(-1, n, -1, -1)
+    weight = valid * (1 + contact_weight * target[:, n + 1:])
+    bce = F.binary_cross_entropy_with_logits(logits, labels, weight=weight, reduction="none").sum((0, 2, 3))
     bce = bce / valid.sum((0, 2, 3)).clamp_min(1)
     p = torch.sigmoid(logits) * valid
     dice = 1 - (2 * (p * labels).sum((0, 2, 3)) + 1) / (p.sum((0, 2, 3)) + (labels * valid).sum((0, 2, 3)) + 1)
@@ -146,6 +153,8 @@ def main():
     ap.add_argument("--init", help="start from this checkpoint's weights (a best.pt or last.pt)")
     ap.add_argument("--min-score", type=float, default=-1.0,
                     help="export only validation scores above this (e.g. the shipped model's, when fine-tuning)")
+    ap.add_argument("--contact-weight", type=float, default=0.0,
+                    help="extra BCE weight where two buildings are within 1 m (teaches the interior seeds to part)")
     ap.add_argument("--cache", default=CACHE_DIR, help="a cache from training.data or training.spacenet_data")
     ap.add_argument("--run-dir", default=os.path.join(RUNS_DIR, time.strftime("%Y%m%d-%H%M%S")))
     args = ap.parse_args()
@@ -216,7 +225,7 @@ def main():
         batch = [sample(blocks, weights, rng) for _ in range(args.batch)]
         x = torch.stack([b[0] for b in batch]).to(device).contiguous(memory_format=torch.channels_last)
         y = torch.stack([b[1] for b in batch]).to(device)
-        loss, bce, dice = loss_fn(net.logits(x), y)
+        loss, bce, dice = loss_fn(net.logits(x), y, args.contact_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -110,3 +110,16 @@ def test_buildings_cache_keeps_every_building_apart(fetched, tmp_path):
     assert interior.any() and not (interior & ~building.astype(bool)).any()
     # 900 px at 0.5 m, now at 0.3 m (the tile is already in UTM 16N)
     assert building.shape == (1500, 1500) and CRS.from_wkt(str(cached["crs"])).to_epsg() == 32616
+
+
+def test_the_contact_zone_is_where_two_buildings_meet():
+    """Two roofs sharing a wall and a third standing 4 m away: the zone is the band across the shared wall (3 px
+    either side, chessboard), nothing around the lone roof or along the outer walls."""
+    instances = np.zeros((30, 60), np.int32)
+    instances[5:25, 5:20] = 1
+    instances[5:25, 20:35] = 2
+    instances[5:25, 49:58] = 3  # 14 px (4.2 m) from roof 2
+    zone = spacenet_data.contact_zone(instances)
+    rows, cols = np.nonzero(zone)
+    assert set(cols) == set(range(17, 23)) and rows.min() == 2 and rows.max() == 27
+    assert not zone[:, 36:].any() and not zone[:, :16].any()
