@@ -21,6 +21,7 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812 (the PyTorch convention)
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from training import evaluate, export
 from training.data import CACHE_DIR
@@ -153,6 +154,9 @@ def main():
     ap.add_argument("--init", help="start from this checkpoint's weights (a best.pt or last.pt)")
     ap.add_argument("--min-score", type=float, default=-1.0,
                     help="export only validation scores above this (e.g. the shipped model's, when fine-tuning)")
+    ap.add_argument("--ema", type=float, default=0.0,
+                    help="validate and export an exponential moving average of the weights with this decay "
+                         "(e.g. 0.999); 0: the weights as they are")
     ap.add_argument("--contact-weight", type=float, default=0.0,
                     help="extra BCE weight where two buildings are within 1 m (teaches the interior seeds to part)")
     ap.add_argument("--cache", default=CACHE_DIR, help="a cache from training.data or training.spacenet_data")
@@ -186,6 +190,9 @@ def main():
     if args.init:
         net.load_state_dict(torch.load(args.init, map_location="cpu")["model"])
     net = net.to(device, memory_format=torch.channels_last)
+    # the weights validated and exported: an average over the last steps smooths out the noise of small batches
+    averaged = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(args.ema), use_buffers=True) if args.ema else None
+    shipped = averaged.module if averaged is not None else net
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     deadline = start + args.minutes * 60
     next_export = start + args.first_export_minutes * 60
@@ -195,7 +202,7 @@ def main():
     def checkpoint(final=False):
         nonlocal best_f1, timings
         t0 = time.time()
-        runner = evaluate.torch_runner(net)
+        runner = evaluate.torch_runner(shipped)
         result = evaluate.evaluate(runner) if oam_buildings else evaluate.cache_scores(runner, validation)
         net.train()
         rounded = {k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}
@@ -204,12 +211,13 @@ def main():
             return  # without validation tiles the last weights are the ones exported
         best_f1 = result["f1"]
         if timings is None or final:
-            export.export(net, _card(result, {}, step, start, args), "/tmp/_timing.onnx", "/tmp/_timing.fp16.onnx")
+            export.export(shipped, _card(result, {}, step, start, args), "/tmp/_timing.onnx",
+                          "/tmp/_timing.fp16.onnx")
             timings = {"cpu_ms_per_512_tile_1_thread": evaluate.cpu_ms_per_tile("/tmp/_timing.onnx", 1),
                        "cpu_ms_per_512_tile_2_threads": evaluate.cpu_ms_per_tile("/tmp/_timing.onnx", 2)}
         card = _card(result, timings, step, start, args)
-        export.export(net, card)
-        torch.save({"model": net.state_dict(), "card": card, "step": step}, os.path.join(args.run_dir, "best.pt"))
+        export.export(shipped, card)
+        torch.save({"model": shipped.state_dict(), "card": card, "step": step}, os.path.join(args.run_dir, "best.pt"))
         with open(os.path.join(args.run_dir, "card.json"), "w") as f:
             json.dump(card, f, indent=1)
         note(event="exported", step=step, seconds=round(time.time() - t0, 1))
@@ -229,6 +237,8 @@ def main():
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if averaged is not None:
+            averaged.update_parameters(net)
         losses.append([loss.item(), *bce.tolist(), *dice.tolist()])
         step += 1
         if step % 50 == 0:
@@ -242,7 +252,7 @@ def main():
             checkpoint()
             next_export = time.time() + args.export_every_minutes * 60
     checkpoint(final=True)
-    torch.save({"model": net.state_dict(), "step": step}, os.path.join(args.run_dir, "last.pt"))
+    torch.save({"model": shipped.state_dict(), "step": step}, os.path.join(args.run_dir, "last.pt"))
     note(event="done", step=step, best_f1=round(best_f1, 4))
 
 
