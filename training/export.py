@@ -27,10 +27,10 @@ TILE_SIZE, OVERLAP = 1024, 256
 # What differs between the shipped models; everything else in the card is shared.
 TASKS = {
     "buildings": dict(
-        name="buildings_unet_small", version="0.2.0", channels=["building", "interior"],
+        name="buildings_unet_small", version="0.3.0", channels=["building", "interior"],
         description=("Small U-Net (1.6 M parameters) for building footprints in RGB or panchromatic aerial and "
                      "satellite imagery at about 0.3 m. Trained on CPU from OpenAerialMap chips with OSM labels "
-                     "(fAIr / RAMP); a first baseline, expect missed and merged buildings outside similar scenes. "
+                     "(fAIr / RAMP); a baseline, expect missed and merged buildings outside similar scenes. "
                      "Channel 0: building probability; channel 1: building interior (footprint shrunk by 1 m), "
                      "seeds for splitting touching buildings."),
         data_licence=["OpenAerialMap imagery CC BY 4.0 (HOT OSM)", "OpenStreetMap contributors, ODbL 1.0"]),
@@ -143,9 +143,17 @@ def _atomic_save(model, path):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", required=True, help="a .pt saved by training.train (weights + card)")
+    # a checkpoint of a run started from another run's knows only its own run: the card tells the whole lineage
+    ap.add_argument("--hardware", help="the card's training hardware, for all the stages")
+    ap.add_argument("--minutes", type=float, help="the card's training minutes, all the stages together")
+    ap.add_argument("--steps", help="the card's account of the stages and their steps")
     args = ap.parse_args()
     ckpt = torch.load(args.checkpoint, map_location="cpu")
     saved = ckpt["card"]
+    for key, value in (("hardware", args.hardware), ("duration_minutes", args.minutes),
+                       ("epochs_or_steps", args.steps)):
+        if value is not None:
+            saved["training"][key] = value
     net = SmallUNet(out_channels=len(saved["outputs"]["channels"]))
     net.load_state_dict(ckpt["model"])
     # the card is rebuilt, so changes to its fixed parts (tiling, licence) reach a re-export
