@@ -228,8 +228,8 @@ def _vectorise(read, height, width, options, pixel_m, pixel_area_m2, block, canc
         done = buildings.finish(footprint, options, pixel_area_m2, pixel_m)
         return None if done is None else done.geometry
 
-    found = buildings.footprints_on_grid(lambda r, c, h, w: _pair(read(r, c, h, w)), height, width, options,
-                                         pixel_m, block=block, on_block=on_block, is_canceled=canceled, keep=keep)
+    found = buildings.footprints_on_grid(read, height, width, options, pixel_m, block=block, on_block=on_block,
+                                         is_canceled=canceled, keep=keep)
     if found is None:
         raise Canceled()
     geometries = np.empty(len(found), dtype=object)
@@ -237,14 +237,10 @@ def _vectorise(read, height, width, options, pixel_m, pixel_area_m2, block, canc
     return geometries, (shapely.area(geometries) * pixel_area_m2 if len(found) else np.zeros(0))
 
 
-def _pair(window) -> tuple:
-    """(building, interior or None) from what a reader returned."""
-    return tuple(window) if isinstance(window, tuple) else (window, None)
-
-
 def _last_window_cached(read: Callable) -> Callable:
-    """``read`` that returns the previous window again without reading it: a grid of one block (a labelled tile)
-    is then read once for all thresholds, and memory holds one block at most."""
+    """``read`` as ``footprints_on_grid`` reads, (building, interior or None), that returns the previous window
+    again without reading it: a grid of one block (a labelled tile) is then read once for all thresholds, and
+    memory holds one block at most."""
     last: dict = {}
 
     def cached(row, col, h, w):
@@ -252,7 +248,8 @@ def _last_window_cached(read: Callable) -> Callable:
         if key not in last:
             last.clear()
             window = read(row, col, h, w)
-            last[key] = window if isinstance(window, tuple) else np.asarray(window, dtype=np.float32)
+            building, interior = window if isinstance(window, tuple) else (window, None)
+            last[key] = (np.asarray(building, dtype=np.float32), interior)
         return last[key]
 
     return cached

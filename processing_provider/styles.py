@@ -110,16 +110,8 @@ def probability_renderer(provider) -> QgsSingleBandPseudoColorRenderer:
     return renderer
 
 
-class ProbabilityStyler(QgsProcessingLayerPostProcessorInterface):
+class ProbabilityStyler(_SharedStyler):
     """Shows a probability raster as probability (not as a two-band colour composite, QGIS' default)."""
-
-    _instance = None  # QGIS keeps only a C++ pointer: the Python object must outlive the algorithm run
-
-    @classmethod
-    def shared(cls):
-        if cls._instance is None:
-            cls._instance = cls()
-        return cls._instance
 
     def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS API
         if isinstance(layer, QgsRasterLayer):
