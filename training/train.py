@@ -26,7 +26,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from training import evaluate, export
 from training.data import CACHE_DIR
 from training.model import SmallUNet
-from training.spacenet_data import contact_zone
+from training.spacenet_data import contact_zone, small_building_share
 
 CROP = 256
 SCALE_RANGE = (0.8, 1.25)
@@ -47,10 +47,11 @@ def load_blocks(cache_dir=CACHE_DIR, channels=CHANNELS["buildings"], split="trai
     for e in index:
         d = np.load(os.path.join(cache_dir, e["name"] + ".npz"))
         labels = np.stack([d[name] for name in channels])
-        contact = contact_zone(d["instances"]) if "instances" in d.files else np.zeros(labels.shape[1:], bool)
+        instances = d["instances"] if "instances" in d.files else np.zeros(labels.shape[1:], np.int32)
         blocks.append(dict(images=torch.from_numpy(d["images"]).permute(0, 3, 1, 2).contiguous(),  # V,3,H,W uint8
                            labels=torch.from_numpy(labels), valid=torch.from_numpy(d["valid"]),
-                           contact=torch.from_numpy(contact),
+                           contact=torch.from_numpy(contact_zone(instances)),
+                           small=torch.from_numpy(small_building_share(instances)),
                            weight=labels.shape[1] * labels.shape[2] * SOURCE_WEIGHT.get(e["source"], 1.0),
                            name=e["name"]))
     return blocks
@@ -101,10 +102,11 @@ def sample(blocks, weights, rng):
     y, x = rng.integers(h - c + 1), rng.integers(w - c + 1)
     img = b["images"][v, :, y:y + c, x:x + c].float()
     lab = torch.cat([b["labels"][:, y:y + c, x:x + c], b["valid"][v:v + 1, y:y + c, x:x + c],
-                     b["contact"][None, y:y + c, x:x + c]]).float()
+                     b["contact"][None, y:y + c, x:x + c], b["small"][None, y:y + c, x:x + c]]).float()
     if c != CROP:
         img = F.interpolate(img[None], size=(CROP, CROP), mode="bilinear", antialias=True, align_corners=False)[0]
-        lab = (F.interpolate(lab[None], size=(CROP, CROP), mode="bilinear", align_corners=False)[0] > 0.5).float()
+        lab = F.interpolate(lab[None], size=(CROP, CROP), mode="bilinear", align_corners=False)[0]
+        lab[:-1] = (lab[:-1] > 0.5).float()  # masks stay masks; the small-building share is a weight
     k = int(rng.integers(4))
     img, lab = torch.rot90(img, k, (1, 2)), torch.rot90(lab, k, (1, 2))
     if rng.random() < 0.5:
@@ -128,12 +130,13 @@ def sample(blocks, weights, rng):
     return percentile_stretch(img, ref), lab
 
 
-def loss_fn(logits, target, contact_weight=0.0):
-    """BCE + soft Dice on every label channel, masked by the validity channel (the one before last); BCE
-    counts pixels of the contact zone (the last channel) 1 + `contact_weight` times."""
-    n = target.shape[1] - 2
+def loss_fn(logits, target, contact_weight=0.0, small_weight=0.0):
+    """BCE + soft Dice on every label channel, masked by the validity channel (after the labels); BCE counts a
+    pixel 1 + `contact_weight` x contact zone (the next channel) + `small_weight` x small-building share (the
+    last) times."""
+    n = target.shape[1] - 3
     labels, valid = target[:, :n], target[:, n:n + 1].expand(-1, n, -1, -1)
-    weight = valid * (1 + contact_weight * target[:, n + 1:])
+    weight = valid * (1 + contact_weight * target[:, n + 1:n + 2] + small_weight * target[:, n + 2:n + 3])
     bce = F.binary_cross_entropy_with_logits(logits, labels, weight=weight, reduction="none").sum((0, 2, 3))
     bce = bce / valid.sum((0, 2, 3)).clamp_min(1)
     p = torch.sigmoid(logits) * valid
@@ -159,6 +162,9 @@ def main():
                          "(e.g. 0.999); 0: the weights as they are")
     ap.add_argument("--contact-weight", type=float, default=0.0,
                     help="extra BCE weight where two buildings are within 1 m (teaches the interior seeds to part)")
+    ap.add_argument("--small-weight", type=float, default=0.0,
+                    help="extra BCE weight on roofs of 20 m² or less, tapering on larger ones (for recall in dense "
+                         "settlements of small buildings)")
     ap.add_argument("--cache", default=CACHE_DIR, help="a cache from training.data or training.spacenet_data")
     ap.add_argument("--run-dir", default=os.path.join(RUNS_DIR, time.strftime("%Y%m%d-%H%M%S")))
     args = ap.parse_args()
@@ -211,10 +217,10 @@ def main():
             return  # without validation tiles the last weights are the ones exported
         best_f1 = result["f1"]
         if timings is None or final:
-            export.export(shipped, _card(result, {}, step, start, args), "/tmp/_timing.onnx",
-                          "/tmp/_timing.fp16.onnx")
-            timings = {"cpu_ms_per_512_tile_1_thread": evaluate.cpu_ms_per_tile("/tmp/_timing.onnx", 1),
-                       "cpu_ms_per_512_tile_2_threads": evaluate.cpu_ms_per_tile("/tmp/_timing.onnx", 2)}
+            timing = os.path.join(args.run_dir, "timing.onnx")  # per run: two runs may time at once
+            export.export(shipped, _card(result, {}, step, start, args), timing, timing + ".fp16")
+            timings = {"cpu_ms_per_512_tile_1_thread": evaluate.cpu_ms_per_tile(timing, 1),
+                       "cpu_ms_per_512_tile_2_threads": evaluate.cpu_ms_per_tile(timing, 2)}
         card = _card(result, timings, step, start, args)
         export.export(shipped, card)
         torch.save({"model": shipped.state_dict(), "card": card, "step": step}, os.path.join(args.run_dir, "best.pt"))
@@ -233,7 +239,7 @@ def main():
         batch = [sample(blocks, weights, rng) for _ in range(args.batch)]
         x = torch.stack([b[0] for b in batch]).to(device).contiguous(memory_format=torch.channels_last)
         y = torch.stack([b[1] for b in batch]).to(device)
-        loss, bce, dice = loss_fn(net.logits(x), y, args.contact_weight)
+        loss, bce, dice = loss_fn(net.logits(x), y, args.contact_weight, args.small_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

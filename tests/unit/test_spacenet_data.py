@@ -123,3 +123,13 @@ def test_the_contact_zone_is_where_two_buildings_meet():
     rows, cols = np.nonzero(zone)
     assert set(cols) == set(range(17, 23)) and rows.min() == 2 and rows.max() == 27
     assert not zone[:, 36:].any() and not zone[:, :16].any()
+
+
+def test_small_buildings_get_the_whole_extra_weight_and_large_ones_a_share():
+    instances = np.zeros((40, 60), np.int32)
+    instances[2:12, 2:12] = 1  # 100 px, under the reference
+    instances[15:35, 5:55] = 2  # 1000 px
+    share = spacenet_data.small_building_share(instances, reference_px=200)
+    assert np.all(share[instances == 1] == 1.0)
+    assert np.allclose(share[instances == 2], 0.2)
+    assert not share[instances == 0].any()
