@@ -140,7 +140,7 @@ def test_geographic_and_projected_copies_give_the_same_buildings(fixtures, brigh
     in_utm = [shape(transform_geom("EPSG:4326", "EPSG:32611", mapping(f.geometry))) for f in geographic.footprints]
     with rasterio.open(source) as src:
         footprint = shape(transform_geom("EPSG:4326", "EPSG:32611", mapping(box(*src.bounds))))
-    inner = footprint.buffer(-10)  # the warped copy has nodata corners, with their own 1.5 m edge rule
+    inner = footprint.buffer(-10)  # the warped copy has nodata corners, with their own edge rule
     a = unary_union(in_utm).intersection(inner)
     b = unary_union([f.geometry for f in projected.footprints]).intersection(inner)
     assert a.area > 1000 and a.area == pytest.approx(b.area, rel=0.12)
