@@ -27,7 +27,7 @@ TILE_SIZE, OVERLAP = 1024, 256
 # What differs between the shipped models; everything else in the card is shared.
 TASKS = {
     "buildings": dict(
-        name="buildings_unet_small", version="0.3.0", channels=["building", "interior"],
+        name="buildings_unet_small", version="0.4.0", channels=["building", "interior"],
         description=("Small U-Net (1.6 M parameters) for building footprints in RGB or panchromatic aerial and "
                      "satellite imagery at about 0.3 m. Trained on CPU from OpenAerialMap chips with OSM labels "
                      "(fAIr / RAMP); a baseline, expect missed and merged buildings outside similar scenes. "
