@@ -161,15 +161,12 @@ def validation_scores(model: str) -> dict:
     _, predictions = evaluate.score(run, blocks, card.threshold)
     labelled = [(evaluate.instances_from(p[0], p[1], card.threshold, card.interior_threshold), inst, valid)
                 for p, valid, inst in predictions]
-    tp = n_pred = n_truth = 0
-    for labels, instances, valid in labelled:
-        counts = evaluate.object_counts(labels, instances, valid, card.min_area_m2 / evaluate.PIXEL_AREA_M2)
-        tp, n_pred, n_truth = tp + counts[0], n_pred + counts[1], n_truth + counts[2]
+    object_f1 = evaluate.object_scores(labelled, card.min_area_m2)["f1"]
     inter = union = 0
     for (prob, valid, _), block in zip(predictions, blocks):
         i, u = evaluate.pixel_counts(prob[0], block[3], valid, card.threshold)
         inter, union = inter + i, union + u
-    return dict(validation_object_f1=round(2 * tp / max(n_pred + n_truth, 1), 4),
+    return dict(validation_object_f1=round(object_f1, 4),
                 validation_pixel_iou=round(inter / max(union, 1), 4))
 
 

@@ -146,15 +146,20 @@ def tune(predictions, thresholds=THRESHOLDS, interior_thresholds=INTERIOR_THRESH
         for it in interior_thresholds:
             labelled = [(instances_from(p[0], p[1], t, it), inst, valid) for p, valid, inst in predictions]
             for a in min_areas_m2:
-                tp = n_p = n_t = 0
-                for lab, inst, valid in labelled:
-                    c = object_counts(lab, inst, valid, a / PIXEL_AREA_M2)
-                    tp, n_p, n_t = tp + c[0], n_p + c[1], n_t + c[2]
-                f1 = 2 * tp / max(n_p + n_t, 1)
-                if best is None or f1 > best["f1"]:
-                    best = dict(f1=f1, threshold=round(float(t), 2), interior_threshold=it, min_area_m2=a,
-                                precision=tp / max(n_p, 1), recall=tp / max(n_t, 1))
+                scores = object_scores(labelled, a)
+                if best is None or scores["f1"] > best["f1"]:
+                    best = dict(f1=scores["f1"], threshold=round(float(t), 2), interior_threshold=it, min_area_m2=a,
+                                precision=scores["precision"], recall=scores["recall"])
     return best
+
+
+def object_scores(labelled, min_area_m2):
+    """Object F1, precision and recall with TP and counts summed over (labels, instances, valid) items."""
+    tp = n_pred = n_truth = 0
+    for labels, instances, valid in labelled:
+        counts = object_counts(labels, instances, valid, min_area_m2 / PIXEL_AREA_M2)
+        tp, n_pred, n_truth = tp + counts[0], n_pred + counts[1], n_truth + counts[2]
+    return dict(f1=2 * tp / max(n_pred + n_truth, 1), precision=tp / max(n_pred, 1), recall=tp / max(n_truth, 1))
 
 
 def score(run, blocks, threshold):
