@@ -43,6 +43,7 @@ class BuildingOptions:
     threshold: float = 0.5
     interior_threshold: float = 0.5
     min_area_m2: float = 0.0
+    min_score: float = 0.0  # footprints whose mean building probability is under this are dropped
     simplify_m: float = 0.0
     regularize: bool = False
     hole_area_m2: float = HOLE_AREA_M2
@@ -287,7 +288,10 @@ def _join_pieces(pieces) -> list:
 
 
 def finish(footprint: Footprint, options: BuildingOptions, pixel_area_m2: float, pixel_m: float):
-    """The footprint simplified and regularised, or None when under the minimum area (grid pixel coordinates)."""
+    """The footprint simplified and regularised, or None when under the minimum area or score (grid pixel
+    coordinates)."""
+    if footprint.score < options.min_score:
+        return None
     geometry = footprint.geometry
     if options.simplify_m > 0:
         simpler = geometry.simplify(options.simplify_m / pixel_m, preserve_topology=True)

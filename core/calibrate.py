@@ -161,6 +161,7 @@ def calibrate(
     regularize: bool = False,
     hole_area_m2: float = buildings.HOLE_AREA_M2,
     interior_threshold: float | None = None,
+    min_score: float = 0.0,
     block: int = buildings.BLOCK,
     progress: Callable[[float], None] | None = None,
     is_canceled: Callable[[], bool] | None = None,
@@ -171,8 +172,8 @@ def calibrate(
     (building, interior) pair of them; an interior window splits touching buildings at ``interior_threshold``;
     ``grid_shape`` is (height, width) and ``transform`` the grid's affine geotransform; ``pixel_m`` the side of a
     pixel in metres (its ground area is ``pixel_m ** 2``, as in ``core.extract``). ``truth_polygons`` are shapely
-    geometries in the grid's CRS; the grid is the labelled area. ``simplify_m``, ``regularize`` and
-    ``hole_area_m2`` are the extraction settings the result is for. ``progress`` gets percentages;
+    geometries in the grid's CRS; the grid is the labelled area. ``simplify_m``, ``regularize``,
+    ``hole_area_m2`` and ``min_score`` are the extraction settings the result is for. ``progress`` gets percentages;
     ``is_canceled`` is polled per block and per scoring step (raises :class:`Canceled`).
     """
     thresholds = tuple(sorted({float(t) for t in thresholds}))
@@ -192,7 +193,7 @@ def calibrate(
     for number, threshold in enumerate(thresholds):
         options = buildings.BuildingOptions(threshold=threshold, min_area_m2=0.0, simplify_m=simplify_m,
                                             regularize=regularize, hole_area_m2=hole_area_m2,
-                                            interior_threshold=split_at)
+                                            interior_threshold=split_at, min_score=min_score)
 
         def step(share, number=number):
             report(100.0 * (number + share) / len(thresholds))
@@ -217,7 +218,8 @@ def calibrate(
         trials=trials, best=best_of(trials), thresholds=thresholds, min_areas_m2=min_areas, truth_count=len(truth),
         truth_outside=outside, grid_shape=(height, width), pixel_m=pixel_m,
         settings={"iou_threshold": SCORING.iou_threshold, "matching": SCORING.matching, "simplify_m": simplify_m,
-                  "regularize": regularize, "hole_area_m2": hole_area_m2, "interior_threshold": interior_threshold},
+                  "regularize": regularize, "hole_area_m2": hole_area_m2, "interior_threshold": interior_threshold,
+                  "min_score": min_score},
     )
 
 
@@ -284,8 +286,9 @@ def _truth_on_grid(polygons: Iterable, transform, height: int, width: int) -> tu
 def calibrate_raster(path, truth_polygons: Iterable, extent: tuple | None = None, **options) -> CalibrationResult:
     """:func:`calibrate` on a probability raster (spacenet:extractbuildings' probability output, read with
     ``core.probability``: its interior band, when it has one, splits touching buildings at the interior threshold
-    the extraction used). ``extent`` (xmin, ymin, xmax, ymax in the raster's CRS) is the labelled area, widened to
-    whole pixels; None: the whole raster. Nodata and NaN read as probability 0. ``options`` are
+    the extraction used, and footprints under the extraction's minimum score are dropped). ``extent`` (xmin,
+    ymin, xmax, ymax in the raster's CRS) is the labelled area, widened to whole pixels; None: the whole raster.
+    Nodata and NaN read as probability 0. ``options`` are
     :func:`calibrate`'s keywords."""
     info = raster.describe(path)  # RasterError: no CRS, rotated, unreadable
     try:
@@ -306,7 +309,8 @@ def calibrate_raster(path, truth_polygons: Iterable, extent: tuple | None = None
 
         return calibrate(read, (int(window.height), int(window.width)), transform,
                          float(np.sqrt(grid.pixel_area_m2)), truth_polygons,
-                         interior_threshold=bands.interior_threshold, **options)
+                         interior_threshold=bands.interior_threshold,
+                         min_score=bands.settings.get("min_score", 0.0), **options)
 
 
 def _labelled_window(info: raster.RasterInfo, extent) -> Window:
@@ -434,8 +438,10 @@ def render(result: CalibrationResult, title: str = "Threshold and minimum area c
     settings_table = table(
         [[f"≥ {settings['iou_threshold']:g}, {settings['matching']}", f"{settings['simplify_m']:g} m",
           "yes" if settings["regularize"] else "no", _split(settings.get("interior_threshold")),
-          f"{result.pixel_m:.3f} m", f"{result.grid_shape[1]} x {result.grid_shape[0]} px"]],
-        ["IoU, matching", "simplify", "regularize", "touching buildings split", "pixel", "labelled area"],
+          f"{settings.get('min_score', 0.0):g}", f"{result.pixel_m:.3f} m",
+          f"{result.grid_shape[1]} x {result.grid_shape[0]} px"]],
+        ["IoU, matching", "simplify", "regularize", "touching buildings split", "minimum score", "pixel",
+         "labelled area"],
     )
     marker = (best.threshold, best.f1, f"best: {best.threshold:g}, {best.min_area_m2:g} m²")
     curves = line_chart(

@@ -60,6 +60,7 @@ class ExtractRequest(ModelRun):
 
     threshold: float | None = None  # None: the model card's default
     min_area_m2: float | None = None
+    min_score: float | None = None  # None: the model card's default
     simplify_m: float = 0.5
     regularize: bool = False
     hole_area_m2: float = buildings.HOLE_AREA_M2
@@ -199,13 +200,14 @@ def _extract(request: ExtractRequest, report, is_canceled) -> Extraction:
             threshold=card.threshold if request.threshold is None else request.threshold,
             interior_threshold=card.interior_threshold,
             min_area_m2=card.min_area_m2 if request.min_area_m2 is None else request.min_area_m2,
+            min_score=card.min_score if request.min_score is None else request.min_score,
             simplify_m=request.simplify_m,
             regularize=request.regularize,
             hole_area_m2=request.hole_area_m2,
         )
         footprints = _footprints(run.stitched, run.grid, options, run.pixel_m, request.block, report, is_canceled)
         settings = {"threshold": options.threshold, "min_area_m2": options.min_area_m2,
-                    "simplify_m": options.simplify_m, "regularize": options.regularize}
+                    "min_score": options.min_score, "simplify_m": options.simplify_m, "regularize": options.regularize}
         if request.probability_path:
             bands = [probability.BUILDING] + ([probability.INTERIOR] if card.interior_channel is not None else [])
             tags = probability.settings_tags(

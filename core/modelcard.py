@@ -57,6 +57,7 @@ class ModelCard:
     min_area_m2: float
     interior_threshold: float
     source: str  # "spacenet" (our card), "deepness" or "none"
+    min_score: float = 0.0  # footprints of a lower mean building probability are dropped
     raw: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -158,6 +159,7 @@ def _our_card(text, input_name, output_name, channels_in, batch, height, fixed_s
         min_area_m2=float(defaults.get("min_area_m2", 0.0)),
         interior_threshold=float(defaults.get("interior_threshold", 0.5)),
         source="spacenet",
+        min_score=float(defaults.get("min_score", 0.0)),
         raw=card,
     )
 

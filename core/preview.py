@@ -353,8 +353,8 @@ class FootprintPreview:
         segmented_at = time.perf_counter()
         done = self._finished.get_or_make((options.threshold, options.hole_area_m2, options.simplify_m,
                                            options.regularize), lambda: self._finish(raw, options))
-        # the engine's rule: dropped when the finished area is under the minimum
-        keep = ~(done.areas_m2 < options.min_area_m2)
+        # the engine's rules: dropped when the finished area or the score is under the minimum
+        keep = ~(done.areas_m2 < options.min_area_m2) & ~(done.scores < options.min_score)
         if self._view_box is not None and len(keep):
             keep &= shapely.intersects(done.geometries, self._view_box)  # the halo's buildings are off screen
         finished_at = time.perf_counter()

@@ -27,7 +27,7 @@ ROAD = "road probability"
 DTYPES = ("float32", "float64", "uint8")
 # metadata keys of the extraction's settings, as written into the raster
 SETTING_TAGS = {"threshold": "SPACENET_THRESHOLD", "interior_threshold": "SPACENET_INTERIOR_THRESHOLD",
-                "min_area_m2": "SPACENET_MIN_AREA_M2"}
+                "min_area_m2": "SPACENET_MIN_AREA_M2", "min_score": "SPACENET_MIN_SCORE"}
 
 
 class ProbabilityError(ValueError):
@@ -42,7 +42,8 @@ class ProbabilityBands:
     band: int
     dtype: str
     interior_band: int | None = None
-    settings: dict = field(default_factory=dict)  # the extraction's: threshold, interior_threshold, min_area_m2
+    # the extraction's: threshold, interior_threshold, min_area_m2, min_score
+    settings: dict = field(default_factory=dict)
     note: str = ""
 
     @property

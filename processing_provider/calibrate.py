@@ -197,7 +197,12 @@ class Calibrate(SpaceNetAlgorithm):
                 f"Touching buildings are split with band {bands.interior_band} (interior probability) at "
                 f"{bands.interior_threshold:g}, as the extraction that wrote '{layer.name()}' split them."
             ))
-        elif layer.bandCount() > 1:
+        if bands.settings.get("min_score"):
+            feedback.pushInfo(self.tr(
+                f"Footprints with a score under {bands.settings['min_score']:g} are dropped, as the extraction that "
+                f"wrote '{layer.name()}' dropped them."
+            ))
+        if bands.interior_band is None and layer.bandCount() > 1:
             feedback.pushWarning(self.tr(
                 f"'{layer.name()}' has {layer.bandCount()} bands: band {bands.band} is read as the building "
                 "probability."

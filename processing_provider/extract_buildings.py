@@ -19,6 +19,7 @@ from .styles import BuildingStyler
 class ExtractBuildings(ExtractionAlgorithm):
     THRESHOLD = "THRESHOLD"
     MIN_AREA = "MIN_AREA"
+    MIN_SCORE = "MIN_SCORE"
     SIMPLIFY = "SIMPLIFY"
     REGULARIZE = "REGULARIZE"
     OUTPUT = "OUTPUT"
@@ -47,6 +48,8 @@ class ExtractBuildings(ExtractionAlgorithm):
             + "<p><b>Threshold</b>: building probability from which a pixel counts as building; empty uses the "
             "model's default. Lower finds more, and more false alarms.</p>"
             "<p><b>Minimum area</b> (m²): smaller footprints are dropped; empty uses the model's default.</p>"
+            "<p><b>Minimum score</b>: footprints whose mean building probability (their <i>score</i>) is lower are "
+            "dropped; empty uses the model's default. Higher keeps only the surer buildings; 0 keeps all.</p>"
             "<p><b>Simplify</b> (m): outlines are simplified within this distance; 0 keeps the pixel outline.</p>"
             "<p><b>Regularize</b>: squares the corners of rectilinear buildings along their main direction.</p>"
             + self.RUN_HELP
@@ -74,6 +77,12 @@ class ExtractBuildings(ExtractionAlgorithm):
         )
         self.addParameter(
             QgsProcessingParameterNumber(
+                self.MIN_SCORE, self.tr("Minimum score (empty: the model's)"),
+                QgsProcessingParameterNumber.Type.Double, optional=True, minValue=0.0, maxValue=1.0,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterNumber(
                 self.SIMPLIFY, self.tr("Simplify outlines, m"), QgsProcessingParameterNumber.Type.Double,
                 defaultValue=0.5, minValue=0.0, maxValue=10.0,
             )
@@ -93,6 +102,7 @@ class ExtractBuildings(ExtractionAlgorithm):
             **self.common_request(parameters, context),
             threshold=self.optional_number(parameters, self.THRESHOLD, context),
             min_area_m2=self.optional_number(parameters, self.MIN_AREA, context),
+            min_score=self.optional_number(parameters, self.MIN_SCORE, context),
             simplify_m=self.parameterAsDouble(parameters, self.SIMPLIFY, context),
             regularize=self.parameterAsBoolean(parameters, self.REGULARIZE, context),
         )

@@ -197,6 +197,7 @@ class ThresholdsDialog(QDialog, FORM_CLASS):
         pairs = (
             (self.thresholdSlider, self.thresholdSpin, 1 / THRESHOLD_STEPS),
             (self.minAreaSlider, self.minAreaSpin, MIN_AREA_STEP),
+            (self.minScoreSlider, self.minScoreSpin, 1 / THRESHOLD_STEPS),
             (self.simplifySlider, self.simplifySpin, 1 / SIMPLIFY_STEPS),
         )
         for slider, spin, step in pairs:
@@ -221,6 +222,7 @@ class ThresholdsDialog(QDialog, FORM_CLASS):
         return buildings.BuildingOptions(
             threshold=round(self.thresholdSpin.value(), 4),
             min_area_m2=round(self.minAreaSpin.value(), 4),
+            min_score=round(self.minScoreSpin.value(), 4),
             simplify_m=round(self.simplifySpin.value(), 4),
             regularize=self.regularizeCheck.isChecked(),
         )
@@ -228,6 +230,7 @@ class ThresholdsDialog(QDialog, FORM_CLASS):
     def set_options(self, options: buildings.BuildingOptions):
         self.thresholdSpin.setValue(options.threshold)
         self.minAreaSpin.setValue(options.min_area_m2)
+        self.minScoreSpin.setValue(options.min_score)
         self.simplifySpin.setValue(options.simplify_m)
         self.regularizeCheck.setChecked(options.regularize)
 
@@ -285,11 +288,11 @@ class ThresholdsDialog(QDialog, FORM_CLASS):
         self._schedule()
 
     def _start_from_extraction(self, settings: dict):
-        """Threshold and minimum area as the extraction that wrote the raster used them, when it says so."""
-        if "threshold" in settings:
-            self.thresholdSpin.setValue(settings["threshold"])
-        if "min_area_m2" in settings:
-            self.minAreaSpin.setValue(settings["min_area_m2"])
+        """Threshold, minimum area and score as the extraction that wrote the raster used them, when it says so."""
+        for key, spin in (("threshold", self.thresholdSpin), ("min_area_m2", self.minAreaSpin),
+                          ("min_score", self.minScoreSpin)):
+            if key in settings:
+                spin.setValue(settings[key])
 
     def _describe_source(self):
         if self._preview is None:
@@ -396,10 +399,12 @@ class ThresholdsDialog(QDialog, FORM_CLASS):
         seconds = time.perf_counter() - getattr(self, "_requested_at", time.perf_counter())
         options = request.options
         self.previewLabel.setText(self.tr(
-            "{count} footprints in view at threshold {threshold:.2f}, at least {area:g} m², simplified {simplify:g} m"
-            "{regularized} (updated in {seconds:.2f} s).").format(
-            count=len(outcome), threshold=options.threshold, area=options.min_area_m2, simplify=options.simplify_m,
-            regularized=self.tr(", regularized") if options.regularize else "", seconds=seconds))
+            "{count} footprints in view at threshold {threshold:.2f}, at least {area:g} m²{score}, simplified "
+            "{simplify:g} m{regularized} (updated in {seconds:.2f} s).").format(
+            count=len(outcome), threshold=options.threshold, area=options.min_area_m2,
+            score=self.tr(" and score {score:.2f}").format(score=options.min_score) if options.min_score else "",
+            simplify=options.simplify_m, regularized=self.tr(", regularized") if options.regularize else "",
+            seconds=seconds))
         self._show_note(outcome.note)
         self.previewUpdated.emit(len(outcome))
 

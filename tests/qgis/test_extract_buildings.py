@@ -40,6 +40,14 @@ def test_footprints_with_fields_crs_and_the_run_recorded(provider, fixtures, bri
     assert raster.isValid() and raster.crs().authid() == "EPSG:32616"
 
 
+def test_a_minimum_score_keeps_the_surer_footprints(provider, fixtures, brightness_model):
+    every = run({"INPUT": str(fixtures / ATLANTA), "MODEL": brightness_model, "OUTPUT": "memory:"})
+    surer = run({"INPUT": str(fixtures / ATLANTA), "MODEL": brightness_model, "OUTPUT": "memory:", "MIN_SCORE": 0.7})
+    scores = [f["score"] for f in every["OUTPUT"].getFeatures()]
+    assert surer["BUILDING_COUNT"] == sum(s >= 0.7 for s in scores) < len(scores)
+    assert all(f["score"] >= 0.7 for f in surer["OUTPUT"].getFeatures())
+
+
 def test_an_extent_in_another_crs_limits_the_search(provider, fixtures, brightness_model):
     whole = run({"INPUT": str(fixtures / ATLANTA), "MODEL": brightness_model, "OUTPUT": "memory:"})
     # the western half of the tile, given in WGS 84

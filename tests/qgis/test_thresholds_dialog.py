@@ -221,6 +221,14 @@ def test_minimum_area_simplify_and_regularize_update_the_preview(layers, open_di
     assert dialog.minAreaSpin.value() == 90
     settle(dialog, qtbot, count=15)
 
+    dialog.minScoreSlider.setValue(80)  # the rows peaking at 0.55 and 0.75 score under 0.8
+    assert dialog.minScoreSpin.value() == 0.8 and dialog.options().min_score == 0.8
+    settle(dialog, qtbot, count=5)
+    assert all(f["score"] >= 0.8 for f in dialog.preview_layer().getFeatures())
+    assert "at least 90 m² and score 0.80," in dialog.previewLabel.text()
+    dialog.minScoreSpin.setValue(0)
+    settle(dialog, qtbot, count=15)
+
     dialog.simplifySlider.setValue(20)
     assert dialog.options().simplify_m == 2.0
     dialog.regularizeCheck.setChecked(True)

@@ -76,6 +76,8 @@ def test_minimum_area_simplify_and_score():
     assert len(found) == 2 and len(kept) == 1
     assert kept[0].score == pytest.approx(0.8)
     assert kept[0].geometry.equals(box(10, 10, 40, 40))
+    surer = buildings.BuildingOptions(min_score=0.85)  # the mean probability: 0.8 and 0.9
+    assert [f.score for f in found if buildings.finish(f, surer, 0.09, 0.3) is not None] == [pytest.approx(0.9)]
 
 
 def test_regularize_squares_a_ragged_rectangle_and_an_l_shape():

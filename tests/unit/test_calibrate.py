@@ -339,6 +339,7 @@ def test_the_engines_interior_band_splits_as_the_extraction_did(repo_root, fixtu
     pair = dict(thresholds=(extraction.settings["threshold"],), min_areas_m2=(extraction.settings["min_area_m2"],))
     result = calibrate.calibrate_raster(path, truth, **pair)
     assert len(truth) > 30 and result.best.f1 == 1.0 and result.settings["interior_threshold"] is not None
+    assert result.settings["min_score"] == extraction.settings["min_score"] > 0  # dropped as the extraction did
     assert "interior band ≥" in calibrate.render(result)
     with rasterio.open(path) as src:
         building_only = write_raster(tmp_path / "building_only.tif", src.read(1), transform=src.transform,

@@ -188,6 +188,19 @@ def test_probability_output_and_stretch_once_per_run(fixtures, brightness_model,
     assert not list(tmp_path.glob(".*partial"))
 
 
+def test_the_minimum_score_drops_the_less_sure_footprints_and_is_stored(fixtures, brightness_model, tmp_path):
+    every = run(fixtures / ATLANTA, brightness_model, min_area_m2=0)  # the brightness card: min score 0
+    cut = sorted(f.score for f in every.footprints)[len(every.footprints) // 2]
+    destination = tmp_path / "probability.tif"
+    surer = run(fixtures / ATLANTA, brightness_model, min_area_m2=0, min_score=cut, probability_path=str(destination))
+    assert every.settings["min_score"] == 0 and surer.settings["min_score"] == cut
+    expected = [f.geometry.wkb for f in every.footprints if f.score >= cut]
+    assert 0 < len(expected) < len(every.footprints)
+    assert [f.geometry.wkb for f in surer.footprints] == expected
+    with rasterio.open(destination) as src:
+        assert float(src.tags()["SPACENET_MIN_SCORE"]) == cut  # Adjust thresholds and Calibrate read it back
+
+
 def test_cancel_raises_and_leaves_nothing(fixtures, brightness_model, tmp_path):
     work = tmp_path / "work"
     work.mkdir()

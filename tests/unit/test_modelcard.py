@@ -27,6 +27,9 @@ def test_our_card_is_read_in_full():
     assert (card.tile_size, card.overlap, card.gsd_m) == (384, 48, 0.3)
     assert card.normalisation.low_percentile == 1 and card.normalisation.high_percentile == 99
     assert (card.threshold, card.min_area_m2, card.interior_threshold) == (0.4, 6, 0.55)
+    assert card.min_score == 0.0  # not in the card: every footprint is kept
+    surer = modelcard.read_card(our_card(defaults={"threshold": 0.4, "min_score": 0.7}), IMAGE, OUTPUT)
+    assert surer.min_score == 0.7
     assert card.foreground_channel == 0 and card.interior_channel == 1
     assert not card.fixed_size and card.source == "spacenet"
 
