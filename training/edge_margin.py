@@ -41,12 +41,12 @@ def scattered_predictions(run, seed: int, chip: int) -> list:
 
 
 def object_f1(items, card, margin_px: int) -> float:
-    labelled = []
+    tables = []
     for prob, data, instances in items:
         kept = ndimage.binary_erosion(data, iterations=margin_px, border_value=1) if margin_px else data
         labels = evaluate.instances_from(prob[0] * kept, prob[1] * kept, card.threshold, card.interior_threshold)
-        labelled.append((labels, instances, data))
-    return round(evaluate.object_scores(labelled, card.min_area_m2)["f1"], 4)
+        tables.append(evaluate.components(labels, instances, data, prob[0]))
+    return round(evaluate.object_scores(tables, card.min_area_m2, card.min_score)["f1"], 4)
 
 
 def main():

@@ -159,9 +159,9 @@ def validation_scores(model: str) -> dict:
     run = evaluate.onnx_runner(model, threads=2)
     blocks = list(evaluate.validation_blocks())
     _, predictions = evaluate.score(run, blocks, card.threshold)
-    labelled = [(evaluate.instances_from(p[0], p[1], card.threshold, card.interior_threshold), inst, valid)
-                for p, valid, inst in predictions]
-    object_f1 = evaluate.object_scores(labelled, card.min_area_m2)["f1"]
+    tables = [evaluate.components(evaluate.instances_from(p[0], p[1], card.threshold, card.interior_threshold), inst,
+                                  valid, p[0]) for p, valid, inst in predictions]
+    object_f1 = evaluate.object_scores(tables, card.min_area_m2, card.min_score)["f1"]
     inter = union = 0
     for (prob, valid, _), block in zip(predictions, blocks):
         i, u = evaluate.pixel_counts(prob[0], block[3], valid, card.threshold)
@@ -195,6 +195,7 @@ def buildings_report(model: str, work: Path) -> dict:
     rows.append(summary(name, [score_raster(model, path, truth, None, work)]))
     settings = kampala[0]["settings"]
     print(f"\n{model}: threshold {settings['threshold']}, min area {settings['min_area_m2']} m², "
+          f"min score {settings['min_score']}, "
           f"tile {settings['tile_size']}, overlap {settings['overlap']}")
     print(f"{'raster':32s} {'F1':>6s} {'prec':>6s} {'recall':>6s} {'TP':>5s} {'FP':>5s} {'FN':>5s} {'pixIoU':>7s}")
     for r in rows:

@@ -116,49 +116,64 @@ def instances_from(prob_building, prob_interior, threshold, interior_threshold):
     return np.where(rest > 0, rest + n_seeds, labels)
 
 
-def object_counts(pred_labels, truth_labels, valid, min_area_px, min_truth_px=20):
-    """(TP, n_pred, n_truth) with one-to-one matches at IoU > 0.5, after dropping small components."""
+def components(pred_labels, truth_labels, valid, prob, min_truth_px=20):
+    """Each predicted component's area (px), score (mean building probability, as the engine's footprints carry
+    it) and whether it matches a truth building at IoU > 0.5 (SpaceNet's rule; at that IoU matches are one-to-one,
+    so dropping one component never changes another's); and how many truth buildings count (>= min_truth_px)."""
     valid = valid.astype(bool)
     pred_labels = np.where(valid, pred_labels, 0)
     truth_labels = np.where(valid, truth_labels, 0)
     p_area = np.bincount(pred_labels.ravel())
     t_area = np.bincount(truth_labels.ravel())
-    keep_p = np.flatnonzero(p_area >= max(min_area_px, 1))
-    keep_p = keep_p[keep_p > 0]
-    keep_t = np.flatnonzero(t_area >= min_truth_px)
-    keep_t = keep_t[keep_t > 0]
+    p_score = np.bincount(pred_labels.ravel(), weights=prob.ravel(), minlength=len(p_area)) / np.maximum(p_area, 1)
     both = (pred_labels > 0) & (truth_labels > 0)
     pairs, inter = np.unique(np.stack([pred_labels[both], truth_labels[both]]), axis=1, return_counts=True)
     iou = inter / (p_area[pairs[0]] + t_area[pairs[1]] - inter)
-    ok = (iou > 0.5) & np.isin(pairs[0], keep_p) & np.isin(pairs[1], keep_t)
-    return int(ok.sum()), len(keep_p), len(keep_t)
+    matched = np.zeros(len(p_area), bool)
+    matched[pairs[0][(iou > 0.5) & (t_area[pairs[1]] >= min_truth_px)]] = True
+    present = np.flatnonzero(p_area[1:]) + 1
+    return dict(area_px=p_area[present], score=p_score[present], matched=matched[present],
+                n_truth=int((t_area[1:] >= min_truth_px).sum()))
 
 
 THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
 INTERIOR_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
 MIN_AREAS_M2 = (0, 2, 4, 6, 8, 10, 15, 20)
+MIN_SCORES = (0.0, 0.6, 0.65, 0.7, 0.75, 0.8)
 
 
-def tune(predictions, thresholds=THRESHOLDS, interior_thresholds=INTERIOR_THRESHOLDS, min_areas_m2=MIN_AREAS_M2):
-    """Pick threshold, interior threshold and min area maximising object F1 over (prob, valid, instances) items."""
+def tune(predictions, thresholds=THRESHOLDS, interior_thresholds=INTERIOR_THRESHOLDS, min_areas_m2=MIN_AREAS_M2,
+         min_scores=MIN_SCORES):
+    """Pick threshold, interior threshold, min area and min score maximising object F1 over (prob, valid,
+    instances) items."""
     best = None
     for t in thresholds:
         for it in interior_thresholds:
-            labelled = [(instances_from(p[0], p[1], t, it), inst, valid) for p, valid, inst in predictions]
+            tables = [components(instances_from(p[0], p[1], t, it), inst, valid, p[0])
+                      for p, valid, inst in predictions]
             for a in min_areas_m2:
-                scores = object_scores(labelled, a)
-                if best is None or scores["f1"] > best["f1"]:
-                    best = dict(f1=scores["f1"], threshold=round(float(t), 2), interior_threshold=it, min_area_m2=a,
-                                precision=scores["precision"], recall=scores["recall"])
+                for s in min_scores:
+                    scores = object_scores(tables, a, s)
+                    if best is None or scores["f1"] > best["f1"]:
+                        best = dict(f1=scores["f1"], threshold=round(float(t), 2), interior_threshold=it,
+                                    min_area_m2=a, min_score=s, precision=scores["precision"],
+                                    recall=scores["recall"])
     return best
 
 
-def object_scores(labelled, min_area_m2):
-    """Object F1, precision and recall with TP and counts summed over (labels, instances, valid) items."""
+def card_defaults(tuned):
+    """The model card's defaults from a `tune` result."""
+    return {key: tuned[key] for key in ("threshold", "min_area_m2", "min_score", "interior_threshold")}
+
+
+def object_scores(tables, min_area_m2, min_score=0.0):
+    """Object F1, precision and recall with TP and counts summed over `components` tables, keeping components
+    of at least `min_area_m2` (and one pixel) and a score of at least `min_score`: the engine's rules."""
     tp = n_pred = n_truth = 0
-    for labels, instances, valid in labelled:
-        counts = object_counts(labels, instances, valid, min_area_m2 / PIXEL_AREA_M2)
-        tp, n_pred, n_truth = tp + counts[0], n_pred + counts[1], n_truth + counts[2]
+    for table in tables:
+        keep = (table["area_px"] >= max(min_area_m2 / PIXEL_AREA_M2, 1)) & (table["score"] >= min_score)
+        tp += int(table["matched"][keep].sum())
+        n_pred, n_truth = n_pred + int(keep.sum()), n_truth + table["n_truth"]
     return dict(f1=2 * tp / max(n_pred + n_truth, 1), precision=tp / max(n_pred, 1), recall=tp / max(n_truth, 1))
 
 

@@ -27,7 +27,7 @@ TILE_SIZE, OVERLAP = 1024, 256
 # What differs between the shipped models; everything else in the card is shared.
 TASKS = {
     "buildings": dict(
-        name="buildings_unet_small", version="0.4.0", channels=["building", "interior"],
+        name="buildings_unet_small", version="0.4.1", channels=["building", "interior"],
         description=("Small U-Net (1.6 M parameters) for building footprints in RGB or panchromatic aerial and "
                      "satellite imagery at about 0.3 m. Trained on CPU from OpenAerialMap chips with OSM labels "
                      "(fAIr / RAMP); a baseline, expect missed and merged buildings outside similar scenes. "
@@ -147,6 +147,9 @@ def main():
     ap.add_argument("--hardware", help="the card's training hardware, for all the stages")
     ap.add_argument("--minutes", type=float, help="the card's training minutes, all the stages together")
     ap.add_argument("--steps", help="the card's account of the stages and their steps")
+    ap.add_argument("--tune", action="store_true",
+                    help="tune the defaults again on the validation areas (buildings), e.g. after the tuner learnt a "
+                         "new setting, and store the validation scores at them")
     args = ap.parse_args()
     ckpt = torch.load(args.checkpoint, map_location="cpu")
     saved = ckpt["card"]
@@ -156,6 +159,14 @@ def main():
             saved["training"][key] = value
     net = SmallUNet(out_channels=len(saved["outputs"]["channels"]))
     net.load_state_dict(ckpt["model"])
+    if args.tune:
+        from training import evaluate
+
+        tuned = evaluate.evaluate(evaluate.torch_runner(net))
+        saved["defaults"] = evaluate.card_defaults(tuned)
+        saved["scores"].update(validation_object_f1=round(tuned["f1"], 4),
+                               validation_pixel_iou=round(tuned["validation_pixel_iou"], 4),
+                               kampala_pixel_iou=round(tuned["kampala_pixel_iou"], 4))
     # the card is rebuilt, so changes to its fixed parts (tiling, licence) reach a re-export
     card = model_card(saved["defaults"], saved["scores"], saved["training"], saved.get("task", "buildings"))
     export(net, card)

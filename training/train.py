@@ -266,8 +266,7 @@ def _card(result, timings, step, start, args):
     run = {"hardware": _hardware(), "duration_minutes": round((time.time() - start) / 60, 1),
            "epochs_or_steps": f"{step} steps of {args.batch} crops 256x256"}
     if args.task == "buildings" and "kampala_pixel_iou" in result:
-        defaults = {"threshold": result["threshold"], "min_area_m2": result["min_area_m2"],
-                    "interior_threshold": result["interior_threshold"]}
+        defaults = evaluate.card_defaults(result)
         scores = {"kampala_pixel_iou": round(result["kampala_pixel_iou"], 4),
                   "validation_pixel_iou": round(result["validation_pixel_iou"], 4),
                   "validation_object_f1": round(result["f1"], 4), **timings}
