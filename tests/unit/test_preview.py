@@ -327,10 +327,13 @@ def test_the_engines_probability_raster_gives_back_the_extractions_footprints(re
     settings = extraction.settings
     assert source.bands.interior_band == 2 and source.bands.settings["threshold"] == settings["threshold"]
     assert source.bands.settings["min_area_m2"] == settings["min_area_m2"]
+    assert source.bands.settings["min_score"] == settings["min_score"] > 0  # the shipped card's
     options = buildings.BuildingOptions(threshold=settings["threshold"], min_area_m2=settings["min_area_m2"],
-                                        simplify_m=settings["simplify_m"])
+                                        min_score=settings["min_score"], simplify_m=settings["simplify_m"])
     found = preview.footprints_of_raster(source, options)
     assert len(extraction.footprints) > 30
     assert wkbs(found.geometries) == wkbs(f.geometry for f in extraction.footprints)
     assert wkbs(preview.FootprintPreview(path).footprints(options).geometries) == wkbs(found.geometries)
+    every = replace(options, min_score=0.0)  # the minimum score drops some: the preview drops the same ones
+    assert len(preview.FootprintPreview(path).footprints(every).geometries) > len(found.geometries)
     assert wkbs(preview.footprints_of_raster(building_only, options).geometries) != wkbs(found.geometries)
