@@ -8,13 +8,17 @@ thresholded, with the truth rasterised on the same grid.
 - Kampala (ramp_hotosm area 2, never used in training or tuning): its GeoTIFF chips (`chips/` + `val-chips/`)
   mosaicked per zoom level (z19, z20, z21: the same ground at three sharpnesses), scored against
   `data/2/labels.geojson` clipped to the mosaic. Counts are summed over the three mosaics.
+- Kampala z21 as a user measures it (issue 17, `kampala_z21_qgis_process`): the z21 chips in a `gdalbuildvrt`
+  VRT, `spacenet:extractbuildings` with its defaults through the real `qgis_process`, truth and footprints kept
+  when their centroid lies on a chip (see `kampala_z21_qgis_process` for how it differs from the mosaics).
 - SpaceNet 4 Atlanta panchromatic fixture (0.5 m, 43 buildings): the tile as it is.
 - Validation areas (`training.evaluate`, the scores the defaults were tuned on): object F1 and pixel IoU.
 - Roads: the held-out bottom half of the SN3 Vegas RGB tile (`training.roads_baseline`), the engine's centerlines
   scored with the plugin's APLS (`core.apls`, 4 m snapping, 50 m control points) against the clipped labels.
 - CPU milliseconds per 512 x 512 tile through the engine's onnxruntime session, 1 and 2 threads.
 
-Runs in the plugin's venv (no torch), after `make setup`:  .venv/bin/python -m training.engine_eval [--model M]
+Runs in the plugin's venv (no torch), after `make setup`:
+  .venv/bin/python -m training.engine_eval [--buildings-model M] [--only buildings|roads]
 """
 from __future__ import annotations
 
@@ -22,7 +26,10 @@ import argparse
 import glob
 import json
 import os
+import shutil
+import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from collections import defaultdict
@@ -45,6 +52,8 @@ from training.data import DATA_ROOT, parse_chip  # noqa: E402
 
 FIXTURES = Path(os.environ.get("SPACENET_FIXTURES", REPO.parent / "shared" / "fixtures"))
 KAMPALA_UTM = "EPSG:32636"
+QGIS_PROCESS = "/usr/bin/qgis_process.bin"  # /usr/bin/qgis_process is broken on Debian 12
+PLUGIN_PATH = REPO / ".build" / "plugins"
 
 
 def kampala_rasters(out_dir: Path) -> list[tuple[str, Path, list]]:
@@ -85,6 +94,148 @@ def _mosaic(paths: list, target: Path):
         dst.colorinterp = [rasterio.enums.ColorInterp.red, rasterio.enums.ColorInterp.green,
                            rasterio.enums.ColorInterp.blue, rasterio.enums.ColorInterp.alpha]
     return shapely.union_all(boxes)
+
+
+def kampala_z21_chips() -> list[str]:
+    """Kampala's z21 GeoTIFF chips, training and validation folders together (issue 17's mosaic)."""
+    root = Path(DATA_ROOT) / "ramp_hotosm"
+    return sorted(glob.glob(f"{root}/chips/*-21.tif") + glob.glob(f"{root}/val-chips/*-21.tif"))
+
+
+def chip_footprints(paths: list) -> tuple[list, CRS]:
+    """Each chip's footprint (its bounds as a box) and their CRS, which must be shared."""
+    boxes, crs = [], None
+    for path in paths:
+        with rasterio.open(path) as src:
+            if crs is not None and src.crs != crs:
+                raise ValueError(f"{path} is in {src.crs}, the chips before it in {crs}")
+            crs = src.crs
+            boxes.append(shapely.box(*src.bounds))
+    return boxes, crs
+
+
+def on_chips(geometries, chips) -> np.ndarray:
+    """Per geometry: whether its centroid lies on one of the chips (boundary included), not merely inside their
+    bounding box. Missing or empty geometries are never on a chip. Both in the same CRS."""
+    geometries = np.asarray(list(geometries), dtype=object)
+    keep = np.zeros(len(geometries), dtype=bool)
+    present = np.array([g is not None and not g.is_empty for g in geometries], dtype=bool)
+    if present.any() and len(chips):
+        tree = shapely.STRtree(list(chips))
+        centroids = shapely.centroid(geometries[present])
+        hit = np.unique(tree.query(centroids, predicate="intersects")[0])
+        keep[np.flatnonzero(present)[hit]] = True
+    return keep
+
+
+def qgis_process_env(profile: Path) -> dict:
+    """The Makefile's PROCESS_ENV for `profile`: offscreen Qt, this checkout as a plugin, the venv's packages
+    (qgis_process's embedded Python ignores the venv) and libqgis_core preloaded (ENVIRONMENT.md traps 3, 5, 9)."""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QGIS_PLUGINPATH=str(PLUGIN_PATH),
+               QGIS_CUSTOM_CONFIG_PATH=str(profile), XDG_RUNTIME_DIR=str(profile),
+               PYTHONPATH=sysconfig.get_paths()["purelib"], GDAL_PAM_ENABLED="NO")
+    ldconfig = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout
+    libqgis_core = next((line.split("=>")[-1].strip() for line in ldconfig.splitlines()
+                         if "libqgis_core.so." in line), None)
+    if libqgis_core:
+        env["LD_PRELOAD"] = libqgis_core
+    return env
+
+
+def run_extractbuildings(raster: Path, model: str, output: Path, work_dir: Path) -> dict:
+    """`qgis_process run spacenet:extractbuildings` with its defaults (INPUT, MODEL and OUTPUT only) in a
+    scratch profile where the plugin is enabled; its JSON results."""
+    profile = work_dir / "qgis-profile"
+    profile.mkdir(mode=0o700, exist_ok=True)
+    env = qgis_process_env(profile)
+    enabled = subprocess.run([QGIS_PROCESS, "plugins", "enable", "spacenet_toolkit"], env=env,
+                             capture_output=True, text=True)
+    if enabled.returncode != 0 and "already enabled" not in enabled.stdout + enabled.stderr:
+        raise RuntimeError(f"qgis_process could not enable the plugin:\n{enabled.stdout}\n{enabled.stderr}")
+    model = str(Path(model).resolve()) if os.path.exists(model) else model  # a file, or a model's name
+    run = subprocess.run([QGIS_PROCESS, "--json", "run", "spacenet:extractbuildings", f"--INPUT={raster}",
+                          f"--MODEL={model}", f"--OUTPUT={output}"], env=env, capture_output=True, text=True)
+    if run.returncode != 0:
+        raise RuntimeError(f"spacenet:extractbuildings failed:\n{run.stdout}\n{run.stderr}")
+    return json.loads(run.stdout[run.stdout.index("{"):])["results"]
+
+
+def read_polygons(path: Path) -> tuple[list, CRS]:
+    """The geometries of a vector file's first layer and its CRS (GDAL/OGR, as QGIS wrote it)."""
+    from osgeo import ogr
+
+    dataset = ogr.Open(str(path))
+    layer = dataset.GetLayer(0)
+    crs = CRS.from_wkt(layer.GetSpatialRef().ExportToWkt())
+    geometries = []
+    for feature in layer:
+        geometry = feature.GetGeometryRef()
+        geometries.append(None if geometry is None else shapely.from_wkb(bytes(geometry.ExportToIsoWkb())))
+    return geometries, crs
+
+
+def _reprojected(geometries, source: CRS, target: CRS) -> list:
+    if source == target:
+        return list(geometries)
+    return [None if g is None else shapely.geometry.shape(transform_geom(source, target, shapely.geometry.mapping(g)))
+            for g in geometries]
+
+
+def kampala_z21_qgis_process(model: str, work_dir: Path, chips: list | None = None,
+                             labels: Path | None = None) -> dict:
+    """Kampala measured as a user would (issue 17): F1 of `spacenet:extractbuildings` through `qgis_process`.
+
+    `gdalbuildvrt` of the z21 chips (`chips/*-21.tif` + `val-chips/*-21.tif`); `qgis_process run
+    spacenet:extractbuildings` on that VRT with every parameter at its default but MODEL; truth
+    (`data/2/labels.geojson`) and footprints each kept when their centroid lies on one of the chips; `core.f1`
+    (one to one, IoU >= 0.5, no minimum area) in EPSG:32636.
+
+    It differs from `kampala_z21` of the per-zoom mosaics (`kampala_rasters` + `score_raster`) in:
+    - the raster: there the chips are merged into an RGBA GeoTIFF whose alpha marks the chips, so the engine reads
+      the blank between chips as nodata (left out of the percentile stretch, filled from the nearest chip pixel
+      before the model sees it, nothing detected within 0.3 m of it: `core.extract.EDGE_M`); here the VRT
+      built with gdalbuildvrt's defaults has no nodata value and no mask (GDAL reports every pixel valid), so
+      that blank (85 % of the VRT's rectangle for the z21 chips) is black pixels the engine takes as image: they
+      drag the percentile stretch down (with the 2-98 % of buildings_unet_small 0.4.1, red 21-254 on the chips
+      becomes 0-229 over the VRT, so the chips reach the model brighter and clipped), the model sees black beside
+      every chip edge that does not touch another chip, and no edge margin applies;
+    - the truth: there every label intersecting a chip is clipped to the chips (pieces of any area > 0 counted,
+      buildings cut by a chip edge count as their on-chip part); here whole labels are kept when their centroid is
+      on a chip, and so are footprints (there every footprint counted, wherever it lay);
+    - the run: there `core.extract` in this process with 2 threads; here the plugin inside `qgis_process`, as a
+      user runs it (defaults: DEVICE auto, every CPU core), and one zoom level only, not summed
+      with z19 and z20. Neither applies a minimum area when scoring (the engine's own minimum area and minimum
+      score, from the model card, apply to the footprints in both).
+    """
+    chips = kampala_z21_chips() if chips is None else [str(c) for c in chips]
+    labels = Path(DATA_ROOT) / "ramp_hotosm" / "data" / "2" / "labels.geojson" if labels is None else labels
+    if not chips:
+        raise FileNotFoundError(f"no z21 chips under {Path(DATA_ROOT) / 'ramp_hotosm'}")
+    started = time.perf_counter()
+    vrt, output = work_dir / "kampala_z21.vrt", work_dir / "kampala_z21_qgis_process.gpkg"
+    built = subprocess.run([shutil.which("gdalbuildvrt") or "gdalbuildvrt", "-q", "-overwrite", str(vrt), *chips],
+                           capture_output=True, text=True)
+    if built.returncode != 0:
+        raise RuntimeError(f"gdalbuildvrt failed:\n{built.stderr}")
+    results = run_extractbuildings(vrt, model, output, work_dir)
+    boxes, chip_crs = chip_footprints(chips)
+    footprints, footprint_crs = read_polygons(output)
+    with open(labels) as f:
+        # OSM outlines can self-intersect; repaired as core.f1 would repair them
+        features = json.load(f)["features"]
+    truth = [shapely.make_valid(shapely.geometry.shape(feature["geometry"])) for feature in features]
+    truth_crs = CRS.from_epsg(4326)  # GeoJSON
+    truth = [g for g, keep in zip(truth, on_chips(_reprojected(truth, truth_crs, chip_crs), boxes)) if keep]
+    footprints = [g for g, keep in zip(footprints, on_chips(_reprojected(footprints, footprint_crs, chip_crs), boxes))
+                  if keep]
+    metric = CRS.from_string(KAMPALA_UTM)
+    result = f1.score(f1.PolygonSet(np.array(_reprojected(truth, truth_crs, metric), dtype=object)),
+                      f1.PolygonSet(np.array(_reprojected(footprints, footprint_crs, metric), dtype=object)))
+    total = result.total
+    return dict(name="kampala_z21_qgis_process", f1=round(total.f1, 4), precision=round(total.precision, 4),
+                recall=round(total.recall, 4), tp=total.tp, fp=total.fp, fn=total.fn,
+                building_count=results["BUILDING_COUNT"], truth_on_chips=len(truth),
+                footprints_on_chips=len(footprints), seconds=round(time.perf_counter() - started, 1))
 
 
 def atlanta_raster() -> tuple[str, Path, list]:
@@ -191,6 +342,7 @@ def buildings_report(model: str, work: Path) -> dict:
         kampala.append(counts)
         rows.append(summary(name, [counts]))
     rows.append(summary("kampala (three zooms summed)", kampala))
+    user_run = kampala_z21_qgis_process(model, work)
     name, path, truth = atlanta_raster()
     rows.append(summary(name, [score_raster(model, path, truth, None, work)]))
     settings = kampala[0]["settings"]
@@ -201,10 +353,14 @@ def buildings_report(model: str, work: Path) -> dict:
     for r in rows:
         print(f"{r['name']:32s} {r['f1']:6.3f} {r['precision']:6.3f} {r['recall']:6.3f} {r['tp']:5d} {r['fp']:5d} "
               f"{r['fn']:5d} {r['pixel_iou']:7.3f}")
+        if r["name"] == "kampala (three zooms summed)":
+            u = user_run
+            print(f"{u['name']:32s} {u['f1']:6.3f} {u['precision']:6.3f} {u['recall']:6.3f} {u['tp']:5d} "
+                  f"{u['fp']:5d} {u['fn']:5d} {'-':>7s}  (VRT, qgis_process, centroid on a chip; {u['seconds']} s)")
     validation = validation_scores(model)
     print(f"validation areas (tuning): object F1 {validation['validation_object_f1']:.3f}, "
           f"pixel IoU {validation['validation_pixel_iou']:.3f}")
-    return dict(rasters=rows, **validation)
+    return dict(rasters=rows, kampala_z21_qgis_process=user_run, **validation)
 
 
 def roads_report(model: str, work: Path) -> dict:
@@ -254,6 +410,9 @@ def card_scores(task: str, result: dict) -> dict:
     return {"kampala_object_f1": kampala["f1"], "kampala_precision": kampala["precision"],
             "kampala_recall": kampala["recall"], "kampala_pixel_iou": kampala["pixel_iou"],
             "atlanta_sn4_pan_object_f1": atlanta["f1"], "atlanta_sn4_pan_pixel_iou": atlanta["pixel_iou"],
+            "kampala_z21_qgis_process_object_f1": result["kampala_z21_qgis_process"]["f1"],
+            "kampala_z21_qgis_process_precision": result["kampala_z21_qgis_process"]["precision"],
+            "kampala_z21_qgis_process_recall": result["kampala_z21_qgis_process"]["recall"],
             "validation_object_f1": result["validation_object_f1"],
             "validation_pixel_iou": result["validation_pixel_iou"], **timing}
 
