@@ -104,6 +104,16 @@ def _providers_for(device: str, ort) -> list:
     return providers
 
 
+def gpu_may_run() -> bool:
+    """Whether a GPU session could start here (onnxruntime's CUDA provider and an NVIDIA driver), without starting
+    one: decides whether a model's fp16 variant, used only on a GPU, is worth downloading."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return False
+    return "CUDAExecutionProvider" in ort.get_available_providers() and ctypes.util.find_library("cuda") is not None
+
+
 def fp16_variant(model_path: Path) -> Path | None:
     """``name.fp16.onnx`` beside ``name.onnx``: the half-precision variant used on GPUs."""
     candidate = model_path.with_name(model_path.stem + ".fp16.onnx")

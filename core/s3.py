@@ -193,9 +193,9 @@ class Bucket:
 
     def _gave_up(self, url: str, error: Exception) -> S3Error:
         if not self._reached:
-            return EndpointUnreachableError(f"Cannot reach {url}: {_reason(error)}. Check the internet connection, "
-                                       "a proxy, or the endpoint URL.")
-        return TransferFailedError(f"{url} kept failing after {self._attempts()} retries: {_reason(error)}.")
+            return EndpointUnreachableError(f"Cannot reach {url}: {failure_reason(error)}. Check the internet "
+                                            "connection, a proxy, or the endpoint URL.")
+        return TransferFailedError(f"{url} kept failing after {self._attempts()} retries: {failure_reason(error)}.")
 
     # -- listing and metadata --------------------------------------------------------------------------------------
 
@@ -405,7 +405,8 @@ def _error_code(response: requests.Response) -> str:
         return ""
 
 
-def _reason(error: Exception) -> str:
+def failure_reason(error: Exception) -> str:
+    """A failed request's cause in a few words (connection refused, timed out, ...)."""
     text = str(error)
     for marker in ("Connection refused", "Name or service not known", "timed out", "Temporary failure in name"):
         if marker in text:
