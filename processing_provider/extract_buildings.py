@@ -25,6 +25,7 @@ class ExtractBuildings(ExtractionAlgorithm):
     OUTPUT = "OUTPUT"
     BUILDING_COUNT = "BUILDING_COUNT"
 
+    TASK = "buildings"
     DEFAULT_MODEL = "buildings_unet_small"
     PROBABILITY_NAME = "Building probability"
 
@@ -98,8 +99,11 @@ class ExtractBuildings(ExtractionAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ..core import extract
 
+        common = self.common_request(parameters, context, feedback)
+        if common is None:
+            return {}
         request = extract.ExtractRequest(
-            **self.common_request(parameters, context),
+            **common,
             threshold=self.optional_number(parameters, self.THRESHOLD, context),
             min_area_m2=self.optional_number(parameters, self.MIN_AREA, context),
             min_score=self.optional_number(parameters, self.MIN_SCORE, context),

@@ -26,6 +26,7 @@ class ExtractRoads(ExtractionAlgorithm):
     ROAD_LENGTH_KM = "ROAD_LENGTH_KM"
 
     REQUIRES = (*ExtractionAlgorithm.REQUIRES, "skimage", "networkx")
+    TASK = "roads"
     DEFAULT_MODEL = "roads_unet_small"
     PROBABILITY_NAME = "Road probability"
 
@@ -94,8 +95,11 @@ class ExtractRoads(ExtractionAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ..core import extract
 
+        common = self.common_request(parameters, context, feedback)
+        if common is None:
+            return {}
         request = extract.RoadRequest(
-            **self.common_request(parameters, context),
+            **common,
             threshold=self.optional_number(parameters, self.THRESHOLD, context),
             min_spur_length_m=self.parameterAsDouble(parameters, self.MIN_SPUR_LENGTH, context),
             max_gap_m=self.parameterAsDouble(parameters, self.MAX_GAP, context),

@@ -1,6 +1,10 @@
 """What the extraction algorithms share: the layer, extent, bands, model and device parameters, the request's
-common part, running the engine with progress and cancel, and the shipped models."""
+common part, running the engine with progress and cancel, and the model: by name from the registry (downloaded
+on first use when it is not bundled) or an .onnx path."""
 
+from __future__ import annotations
+
+import html
 import json
 from pathlib import Path
 
@@ -23,33 +27,27 @@ from qgis.core import (
     QgsProcessingUtils,
 )
 
-from .base import PLUGIN_DIR, SpaceNetAlgorithm
+from ..core.model_registry import RegistryError
+from ..core.model_store import Canceled as DownloadCanceled
+from ..core.model_store import ModelError, NotInstalledError
+from ..qgis_models import model_store
+from .base import SpaceNetAlgorithm
 from .styles import ProbabilityStyler
 
-MODELS_DIR = PLUGIN_DIR / "models"
 DEVICES = ("auto", "gpu", "cpu")
 # the plugin's package is spacenet_toolkit when installed, but whatever its folder is called
 BANDS_WIDGET_WRAPPER = f"{__package__.rpartition('.')[0]}.ui.band_wrapper.BandsWidgetWrapper"
 
 
-def shipped_models() -> list:
-    """Names of the models in the plugin's models/ folder (fp16 variants are picked automatically)."""
-    return sorted(p.stem for p in MODELS_DIR.glob("*.onnx") if not p.stem.endswith(".fp16"))
-
-
 def resolve_model(value: str, default: str) -> Path:
-    """A shipped model's name, or the path of an .onnx file, to a file path."""
-    value = (value or default).strip()
-    shipped = MODELS_DIR / f"{value}.onnx"
-    if shipped.is_file():
-        return shipped
-    path = Path(value).expanduser()
-    if path.is_file():
-        return path
-    names = ", ".join(shipped_models()) or "none"
-    raise QgsProcessingException(
-        f"No model '{value}': give the name of a shipped model ({names}) or the path of an .onnx file."
-    )
+    """A model's name or an .onnx path to a file that is here already (core.model_store.NotInstalledError for a
+    registered model not downloaded yet); other problems as QgsProcessingException."""
+    try:
+        return model_store().resolve(value or default, download=False)
+    except NotInstalledError:
+        raise
+    except (ModelError, RegistryError) as error:
+        raise QgsProcessingException(str(error)) from error
 
 
 class ExtractionAlgorithm(SpaceNetAlgorithm):
@@ -68,6 +66,7 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
 
     GROUP = "extraction"
     REQUIRES = ("numpy", "scipy", "shapely", "rasterio", "onnxruntime")
+    TASK = ""  # a task of core.model_registry: the help lists the registered models of this task
     DEFAULT_MODEL = ""
     PROBABILITY_NAME = "Probability"
 
@@ -80,9 +79,11 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
         "shipped models). Empty chooses them: a single band goes to every input (panchromatic), colour "
         "interpretation or band names otherwise, bands 5, 3, 2 for 8-band WorldView imagery. One band "
         "may be given for all inputs.</p>"
-        "<p><b>Model</b>: a shipped model by name ({models}) or the path of an .onnx file. Models carry "
-        "their card (bands, resolution, tile size, normalisation, thresholds); models made for the Deepness "
-        "plugin run too. Imagery is resampled to the model's resolution and results mapped back.</p>"
+        "<p><b>Model</b>: a model by name, or the path of an .onnx file. The models for this algorithm:</p>"
+        "<ul>{models}</ul>"
+        "<p>Downloaded models are verified and kept in {cache} for later runs. Models carry their card (bands, "
+        "resolution, tile size, normalisation, thresholds); models made for the Deepness plugin run too. Imagery "
+        "is resampled to the model's resolution and results mapped back.</p>"
     )
     RUN_HELP = (
         "<p><b>Batch size</b>, <b>Device</b> (advanced): tiles sent to the model at once (more is faster "
@@ -91,7 +92,25 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
     )
 
     def source_help(self) -> str:
-        return self.SOURCE_HELP.format(models=", ".join(shipped_models()) or self.tr("none installed"))
+        try:
+            store = model_store()
+        except RegistryError as error:
+            return self.SOURCE_HELP.format(models=f"<li>{html.escape(str(error))}</li>", cache="")
+        items = []
+        for name in store.names(self.TASK):
+            entry = store.registry.get(name)
+            if store.is_installed(name):
+                status = self.tr("installed")
+            else:
+                status = self.tr(f"downloaded on first use, {entry.main.size_label}")
+                if entry.half is not None:
+                    status += self.tr(f", and {entry.half.size_label} more for a GPU")
+            default = self.tr(", the default") if name == self.DEFAULT_MODEL else ""
+            items.append(f"<li><b>{name}</b> ({status}{default}): {html.escape(entry.summary)}</li>")
+        items += [f"<li><b>{name}</b> ({self.tr('installed, not in the registry')})</li>"
+                  for name in store.unregistered_names()]
+        return self.SOURCE_HELP.format(models="".join(items) or f"<li>{self.tr('none')}</li>",
+                                       cache=html.escape(str(store.cache_dir)))
 
     def add_source_parameters(self):
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Input layer")))
@@ -136,16 +155,22 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
 
         try:
             model = resolve_model(self.parameterAsString(parameters, self.MODEL, context), self.DEFAULT_MODEL)
+        except NotInstalledError:
+            return ok, message  # downloaded when the run starts; its bands are checked then
+        except QgsProcessingException as error:
+            return False, str(error)
+        try:
             info = raster.describe(layer.source().split("|")[0])
             card = runtime.load(str(model), "cpu").card  # the session the band widget opened, from the cache
             raster.check_bands(tuple(bands), info, card.bands)
-        except (QgsProcessingException, raster.RasterError, raster.BandMappingError, modelcard.ModelCardError,
+        except (raster.RasterError, raster.BandMappingError, modelcard.ModelCardError,
                 runtime.RuntimeUnavailableError) as error:
             return False, str(error)
         return True, ""
 
-    def common_request(self, parameters, context) -> dict:
-        """The keyword arguments of core.extract.ModelRun from the shared parameters."""
+    def common_request(self, parameters, context, feedback) -> dict | None:
+        """The keyword arguments of core.extract.ModelRun from the shared parameters; None when the user canceled
+        the model's download."""
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         if layer is None:
             raise QgsProcessingException(self.invalidRasterError(parameters, self.INPUT))
@@ -162,17 +187,49 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
         probability_path = None
         if parameters.get(self.OUTPUT_PROBABILITY) is not None:
             probability_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_PROBABILITY, context) or None
-        model = resolve_model(self.parameterAsString(parameters, self.MODEL, context), self.DEFAULT_MODEL)
+        device = self.parameterAsString(parameters, self.DEVICE, context) or "auto"
+        model = self.model_for_run(self.parameterAsString(parameters, self.MODEL, context) or self.DEFAULT_MODEL,
+                                   device, feedback)
+        if model is None:
+            return None
         return dict(
             raster_path=layer.source().split("|")[0],
             model_path=str(model),
             extent=extent,
             bands=tuple(self.parameterAsInts(parameters, self.BANDS, context)) or None,
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
-            device=self.parameterAsString(parameters, self.DEVICE, context) or "auto",
+            device=device,
             probability_path=probability_path,
             work_dir=QgsProcessingUtils.tempFolder(),
         )
+
+    def model_for_run(self, value: str, device: str, feedback) -> Path | None:
+        """The model's file, downloaded first when it is registered and not here yet; None when canceled.
+
+        Its fp16 variant is downloaded only where a GPU may run it: the engine uses it on a GPU alone, and most
+        QGIS installs run on the CPU, which should not pay for it."""
+        from ..core import runtime
+
+        def report(percent, message=None):
+            feedback.setProgress(percent)
+            if message:
+                feedback.pushInfo(message)
+
+        try:
+            store = model_store()
+            path = store.resolve(value, report=report, is_canceled=feedback.isCanceled)
+            half = store.missing_half(value) if device != "cpu" and runtime.gpu_may_run() else None
+            if half is not None:
+                try:
+                    store.fetch(half, report=report, is_canceled=feedback.isCanceled)
+                except ModelError as error:  # the fp32 file runs on a GPU too, only slower
+                    feedback.pushWarning(self.tr(f"{error} The model runs in fp32 meanwhile."))
+        except DownloadCanceled:
+            feedback.pushWarning(self.tr("Canceled while downloading the model: nothing was kept."))
+            return None
+        except (ModelError, RegistryError) as error:
+            raise QgsProcessingException(str(error)) from error
+        return path
 
     def optional_number(self, parameters, name, context):
         if parameters.get(name) in (None, ""):

@@ -15,7 +15,6 @@ from pathlib import Path
 from processing.gui.wrappers import DIALOG_BATCH, DIALOG_MODELER, DIALOG_STANDARD, WidgetWrapper
 from qgis.core import (
     QgsMapLayer,
-    QgsProcessingException,
     QgsProcessingModelChildParameterSource,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBand,
@@ -27,6 +26,9 @@ from qgis.PyQt.QtGui import QRegularExpressionValidator
 from qgis.PyQt.QtWidgets import QComboBox, QLineEdit
 
 from ..core import band_preview, raster
+from ..core.model_registry import RegistryError
+from ..core.model_store import ModelError, NotInstalledError
+from ..qgis_models import model_store
 from .band_selection import ERROR_STYLE, BandSelectionWidget
 
 # 1-based band numbers separated by commas, semicolons or spaces; what is typed can only ever parse
@@ -167,13 +169,14 @@ class BandsWidgetWrapper(WidgetWrapper):
         """The model file and "", or None and why there is none."""
         if self._model_wrapper is None:
             return None, ""
-        from ..processing_provider.extraction import resolve_model
-
         value = self._model_wrapper.parameterValue()
         default = self._model_wrapper.parameterDefinition().defaultValue() or ""
         try:
-            return str(resolve_model(value if isinstance(value, str) else "", default)), ""
-        except QgsProcessingException as error:
+            return str(model_store().resolve((value if isinstance(value, str) else "") or default,
+                                             download=False)), ""
+        except NotInstalledError:
+            return None, ""  # downloaded when the algorithm runs, never from the dialog: the usual RGB inputs meanwhile
+        except (ModelError, RegistryError) as error:
             return None, str(error)
 
     @staticmethod

@@ -1,0 +1,19 @@
+"""The model store as the plugin uses it inside QGIS: the plugin's models/ folder, and downloads kept in the QGIS
+profile (the plugin folder may be read-only, and a profile folder is the user's). Shared by processing_provider/
+and ui/, so that neither imports the other for it."""
+
+from pathlib import Path
+
+from qgis.core import QgsApplication
+
+from .core.model_store import ModelStore
+
+
+def models_cache_dir() -> Path:
+    """Where downloaded models are kept: beside the tile index, shared by every project of the profile."""
+    return Path(QgsApplication.qgisSettingsDirPath()) / "spacenet_toolkit" / "models"
+
+
+def model_store() -> ModelStore:
+    """The store with the registry as it is now (cheap: a small JSON read; tests change it through the environment)."""
+    return ModelStore(cache_dir=models_cache_dir())
