@@ -36,7 +36,7 @@ PROCESS_ENV = $(RUN_ENV) PYTHONPATH=$(SITE_PACKAGES) QGIS_CUSTOM_CONFIG_PATH=$(D
 QGIS_PROFILE_DIR ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default
 
 .PHONY: help setup system test test-unit test-qgis test-e2e demo bench lint package install uninstall clean
-.PHONY: train-setup train-buildings train-roads eval
+.PHONY: train-setup train-buildings train-roads eval gpu-pack
 
 help:
 	@echo "make setup     install QGIS (Debian), a venv and every dependency (ORT=auto|gpu|cpu)"
@@ -136,6 +136,14 @@ else
 	$(TRAIN_PY) -m training.roads_baseline --out training/cache_roads
 	$(TRAIN_RUN) --task roads --cache training/cache_roads --minutes $(or $(MINUTES),30)
 endif
+
+# What a lent GPU machine needs to train (training/gpu_session.sh): packed caches and the initial weights in .gpu/.
+gpu-pack: train-setup
+	$(TRAIN_PY) -m training.data
+	$(TRAIN_PY) -m training.roads_baseline --out training/cache_roads
+	PYTHONPATH=. $(TRAIN_PY) -m training.pack --out .gpu/cache --initial-weights .gpu/init.pt
+	PYTHONPATH=. $(TRAIN_PY) -m training.pack --cache training/cache_roads --out .gpu/cache_roads
+	du -sh .gpu
 
 # Runs in the plugin's venv: the scores come from the plugin's own engine and metrics.
 eval: check-venv $(PLUGIN_LINK)

@@ -23,12 +23,9 @@ from affine import Affine
 from PIL import Image
 from shapely.geometry import box, shape
 
+from training.paths import CACHE_DIR, DATA_ROOT  # noqa: F401 (DATA_ROOT: read from here by the evaluators)
 from training.spacenet_data import building_masks
 
-# ../shared/datasets beside the checkout, as on every machine of the project; OAM_BUILDINGS overrides it
-DATA_ROOT = os.environ.get("OAM_BUILDINGS", os.path.join(os.path.dirname(__file__), "..", "..", "shared",
-                                                          "datasets", "oam_buildings"))
-CACHE_DIR = os.path.join(os.path.dirname(__file__), "cache")
 TARGET_GSD_M = 0.3
 INTERIOR_SHRINK_PX = 3.0
 EARTH_CIRCUMFERENCE_M = 2 * math.pi * 6378137.0

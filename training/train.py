@@ -1,9 +1,11 @@
-"""Train a small U-Net (buildings or roads) within a wall-clock budget, exporting ONNX checkpoints as it goes.
+"""Train a segmentation network (buildings or roads) within a wall-clock budget, exporting ONNX as it goes.
 
-Samples are random 256x256 crops of the cached 0.3 m blocks (training split only) with scale jitter, flips/rot90,
-colour jitter, random grayscale, blur and noise, then the engine's normalisation (2-98 percentile stretch per
-band). Every ~13 minutes from minute 20 the model is scored on the validation blocks; an improvement is
-exported straight to models/ with defaults tuned on validation, so a usable model exists early.
+Batches are random 256x256 crops of the cached 0.3 m blocks (training split only), augmented for satellite
+imagery by `training.augment` (on the GPU when there is one) and normalised as the engine does. Every ~13 minutes
+from minute 20 the model is scored on the validation blocks; an improvement is exported straight to models/ with
+defaults tuned on validation, so a usable model exists early. `--snapshot-every-minutes` instead saves the
+weights now and then without validating (for a GPU machine without the validation data: `training.select`
+validates the snapshots afterwards).
 
     OMP_NUM_THREADS=1 training/.venv/bin/python -m training.train --minutes 60
     training/.venv/bin/python -m training.train --task roads --cache training/cache_roads --minutes 120
@@ -23,13 +25,9 @@ import torch
 import torch.nn.functional as F  # noqa: N812 (the PyTorch convention)
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from training import evaluate, export
-from training.data import CACHE_DIR
-from training.model import SmallUNet
-from training.spacenet_data import contact_zone, small_building_share
+from training import augment, model, pack
+from training.paths import CACHE_DIR
 
-CROP = 256
-SCALE_RANGE = (0.8, 1.25)
 RUNS_DIR = os.path.join(os.path.dirname(__file__), "runs")
 SOURCE_WEIGHT = {"ramp5": 0.5}  # Nairobi labels are offset by 1-3 m: sample it less
 TRAINING_AREAS = ["ramp_hotosm area 1 (Zanzibar, block at tile row 270960)", "ramp_hotosm area 3 (Banepa)",
@@ -47,87 +45,28 @@ def load_blocks(cache_dir=CACHE_DIR, channels=CHANNELS["buildings"], split="trai
     for e in index:
         d = np.load(os.path.join(cache_dir, e["name"] + ".npz"))
         labels = np.stack([d[name] for name in channels])
-        instances = d["instances"] if "instances" in d.files else np.zeros(labels.shape[1:], np.int32)
-        blocks.append(dict(images=torch.from_numpy(d["images"]).permute(0, 3, 1, 2).contiguous(),  # V,3,H,W uint8
+        if "contact" in d.files:  # a packed cache (training.pack) carries them, for machines without rasterio
+            contact, small = d["contact"], d["small"].astype(np.float32) / 255
+        else:
+            from training.spacenet_data import contact_zone, small_building_share
+            instances = d["instances"] if "instances" in d.files else np.zeros(labels.shape[1:], np.int32)
+            contact, small = contact_zone(instances), small_building_share(instances)
+        images = d["images"] if "images" in d.files else pack.unpack_images(d)
+        blocks.append(dict(images=torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),  # V,3,H,W uint8
                            labels=torch.from_numpy(labels), valid=torch.from_numpy(d["valid"]),
-                           contact=torch.from_numpy(contact_zone(instances)),
-                           small=torch.from_numpy(small_building_share(instances)),
+                           contact=torch.from_numpy(contact), small=torch.from_numpy(small),
                            weight=labels.shape[1] * labels.shape[2] * SOURCE_WEIGHT.get(e["source"], 1.0),
                            name=e["name"]))
     return blocks
 
 
-def gaussian_blur(x, sigma):
-    radius = max(1, int(math.ceil(2.5 * sigma)))
-    k = torch.exp(-(torch.arange(-radius, radius + 1, dtype=torch.float32) ** 2) / (2 * sigma**2))
-    k = (k / k.sum()).view(1, 1, 1, -1).repeat(x.shape[0], 1, 1, 1)
-    x = F.conv2d(F.pad(x[None], (radius, radius, 0, 0), mode="reflect"), k, groups=x.shape[0])
-    x = F.conv2d(F.pad(x, (0, 0, radius, radius), mode="reflect"), k.transpose(2, 3), groups=x.shape[1])
-    return x[0]
-
-
-def random_colour(rng):
-    """A pointwise colour transform on raw 0-255 values; the percentile stretch cancels plain gain and offset,
-    so what matters is what it cannot undo: band mixing, gamma, clipping."""
-    gray = rng.random() < 0.25
-    mix = torch.tensor(rng.dirichlet([4, 4, 4]), dtype=torch.float32).view(3, 1, 1)
-    saturation = rng.uniform(0.5, 1.5)
-    gamma = torch.tensor(rng.uniform(0.7, 1.4, 3 if not gray else 1), dtype=torch.float32).view(-1, 1, 1)
-    exposure = rng.uniform(1.0, 1.4) if rng.random() < 0.3 else 1.0
-
-    def apply(x):
-        if gray:  # panchromatic: one band, replicated
-            x = (x * mix).sum(0, keepdim=True).expand(3, -1, -1)
-        else:
-            mean = x.mean(0, keepdim=True)
-            x = mean + (x - mean) * saturation
-        x = 255.0 * (x.clamp(0, 255) / 255.0) ** gamma
-        return (x * exposure).clamp(0, 255)
-    return apply
-
-
-def percentile_stretch(x, ref):
-    """Map each band's 2nd percentile of `ref` to 0 and its 98th to 1, clip: the engine's normalisation."""
-    q = torch.quantile(ref.reshape(ref.shape[0], -1), torch.tensor([0.02, 0.98]), dim=1)  # 2, C
-    lo, hi = q[0].view(-1, 1, 1), q[1].view(-1, 1, 1)
-    return ((x - lo) / (hi - lo).clamp_min(1e-6)).clamp(0, 1)
-
-
-def sample(blocks, weights, rng):
-    b = blocks[rng.choice(len(blocks), p=weights)]
-    v = rng.integers(b["images"].shape[0])
-    _, _, h, w = b["images"].shape
-    scale = math.exp(rng.uniform(*np.log(SCALE_RANGE)))
-    c = min(int(round(CROP * scale)), h, w)
-    y, x = rng.integers(h - c + 1), rng.integers(w - c + 1)
-    img = b["images"][v, :, y:y + c, x:x + c].float()
-    lab = torch.cat([b["labels"][:, y:y + c, x:x + c], b["valid"][v:v + 1, y:y + c, x:x + c],
-                     b["contact"][None, y:y + c, x:x + c], b["small"][None, y:y + c, x:x + c]]).float()
-    if c != CROP:
-        img = F.interpolate(img[None], size=(CROP, CROP), mode="bilinear", antialias=True, align_corners=False)[0]
-        lab = F.interpolate(lab[None], size=(CROP, CROP), mode="bilinear", align_corners=False)[0]
-        lab[:-1] = (lab[:-1] > 0.5).float()  # masks stay masks; the small-building share is a weight
-    k = int(rng.integers(4))
-    img, lab = torch.rot90(img, k, (1, 2)), torch.rot90(lab, k, (1, 2))
-    if rng.random() < 0.5:
-        img, lab = img.flip(2), lab.flip(2)
-
-    colour = random_colour(rng)
-    img = colour(img)
-    if rng.random() < 0.5:
-        # The engine stretches over the whole extent, not per tile: half the time take the percentiles over a
-        # wider window around the crop.
-        cy, cx = y + c // 2, x + c // 2
-        r = 2 * c
-        ref = b["images"][v, :, max(0, cy - r):cy + r:4, max(0, cx - r):cx + r:4].float()
-        ref = colour(ref)
-    else:
-        ref = img
-    if rng.random() < 0.25:
-        img = gaussian_blur(img, rng.uniform(0.4, 1.3))
-    if rng.random() < 0.3:
-        img = (img + torch.randn_like(img) * rng.uniform(2, 8)).clamp(0, 255)
-    return percentile_stretch(img, ref), lab
+def load_matching(net, state) -> list:
+    """Load the weights of `state` whose names and shapes `net` shares; the names of those left as initialised."""
+    own = net.state_dict()
+    usable = {k: v.float() if v.is_floating_point() else v for k, v in state.items()
+              if k in own and own[k].shape == v.shape}
+    net.load_state_dict(usable, strict=False)
+    return sorted(set(own) - set(usable))
 
 
 def loss_fn(logits, target, contact_weight=0.0, small_weight=0.0):
@@ -152,6 +91,7 @@ def main():
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1, help="CPU threads for PyTorch")
     ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--warmup-steps", type=int, default=50, help="linear learning-rate warm-up")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--task", choices=sorted(CHANNELS), default="buildings")
     ap.add_argument("--init", help="start from this checkpoint's weights (a best.pt or last.pt)")
@@ -165,6 +105,12 @@ def main():
     ap.add_argument("--small-weight", type=float, default=0.0,
                     help="extra BCE weight on roofs of 20 m² or less, tapering on larger ones (for recall in dense "
                          "settlements of small buildings)")
+    ap.add_argument("--arch", choices=model.ARCHITECTURES, default="effnet_lite0",
+                    help="effnet_lite0: U-Net on an ImageNet-pretrained EfficientNet-Lite0 (the default); "
+                         "unet_small: the small U-Net from scratch (buildings_unet_small, roads_unet_small)")
+    ap.add_argument("--snapshot-every-minutes", type=float, default=0.0,
+                    help="save the (averaged) weights this often instead of validating and exporting; "
+                         "`training.select` validates the snapshots later")
     ap.add_argument("--cache", default=CACHE_DIR, help="a cache from training.data or training.spacenet_data")
     ap.add_argument("--run-dir", default=os.path.join(RUNS_DIR, time.strftime("%Y%m%d-%H%M%S")))
     args = ap.parse_args()
@@ -172,7 +118,7 @@ def main():
     start = time.time()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
+    torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick its fastest kernels once
     random.seed(args.seed)
     os.makedirs(args.run_dir, exist_ok=True)
     log_path = os.path.join(args.run_dir, "log.jsonl")
@@ -188,25 +134,42 @@ def main():
     if not blocks:
         raise SystemExit(f"{args.cache} has no training tiles (index.json split 'train').")
     weights = np.array([b["weight"] for b in blocks])
-    weights /= weights.sum()
+    snapshots = args.snapshot_every_minutes > 0
     oam_buildings = args.task == "buildings" and os.path.abspath(args.cache) == os.path.abspath(CACHE_DIR)
-    validation = None if oam_buildings else load_blocks(args.cache, channels, split="val")
+    validation = None if oam_buildings or snapshots else load_blocks(args.cache, channels, split="val")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    net = SmallUNet(out_channels=len(channels))
+    sampler = augment.BlockSampler(blocks, weights, device, seed=args.seed)
+    del blocks
+    net = model.build(args.arch, len(channels), pretrained=not args.init)
     if args.init:
-        net.load_state_dict(torch.load(args.init, map_location="cpu")["model"])
+        skipped = load_matching(net, torch.load(args.init, map_location="cpu")["model"])
+        if skipped:
+            note(event="init", fresh=skipped)  # e.g. a buildings head when training roads from its encoder
     net = net.to(device, memory_format=torch.channels_last)
+    # bfloat16 on a GPU: twice the throughput, and no loss scaling needed
+    autocast = torch.autocast("cuda", torch.bfloat16, enabled=device.type == "cuda")
     # the weights validated and exported: an average over the last steps smooths out the noise of small batches
     averaged = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(args.ema), use_buffers=True) if args.ema else None
     shipped = averaged.module if averaged is not None else net
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     deadline = start + args.minutes * 60
-    next_export = start + args.first_export_minutes * 60
-    best_f1, step, warmup = args.min_score, 0, 50
+    next_export = start + 60 * (args.snapshot_every_minutes if snapshots else args.first_export_minutes)
+    best_f1, step, warmup = args.min_score, 0, args.warmup_steps
     timings = None
+
+    def snapshot():
+        path = os.path.join(args.run_dir, f"snapshot-{step:06d}.pt")
+        state = {k: v.half() if v.is_floating_point() else v for k, v in shipped.state_dict().items()}
+        torch.save({"model": state, "arch": args.arch, "task": args.task, "step": step,
+                    "minutes": round((time.time() - start) / 60, 2), "hardware": _hardware(),
+                    "batch": args.batch}, path)
+        note(event="snapshot", step=step, path=os.path.basename(path))
 
     def checkpoint(final=False):
         nonlocal best_f1, timings
+        if snapshots:
+            return snapshot()
+        from training import evaluate, export
         t0 = time.time()
         runner = evaluate.torch_runner(shipped)
         result = evaluate.evaluate(runner) if oam_buildings else evaluate.cache_scores(runner, validation)
@@ -223,7 +186,8 @@ def main():
                        "cpu_ms_per_512_tile_2_threads": evaluate.cpu_ms_per_tile(timing, 2)}
         card = _card(result, timings, step, start, args)
         export.export(shipped, card)
-        torch.save({"model": shipped.state_dict(), "card": card, "step": step}, os.path.join(args.run_dir, "best.pt"))
+        torch.save({"model": shipped.state_dict(), "arch": args.arch, "card": card, "step": step},
+                   os.path.join(args.run_dir, "best.pt"))
         with open(os.path.join(args.run_dir, "card.json"), "w") as f:
             json.dump(card, f, indent=1)
         note(event="exported", step=step, seconds=round(time.time() - t0, 1))
@@ -236,10 +200,10 @@ def main():
         lr = args.lr * min(1.0, (step + 1) / warmup) * (0.02 + 0.98 * cosine)
         for g in opt.param_groups:
             g["lr"] = lr
-        batch = [sample(blocks, weights, rng) for _ in range(args.batch)]
-        x = torch.stack([b[0] for b in batch]).to(device).contiguous(memory_format=torch.channels_last)
-        y = torch.stack([b[1] for b in batch]).to(device)
-        loss, bce, dice = loss_fn(net.logits(x), y, args.contact_weight, args.small_weight)
+        x, y = sampler.batch(args.batch)
+        with autocast:
+            logits = net.logits(x.contiguous(memory_format=torch.channels_last))
+        loss, bce, dice = loss_fn(logits.float(), y, args.contact_weight, args.small_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -254,17 +218,29 @@ def main():
                  bce=[round(v, 4) for v in m[1:1 + n]], dice=[round(v, 4) for v in m[1 + n:]],
                  s_per_step=round((time.time() - t_last) / 50, 3))
             t_last, losses = time.time(), []
-        if time.time() >= next_export and deadline - time.time() > 8 * 60:
+        if snapshots and time.time() >= next_export:
+            snapshot()
+            next_export = time.time() + args.snapshot_every_minutes * 60
+        elif not snapshots and time.time() >= next_export and deadline - time.time() > 8 * 60:
             checkpoint()
             next_export = time.time() + args.export_every_minutes * 60
     checkpoint(final=True)
-    torch.save({"model": shipped.state_dict(), "step": step}, os.path.join(args.run_dir, "last.pt"))
+    if not snapshots:  # with snapshots, the last one is these weights
+        torch.save({"model": shipped.state_dict(), "arch": args.arch, "step": step},
+                   os.path.join(args.run_dir, "last.pt"))
     note(event="done", step=step, best_f1=round(best_f1, 4))
 
 
 def _card(result, timings, step, start, args):
     run = {"hardware": _hardware(), "duration_minutes": round((time.time() - start) / 60, 1),
            "epochs_or_steps": f"{step} steps of {args.batch} crops 256x256"}
+    return card(result, timings, run, args)
+
+
+def card(result, timings, run, args):
+    """The model card of weights scored `result` (training.evaluate or cache_scores); `run` says where and how
+    long they trained; `args` names the task, architecture and cache."""
+    from training import evaluate, export
     if args.task == "buildings" and "kampala_pixel_iou" in result:
         defaults = evaluate.card_defaults(result)
         scores = {"kampala_pixel_iou": round(result["kampala_pixel_iou"], 4),
@@ -274,7 +250,7 @@ def _card(result, timings, step, start, args):
                              "downsampled) resampled to 0.3 m, OSM building footprints rasterised"),
                     "areas": TRAINING_AREAS, "validation": VALIDATION_AREAS,
                     "held_out": "ramp_hotosm area 2 (Kampala)", **run}
-        return export.model_card(defaults, scores, training)
+        return export.model_card(defaults, scores, training, arch=args.arch)
     with open(os.path.join(args.cache, "index.json")) as f:
         index = json.load(f)
     defaults = {"threshold": 0.5} if args.task == "roads" else {"threshold": 0.5, "min_area_m2": 10.0,
@@ -283,7 +259,7 @@ def _card(result, timings, step, start, args):
     training = {"data": f"SpaceNet tiles resampled to 0.3 m ({os.path.basename(os.path.abspath(args.cache))})",
                 "areas": [e["name"] for e in index if e["split"] == "train"],
                 "validation": [e["name"] for e in index if e["split"] == "val"], **run}
-    return export.model_card(defaults, {**scores, **timings}, training, task=args.task)
+    return export.model_card(defaults, {**scores, **timings}, training, task=args.task, arch=args.arch)
 
 
 def _hardware():

@@ -1,0 +1,64 @@
+"""Choose among a run's snapshots on the validation areas, and export the best with defaults tuned there.
+
+A GPU machine lent without the validation data trains with `--snapshot-every-minutes`; this scores each
+snapshot with `training.evaluate` (object F1 on the validation areas, defaults tuned there; Kampala's pixel IoU is
+reported, never used) and exports the best one to models/ as `training.train` would have.
+
+    training/.venv/bin/python -m training.select training/runs/RUN [--cache training/cache]
+"""
+import argparse
+import glob
+import json
+import os
+import types
+
+import torch
+
+from training import evaluate, export, model, train
+from training.paths import CACHE_DIR
+
+
+def load(path):
+    saved = torch.load(path, map_location="cpu")
+    channels = train.CHANNELS[saved.get("task", "buildings")]
+    net = model.build(saved.get("arch", "unet_small"), len(channels))
+    net.load_state_dict({k: v.float() for k, v in saved["model"].items()})
+    return net.eval(), saved
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run_dir")
+    ap.add_argument("--cache", default=CACHE_DIR)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    paths = sorted(glob.glob(os.path.join(args.run_dir, "snapshot-*.pt")))
+    if not paths:
+        raise SystemExit(f"{args.run_dir} has no snapshot-*.pt files.")
+    scored = []
+    for path in paths:
+        net, saved = load(path)
+        result = evaluate.evaluate(evaluate.torch_runner(net))
+        scored.append((result["f1"], path, result, saved))
+        print(json.dumps({"snapshot": os.path.basename(path), "step": saved["step"],
+                          **{k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}}), flush=True)
+    _, path, result, saved = max(scored, key=lambda item: item[0])
+    net, _ = load(path)
+    options = types.SimpleNamespace(task=saved.get("task", "buildings"), arch=saved.get("arch", "unet_small"),
+                                    cache=args.cache, batch=saved.get("batch"))
+    timing = os.path.join(args.run_dir, "timing.onnx")
+    run = {"hardware": saved["hardware"], "duration_minutes": saved["minutes"],
+           "epochs_or_steps": f"{saved['step']} steps of {saved.get('batch')} crops 256x256"}
+    export.export(net, train.card(result, {}, run, options), timing, timing + ".fp16")
+    timings = {"cpu_ms_per_512_tile_1_thread": evaluate.cpu_ms_per_tile(timing, 1),
+               "cpu_ms_per_512_tile_2_threads": evaluate.cpu_ms_per_tile(timing, 2)}
+    card = train.card(result, timings, run, options)
+    export.export(net, card)
+    torch.save({"model": net.state_dict(), "arch": options.arch, "card": card, "step": saved["step"]},
+               os.path.join(args.run_dir, "best.pt"))
+    print(json.dumps({"chosen": os.path.basename(path), "card": card}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
