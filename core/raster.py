@@ -3,7 +3,9 @@
 The model grid covers the requested extent in the raster's own CRS with pixels of the model's ground
 sample distance (in metres, also for geographic CRSs), so results map straight back to the layer.
 A GDAL warped VRT resamples onto that grid and carries an alpha band for validity: nodata values,
-alpha and mask bands and everything outside the raster all read as invalid.
+alpha and mask bands and everything outside the raster all read as invalid. A raster that declares none of
+them (a gdalbuildvrt or gdal_merge mosaic, a scene with a black collar) has its pixels that are 0 in every band
+read as invalid too: otherwise the blank between scenes drags the stretch down and the model sees black land.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 import rasterio
 import shapely
 from affine import Affine
-from rasterio.enums import Resampling
+from rasterio.enums import MaskFlags, Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window, from_bounds
 
@@ -49,6 +51,7 @@ class RasterInfo:
     transform: Affine
     colorinterp: tuple  # ColorInterp names, lowercase
     descriptions: tuple  # band descriptions, "" where none
+    zero_is_nodata: bool = False  # no nodata value, alpha or mask declared: all-zero pixels are the blank
 
     @property
     def bounds(self) -> tuple:
@@ -79,9 +82,22 @@ def describe(path) -> RasterInfo:
                 transform=src.transform,
                 colorinterp=tuple(c.name.lower() for c in src.colorinterp),
                 descriptions=tuple((d or "").strip().lower() for d in src.descriptions),
+                zero_is_nodata=not _declares_validity(src),
             )
     except rasterio.RasterioIOError as error:
         raise RasterError(f"Cannot read {path}: {error}") from error
+
+
+def _declares_validity(src) -> bool:
+    """Whether the raster says itself which pixels hold data: a nodata value, an alpha band or a mask."""
+    if any(v is not None for v in src.nodatavals) or "alpha" in [c.name.lower() for c in src.colorinterp]:
+        return True
+    return any(flags != [MaskFlags.all_valid] for flags in src.mask_flag_enums)
+
+
+def without_zero_fill(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """`valid` [H, W] less the pixels whose `values` [bands, H, W] are 0 in every band."""
+    return valid & np.any(values != 0, axis=0)
 
 
 def default_bands(info: RasterInfo, model_bands) -> tuple:
@@ -212,6 +228,9 @@ def measure_stretch(info: RasterInfo, bands, grid: Grid, normalisation: Normalis
         out_shape = (max(1, int(window.height / max(scale, 1))), max(1, int(window.width / max(scale, 1))))
         unique = sorted(set(bands))
         data = src.read(unique, window=window, out_shape=(len(unique), *out_shape), masked=True)
+        if info.zero_is_nodata:
+            blank = ~without_zero_fill(data.data, np.ones(out_shape, bool))
+            data = np.ma.masked_array(data.data, np.ma.getmaskarray(data) | blank[None])
     low, high = [], []
     for band in bands:
         values = data[unique.index(band)].compressed()
@@ -236,6 +255,8 @@ def open_on_grid(info: RasterInfo, grid: Grid):
             height=grid.height,
             resampling=Resampling.bilinear,
             add_alpha=not own_alpha,
+            # the blank stays out of the resampling too, so no dark rim is blended into the data along it
+            **(dict(src_nodata=0, UNIFIED_SRC_NODATA="YES") if info.zero_is_nodata else {}),
         ) as vrt:
             yield GridReader(vrt, info.alpha_band if own_alpha else vrt.count)
 

@@ -73,7 +73,9 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
     SOURCE_HELP = (
         "<p><b>Input layer</b>: any GDAL raster: 8-bit or 11-bit (uint16) or float, panchromatic, RGB, "
         "RGBA, 4- or 8-band (WorldView), in any CRS. Nodata values, alpha and mask bands are respected: "
-        "nothing is detected in nodata or on the pixel along it.</p>"
+        "nothing is detected in nodata or on the pixel along it. A raster that declares none of them (a "
+        "mosaic from gdalbuildvrt, a scene with a black collar) has its pixels of 0 in every band taken as "
+        "nodata.</p>"
         "<p><b>Extent</b>: the part of the layer to process; empty means the whole layer.</p>"
         "<p><b>Bands</b>: the raster bands that feed the model's inputs, in order (red, green, blue for the "
         "shipped models). Empty chooses them: a single band goes to every input (panchromatic), colour "

@@ -112,6 +112,24 @@ def test_the_model_sees_no_black_edge_beside_nodata(repo_root, fixtures, tmp_pat
     assert difference.mean() < 0.05, difference.mean()
 
 
+def test_a_black_blank_without_declared_nodata_counts_as_nodata(fixtures, brightness_model, tmp_path):
+    """A gdalbuildvrt or gdal_merge mosaic declares no nodata: its blank is plain 0. It must give the buildings
+    of the same raster with nodata 0 declared, not a stretch dragged down and black land beside the data."""
+    with rasterio.open(fixtures / ATLANTA) as src:
+        data, profile = src.read(), src.profile
+    data[:, :, :450] = 0
+    paths = {}
+    for name, nodata in (("declared", 0), ("undeclared", None)):
+        paths[name] = tmp_path / f"{name}.tif"
+        with rasterio.open(paths[name], "w", **{**profile, "nodata": nodata}) as out:
+            out.write(data)
+    assert raster.describe(paths["undeclared"]).zero_is_nodata
+    assert not raster.describe(paths["declared"]).zero_is_nodata
+    declared, undeclared = run(paths["declared"], brightness_model), run(paths["undeclared"], brightness_model)
+    assert undeclared.footprints
+    assert [f.geometry.wkt for f in undeclared.footprints] == [f.geometry.wkt for f in declared.footprints]
+
+
 def test_wholly_nodata_tiles_are_skipped(fixtures, brightness_model, tmp_path):
     holed = tmp_path / "mostly_empty.tif"
     with rasterio.open(fixtures / ATLANTA) as src:
