@@ -372,30 +372,36 @@ def roads_report(model: str, work: Path) -> dict:
     return result
 
 
+def shipped(task: str) -> list[str]:
+    """Every model of `task` in models/ (fp16 variants aside): make eval scores them side by side."""
+    return sorted(p for p in glob.glob(str(REPO / "models" / f"{task}_*.onnx")) if not p.endswith(".fp16.onnx"))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--buildings-model", default=str(REPO / "models" / "buildings_unet_small.onnx"))
-    parser.add_argument("--roads-model", default=str(REPO / "models" / "roads_unet_small.onnx"))
-    parser.add_argument("--only", choices=("buildings", "roads"), help="score one model only")
+    parser.add_argument("--buildings-model", action="append", help="score this model (repeatable); default: every "
+                                                                   "buildings_*.onnx in models/")
+    parser.add_argument("--roads-model", action="append", help="likewise, default every roads_*.onnx in models/")
+    parser.add_argument("--only", choices=("buildings", "roads"), help="score one task only")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--write-cards", action="store_true",
                         help="store the scores in the models' cards (ONNX metadata, fp32 and fp16 files)")
     args = parser.parse_args(argv)
     report = {}
     with tempfile.TemporaryDirectory(prefix="spacenet-eval-") as tmp:
-        for task, model, run in (("buildings", args.buildings_model, buildings_report),
-                                 ("roads", args.roads_model, roads_report)):
-            if args.only in (None, task):
-                report[task] = run(model, Path(tmp))
-                report[task]["cpu_ms_per_512_tile"] = {n: cpu_ms_per_tile(model, n) for n in (1, 2)}
+        for task, models, run in (("buildings", args.buildings_model or shipped("buildings"), buildings_report),
+                                  ("roads", args.roads_model or shipped("roads"), roads_report)):
+            if args.only not in (None, task):
+                continue
+            for model in models:
+                result = report.setdefault(task, {})[Path(model).stem] = run(model, Path(tmp))
+                result["cpu_ms_per_512_tile"] = {n: cpu_ms_per_tile(model, n) for n in (1, 2)}
                 print("CPU ms per 512 x 512 tile: " + ", ".join(
-                    f"{ms} ms with {n} thread{'s' * (n > 1)}" for n, ms in report[task]["cpu_ms_per_512_tile"].items()))
+                    f"{ms} ms with {n} thread{'s' * (n > 1)}" for n, ms in result["cpu_ms_per_512_tile"].items()))
+                if args.write_cards:
+                    write_card_scores(model, card_scores(task, result))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
-    if args.write_cards:
-        for task, model in (("buildings", args.buildings_model), ("roads", args.roads_model)):
-            if task in report:
-                write_card_scores(model, card_scores(task, report[task]))
     return 0
 
 

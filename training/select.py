@@ -39,11 +39,16 @@ def main():
     scored = []
     for path in paths:
         net, saved = load(path)
-        result = evaluate.evaluate(evaluate.torch_runner(net))
-        scored.append((result["f1"], path, result, saved))
+        task = saved.get("task", "buildings")
+        if task == "buildings" and os.path.abspath(args.cache) == os.path.abspath(CACHE_DIR):
+            result = evaluate.evaluate(evaluate.torch_runner(net))
+        else:  # as training.train validates any other cache; without validation tiles, the last one wins
+            validation = train.load_blocks(args.cache, train.CHANNELS[task], split="val")
+            result = evaluate.cache_scores(evaluate.torch_runner(net), validation)
+        scored.append((result["f1"], saved["step"], path, result, saved))
         print(json.dumps({"snapshot": os.path.basename(path), "step": saved["step"],
                           **{k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}}), flush=True)
-    _, path, result, saved = max(scored, key=lambda item: item[0])
+    _, _, path, result, saved = max(scored, key=lambda item: item[:2])
     net, _ = load(path)
     options = types.SimpleNamespace(task=saved.get("task", "buildings"), arch=saved.get("arch", "unet_small"),
                                     cache=args.cache, batch=saved.get("batch"))

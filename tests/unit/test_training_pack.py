@@ -1,0 +1,35 @@
+"""training.pack: what travels to a GPU machine must unpack to exactly the cache it came from."""
+import json
+
+import numpy as np
+
+from training import pack
+
+
+def write_cache(folder, rng):
+    blocks = []
+    for name, split in (("a", "train"), ("b", "val"), ("c", "train")):
+        images = rng.integers(0, 256, (3, 40, 56, 3), dtype=np.uint8)
+        instances = np.zeros((40, 56), np.int32)
+        instances[5:15, 5:20], instances[5:15, 20:30] = 1, 2  # two roofs that touch
+        np.savez_compressed(folder / f"{name}.npz", images=images, valid=np.ones((3, 40, 56), bool),
+                            building=(instances > 0).astype(np.uint8), interior=np.zeros((40, 56), np.uint8),
+                            instances=instances, zooms=np.array([19, 20, 21]))
+        blocks.append({"name": name, "split": split, "source": "test"})
+    (folder / "index.json").write_text(json.dumps(blocks))
+
+
+def test_a_packed_block_unpacks_to_the_same_pixels_with_its_weights_precomputed(tmp_path):
+    cache, out = tmp_path / "cache", tmp_path / "packed"
+    cache.mkdir()
+    write_cache(cache, np.random.default_rng(0))
+    index = pack.pack(cache, out)
+    assert [e["name"] for e in index] == ["a", "c"]  # the training split only
+    assert json.loads((out / "index.json").read_text()) == index
+    for name in ("a", "c"):
+        original, packed = np.load(cache / f"{name}.npz"), np.load(out / f"{name}.npz")
+        assert "images" not in packed.files and "instances" not in packed.files
+        np.testing.assert_array_equal(pack.unpack_images(packed), original["images"])
+        np.testing.assert_array_equal(packed["building"], original["building"])
+        assert packed["contact"][10, 19:21].all() and not packed["contact"][30, 40]  # where the roofs meet
+        assert packed["small"].dtype == np.uint8 and packed["small"][10, 10] > 0 and packed["small"][30, 40] == 0
