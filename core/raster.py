@@ -5,7 +5,8 @@ sample distance (in metres, also for geographic CRSs), so results map straight b
 A GDAL warped VRT resamples onto that grid and carries an alpha band for validity: nodata values,
 alpha and mask bands and everything outside the raster all read as invalid. A raster that declares none of
 them (a gdalbuildvrt or gdal_merge mosaic, a scene with a black collar) has its pixels that are 0 in every band
-read as invalid too: otherwise the blank between scenes drags the stretch down and the model sees black land.
+read as invalid too, when it has several bands (no colour image is black in all of them; a single band may be a
+mask or a dark shadow): otherwise the blank between scenes drags the stretch down and the model sees black land.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class RasterInfo:
     transform: Affine
     colorinterp: tuple  # ColorInterp names, lowercase
     descriptions: tuple  # band descriptions, "" where none
-    zero_is_nodata: bool = False  # no nodata value, alpha or mask declared: all-zero pixels are the blank
+    zero_is_nodata: bool = False  # several bands, no nodata value, alpha or mask: all-zero pixels are the blank
 
     @property
     def bounds(self) -> tuple:
@@ -82,7 +83,7 @@ def describe(path) -> RasterInfo:
                 transform=src.transform,
                 colorinterp=tuple(c.name.lower() for c in src.colorinterp),
                 descriptions=tuple((d or "").strip().lower() for d in src.descriptions),
-                zero_is_nodata=not _declares_validity(src),
+                zero_is_nodata=src.count > 1 and not _declares_validity(src),
             )
     except rasterio.RasterioIOError as error:
         raise RasterError(f"Cannot read {path}: {error}") from error

@@ -116,7 +116,7 @@ def test_a_black_blank_without_declared_nodata_counts_as_nodata(fixtures, bright
     """A gdalbuildvrt or gdal_merge mosaic declares no nodata: its blank is plain 0. It must give the buildings
     of the same raster with nodata 0 declared, not a stretch dragged down and black land beside the data."""
     with rasterio.open(fixtures / ATLANTA) as src:
-        data, profile = src.read(), src.profile
+        data, profile = np.repeat(src.read(), 3, axis=0), src.profile | {"count": 3}  # as a gray RGB image
     data[:, :, :450] = 0
     paths = {}
     for name, nodata in (("declared", 0), ("undeclared", None)):
@@ -125,6 +125,11 @@ def test_a_black_blank_without_declared_nodata_counts_as_nodata(fixtures, bright
             out.write(data)
     assert raster.describe(paths["undeclared"]).zero_is_nodata
     assert not raster.describe(paths["declared"]).zero_is_nodata
+    # one band alone may be a mask or hold dark shadows at 0: nothing is assumed
+    single = tmp_path / "single.tif"
+    with rasterio.open(single, "w", **{**profile, "count": 1, "nodata": None}) as out:
+        out.write(data[:1])
+    assert not raster.describe(single).zero_is_nodata
     declared, undeclared = run(paths["declared"], brightness_model), run(paths["undeclared"], brightness_model)
     assert undeclared.footprints
     assert [f.geometry.wkt for f in undeclared.footprints] == [f.geometry.wkt for f in declared.footprints]
