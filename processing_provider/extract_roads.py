@@ -27,7 +27,7 @@ class ExtractRoads(ExtractionAlgorithm):
 
     REQUIRES = (*ExtractionAlgorithm.REQUIRES, "skimage", "networkx")
     TASK = "roads"
-    DEFAULT_MODEL = "roads_unet_small"
+    DEFAULT_MODEL = "roads_effnet_lite0"
     PROBABILITY_NAME = "Road probability"
 
     def name(self):

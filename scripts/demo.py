@@ -62,7 +62,8 @@ def extract_and_score_roads() -> None:
     roads = OUTPUT / "vegas_roads.gpkg"
     started = time.perf_counter()
     results = run_json("spacenet:extractroads", f"--INPUT={SAMPLES / 'sn3_vegas_rgb_bottom_half.tif'}",
-                       "--MODEL=roads_unet_small", f"--OUTPUT={roads}", f"--OUTPUT_NODES={OUTPUT / 'vegas_nodes.gpkg'}")
+                       "--MODEL=roads_effnet_lite0", f"--OUTPUT={roads}",
+                       f"--OUTPUT_NODES={OUTPUT / 'vegas_nodes.gpkg'}")
     print(f"{results['ROAD_COUNT']} road segments, {results['ROAD_LENGTH_KM']:.2f} km, by {results['MODEL_NAME']} "
           f"on {results['DEVICE_USED']} in {time.perf_counter() - started:.1f} s (qgis_process start-up included)")
     print(f"centerlines {results['OUTPUT']}\nnodes       {results['OUTPUT_NODES']}")

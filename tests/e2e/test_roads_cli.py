@@ -22,9 +22,9 @@ def test_the_shipped_roads_model_extracted_and_scored(qgis_process_factory, plug
     roads, nodes = tmp_path / "roads.gpkg", tmp_path / "nodes.gpkg"
     extracted = results_of(qgis_process(
         "--json", "run", "spacenet:extractroads", f"--INPUT={fixtures / VEGAS / 'RGB-PanSharpen_AOI_2_Vegas_img0.tif'}",
-        "--MODEL=roads_unet_small", f"--OUTPUT={roads}", f"--OUTPUT_NODES={nodes}",
+        "--MODEL=roads_effnet_lite0", f"--OUTPUT={roads}", f"--OUTPUT_NODES={nodes}",
     ))
-    assert extracted["MODEL_NAME"] == "roads_unet_small" and extracted["ROAD_COUNT"] > 5
+    assert extracted["MODEL_NAME"] == "roads_effnet_lite0" and extracted["ROAD_COUNT"] > 5
     dataset = ogr.Open(str(roads))  # held: its layers die with it
     layer = dataset.GetLayer(0)
     assert layer.GetFeatureCount() == extracted["ROAD_COUNT"]

@@ -78,7 +78,7 @@ def test_the_help_lists_the_models_of_the_task_with_their_state(provider, releas
     assert "<li><b>buildings_unet_small</b> (installed, the default): Building footprints" in buildings
     assert "roads_unet_small" not in buildings
     roads = registry.algorithmById("spacenet:extractroads").shortHelpString()
-    assert "<li><b>roads_unet_small</b> (installed, the default): Road centerlines" in roads and NAME not in roads
+    assert "<li><b>roads_effnet_lite0</b> (installed, the default): Road centerlines" in roads and NAME not in roads
     assert str(models_cache_dir()) in roads
 
 

@@ -23,8 +23,8 @@ def test_the_shipped_registry_names_every_model_file_with_its_size_and_hash(monk
     folder = SHIPPED.parent
     assert model_registry.stale_files(registry, folder) == [], "run scripts/model_registry.py"
     assert model_registry.unregistered_files(registry, folder) == [], "register it: scripts/model_registry.py --add"
-    assert {"buildings_unet_small", "roads_unet_small"} <= set(registry.names())
-    assert "buildings_unet_small" in registry.names("buildings") and "roads_unet_small" in registry.names("roads")
+    assert {"buildings_unet_small", "roads_effnet_lite0"} <= set(registry.names())
+    assert "buildings_unet_small" in registry.names("buildings") and "roads_effnet_lite0" in registry.names("roads")
     entry = registry.get("buildings_unet_small")
     assert entry.main.name == "buildings_unet_small.onnx" and entry.half.name == "buildings_unet_small.fp16.onnx"
     assert entry.summary and entry.task == "buildings"
@@ -36,13 +36,13 @@ def test_the_shipped_registry_names_every_model_file_with_its_size_and_hash(monk
 def test_the_models_url_and_registry_can_be_replaced_through_the_environment(monkeypatch, tmp_path, data):
     monkeypatch.setenv(model_registry.MODELS_URL_ENV, "http://127.0.0.1:8000/mirror")
     registry = load_registry()
-    assert registry.url(registry.get("roads_unet_small").main) == "http://127.0.0.1:8000/mirror/roads_unet_small.onnx"
+    assert registry.url(registry.get("buildings_unet_small").main) == "http://127.0.0.1:8000/mirror/buildings_unet_small.onnx"
     other = copy.deepcopy(data)
-    other["models"] = {"roads_unet_small": data["models"]["roads_unet_small"]}
+    other["models"] = {"buildings_unet_small": data["models"]["buildings_unet_small"]}
     path = tmp_path / "registry.json"
     path.write_text(json.dumps(other))
     monkeypatch.setenv(model_registry.REGISTRY_ENV, str(path))
-    assert load_registry().names() == ["roads_unet_small"]
+    assert load_registry().names() == ["buildings_unet_small"]
     assert load_registry().source == str(path)
 
 
@@ -51,23 +51,23 @@ def test_the_models_url_and_registry_can_be_replaced_through_the_environment(mon
     (lambda m: m.pop("summary"), "summary must be one line"),
     (lambda m: m.update(summary="two\nlines"), "summary must be one line"),
     (lambda m: m.update(delivery="maybe"), "delivery must be 'bundled'"),
-    (lambda m: m["files"].pop("roads_unet_small.onnx"), "files must list roads_unet_small.onnx"),
+    (lambda m: m["files"].pop("buildings_unet_small.onnx"), "files must list buildings_unet_small.onnx"),
     (lambda m: m["files"].update({"other.onnx": {"size": 1, "sha256": "0" * 64}}), "unexpected file 'other.onnx'"),
-    (lambda m: m["files"]["roads_unet_small.onnx"].update(size=0), "needs its size in bytes"),
-    (lambda m: m["files"]["roads_unet_small.onnx"].update(sha256="ABC"), "needs its SHA-256"),
+    (lambda m: m["files"]["buildings_unet_small.onnx"].update(size=0), "needs its size in bytes"),
+    (lambda m: m["files"]["buildings_unet_small.onnx"].update(sha256="ABC"), "needs its SHA-256"),
 ])
 def test_a_malformed_entry_is_refused_naming_the_model(data, change, message):
-    change(data["models"]["roads_unet_small"])
+    change(data["models"]["buildings_unet_small"])
     with pytest.raises(RegistryError, match=message) as error:
         parse_registry(data, "registry.json")
-    assert "model 'roads_unet_small'" in str(error.value)
+    assert "model 'buildings_unet_small'" in str(error.value)
 
 
 def test_malformed_files_and_urls_are_refused(data, tmp_path):
     with pytest.raises(RegistryError, match="release_url must be an http"):
         parse_registry(dict(data, release_url="ftp://example.org/"))
     with pytest.raises(RegistryError, match="a name is lowercase"):
-        parse_registry(dict(data, models={"Bad Name": data["models"]["roads_unet_small"]}))
+        parse_registry(dict(data, models={"Bad Name": data["models"]["buildings_unet_small"]}))
     broken = tmp_path / "registry.json"
     broken.write_text("{")
     with pytest.raises(RegistryError, match=f"{broken} is not valid JSON"):
@@ -77,5 +77,5 @@ def test_malformed_files_and_urls_are_refused(data, tmp_path):
 
 
 def test_a_model_without_an_fp16_variant_is_valid(data):
-    del data["models"]["roads_unet_small"]["files"]["roads_unet_small.fp16.onnx"]
-    assert parse_registry(data).get("roads_unet_small").half is None
+    del data["models"]["buildings_unet_small"]["files"]["buildings_unet_small.fp16.onnx"]
+    assert parse_registry(data).get("buildings_unet_small").half is None

@@ -37,27 +37,28 @@ def test_the_zip_holds_exactly_the_bundled_models_and_fits_the_plugin_repository
 
 def test_a_model_flipped_to_fetched_leaves_the_zip_and_its_registry_says_so(package, tmp_path):
     data = json.loads(package.REGISTRY_PATH.read_text(encoding="utf-8"))
-    data["models"]["roads_unet_small"]["delivery"] = "fetched"
+    data["models"]["buildings_unet_small"]["delivery"] = "fetched"
+    data["models"]["roads_effnet_lite0"]["delivery"] = "bundled"
     flipped = tmp_path / "registry.json"
     flipped.write_text(json.dumps(data))
     entries = model_entries(package.build(tmp_path / "dist", registry_path=flipped))
-    assert not [name for name in entries if name.startswith("roads_unet_small")]
-    assert "buildings_unet_small.onnx" in entries
-    assert json.loads(entries["registry.json"])["models"]["roads_unet_small"]["delivery"] == "fetched"
+    assert not [name for name in entries if name.startswith("buildings_unet_small")]
+    assert "roads_effnet_lite0.onnx" in entries
+    assert json.loads(entries["registry.json"])["models"]["buildings_unet_small"]["delivery"] == "fetched"
 
 
 def test_a_zip_over_the_limit_is_refused_with_what_to_do(package, tmp_path):
     data = json.loads(package.REGISTRY_PATH.read_text(encoding="utf-8"))
     for model in data["models"].values():
         model["delivery"] = "fetched"  # a small zip: the refusal is about the limit, not the models
-    data["models"]["roads_unet_small"]["delivery"] = "bundled"
+    data["models"]["roads_effnet_lite0"]["delivery"] = "bundled"
     registry = tmp_path / "registry.json"
     registry.write_text(json.dumps(data))
     with pytest.raises(package.PackageError) as error:
         package.build(tmp_path / "dist", registry_path=registry, max_bytes=1_000_000)
     message = str(error.value)
     assert "over the 1,000,000 that plugins.qgis.org accepts; nothing was written" in message
-    assert 'Bundled models: roads_unet_small (9.7 MB). Set "delivery": "fetched"' in message
+    assert 'Bundled models: roads_effnet_lite0 (6.6 MB). Set "delivery": "fetched"' in message
     assert list((tmp_path / "dist").iterdir()) == []
 
 
