@@ -45,7 +45,7 @@ MODELS = {
                      "looks (coarser resolution, blur, panchromatic, off-nadir shear). Channel 0: building "
                      "probability; channel 1: building interior (footprint shrunk by 1 m), seeds for splitting "
                      "touching buildings."),
-        data_licence=OSM_DATA, encoder="EfficientNet-Lite0"),
+        data_licence=OSM_DATA, encoder="EfficientNet-Lite0", compact=True),
     ("roads", "unet_small"): dict(
         name="roads_unet_small", version="0.1.0", channels=["road"],
         description=("Baseline road segmentation U-Net (1.6 M parameters) for RGB or panchromatic WorldView-3 "
@@ -58,7 +58,7 @@ MODELS = {
         description=("Road segmentation U-Net on an ImageNet-pretrained EfficientNet-Lite0 encoder for RGB or "
                      "panchromatic imagery at 0.3 m, trained on two SpaceNet 3 Las Vegas tiles only. "
                      "Channel 0: road probability (4 m wide masks)."),
-        data_licence=SPACENET_DATA, encoder="EfficientNet-Lite0"),
+        data_licence=SPACENET_DATA, encoder="EfficientNet-Lite0", compact=True),
 }
 
 
@@ -137,10 +137,33 @@ def to_fp16(model):
     return model
 
 
+def to_fp16_storage(model):
+    """Weights stored in float16 and cast to float32 as the graph starts, so computation stays float32: half the
+    file for a difference of probabilities in the fourth decimal (onnxruntime folds the casts away on load)."""
+    graph = model.graph
+    keep_fp32 = {n.input[i] for n in graph.node if n.op_type == "Resize" for i in (1, 2) if i < len(n.input)}
+    casts = []
+    for init in graph.initializer:
+        if init.data_type == TensorProto.FLOAT and init.name not in keep_fp32:
+            name = init.name
+            init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), f"{name}_fp16"))
+            casts.append(helper.make_node("Cast", [f"{name}_fp16"], [name], to=TensorProto.FLOAT,
+                                          name=f"{name}_to_float"))
+    nodes = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(casts + nodes)
+    onnx.checker.check_model(model)
+    return model
+
+
 def export(net, card, fp32_path=None, fp16_path=None):
-    """Write the fp32 and fp16 files (by default the model's files in models/), each atomically."""
-    default_fp32, default_fp16 = model_paths(card["task"], card.get("architecture", "unet_small"))
+    """Write the model's files (by default in models/), each atomically: fp32 and fp16 variants, or, for a model
+    whose spec says `compact`, one file with float16 weights computing in float32 (the engine runs it everywhere;
+    the repository stays small enough to travel to a GPU machine)."""
+    arch = card.get("architecture", "unet_small")
+    default_fp32, default_fp16 = model_paths(card["task"], arch)
     fp32_path, fp16_path = fp32_path or default_fp32, fp16_path or default_fp16
+    compact = MODELS[card["task"], arch].get("compact", False)
     net = copy.deepcopy(net).cpu().eval()  # traced on the CPU whatever the training ran on
     tmp = fp32_path + ".tmp"
     torch.onnx.export(ExportWrapper(net), torch.zeros(1, 3, 256, 256), tmp, dynamo=False, opset_version=OPSET,
@@ -152,14 +175,17 @@ def export(net, card, fp32_path=None, fp16_path=None):
     onnx.checker.check_model(model)
     half = to_fp16(onnx.load(tmp))
     set_metadata(half, card)
+    if compact:
+        model = to_fp16_storage(model)
     check_against_torch(net, model, half)
     _atomic_save(model, fp32_path)
-    _atomic_save(half, fp16_path)
+    if not compact:
+        _atomic_save(half, fp16_path)
     os.remove(tmp)
 
 
 # Probabilities may differ by this much from PyTorch's (the largest difference over a 256 px image): float
-# rounding in fp32; half precision in fp16, where a pixel on a steep edge of the road model moved by 0.025.
+# rounding in fp32; float16 weights or computation, where a pixel on a steep edge of the road model moved by 0.025.
 FP32_TOLERANCE, FP16_TOLERANCE = 1e-4, 5e-2
 
 
@@ -170,7 +196,9 @@ def check_against_torch(net, model, half, size=256):
     net.eval()  # torch.onnx.export leaves modules in the training mode of the (new) wrapper
     with torch.no_grad():
         expected = torch.sigmoid(net.logits(x)).numpy()
-    for onnx_model, tolerance in ((model, FP32_TOLERANCE), (half, FP16_TOLERANCE)):
+    stored_half = any(i.data_type == TensorProto.FLOAT16 for i in model.graph.initializer)
+    for onnx_model, tolerance in ((model, FP16_TOLERANCE if stored_half else FP32_TOLERANCE),
+                                  (half, FP16_TOLERANCE)):
         session = ort.InferenceSession(onnx_model.SerializeToString(), providers=["CPUExecutionProvider"])
         got = session.run(["probabilities"], {"image": x.numpy()})[0]
         error = float(np.abs(got - expected).max())

@@ -107,7 +107,7 @@ def main():
                          "settlements of small buildings)")
     ap.add_argument("--arch", choices=model.ARCHITECTURES, default="effnet_lite0",
                     help="effnet_lite0: U-Net on an ImageNet-pretrained EfficientNet-Lite0 (the default); "
-                         "unet_small: the small U-Net from scratch (buildings_unet_small, roads_unet_small)")
+                         "unet_small: the small U-Net from scratch (buildings_unet_small)")
     ap.add_argument("--snapshot-every-minutes", type=float, default=0.0,
                     help="save the (averaged) weights this often instead of validating and exporting; "
                          "`training.select` validates the snapshots later")
