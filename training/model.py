@@ -28,7 +28,22 @@ class Up(nn.Module):
         return self.fuse(torch.cat([x, skip], dim=1))
 
 
-class SmallUNet(nn.Module):
+class Segmenter(nn.Module):
+    """What the networks share: their feature maps (`features`, shallowest first) decoded deepest first by
+    `self.up`, then a 1x1 head; `forward` gives probabilities."""
+
+    def logits(self, x):
+        skips = self.features(x)
+        x = skips.pop()
+        for up in self.up:
+            x = up(x, skips.pop())
+        return self.head(x)
+
+    def forward(self, x):
+        return torch.sigmoid(self.logits(x))
+
+
+class SmallUNet(Segmenter):
     """Encoder of double 3x3 conv blocks at strides 1..16, light decoder; input H, W multiples of 16."""
 
     def __init__(self, widths=WIDTHS, out_channels: int = 2):
@@ -41,23 +56,17 @@ class SmallUNet(nn.Module):
         self.up = nn.ModuleList(Up(widths[i + 1], widths[i]) for i in reversed(range(len(widths) - 1)))
         self.head = nn.Conv2d(widths[0], out_channels, 1)
 
-    def logits(self, x):
+    def features(self, x):
         skips = []
         for i, block in enumerate(self.down):
             if i:
                 x = F.max_pool2d(x, 2)
             x = block(x)
             skips.append(x)
-        x = skips.pop()
-        for up in self.up:
-            x = up(x, skips.pop())
-        return self.head(x)
-
-    def forward(self, x):
-        return torch.sigmoid(self.logits(x))
+        return skips
 
 
-class LiteUNet(nn.Module):
+class LiteUNet(Segmenter):
     """EfficientNet-Lite0 encoder (strides 2..32), a light U-Net decoder back to full resolution; H, W multiples
     of 32. A full-resolution 3x3 stem feeds the last step, so outlines stay sharp at 0.3 m."""
 
@@ -78,15 +87,8 @@ class LiteUNet(nn.Module):
         self.up = nn.ModuleList(widths)
         self.head = nn.Conv2d(self.DECODER[-1], out_channels, 1)
 
-    def logits(self, x):
-        skips = [self.stem(x), *self.encoder(x)]
-        x = skips.pop()
-        for up in self.up:
-            x = up(x, skips.pop())
-        return self.head(x)
-
-    def forward(self, x):
-        return torch.sigmoid(self.logits(x))
+    def features(self, x):
+        return [self.stem(x), *self.encoder(x)]
 
 
 ARCHITECTURES = ("unet_small", "effnet_lite0")
