@@ -26,27 +26,16 @@ from scipy.sparse.csgraph import connected_components
 from shapely.geometry import Polygon, box, shape
 from skimage.segmentation import watershed
 
+from .building_options import HOLE_AREA_M2, BuildingOptions  # noqa: F401 - callers know them from here
 from .raster import to_map  # noqa: F401 - grid pixels to the map, as callers know it from here
 from .tiling import halo_blocks
 
 SEED_DEPTH_M = 1.0  # distance-transform seeds: pixels at least this far inside a building
-HOLE_AREA_M2 = 4.0  # holes smaller than this are noise, not courtyards
 RECTANGLE_FILL = 0.85  # a building filling this share of its minimum rectangle becomes that rectangle
 BLOCK = 2048  # block core size in grid pixels
 FLAT_COST_PX = 32  # the watershed cost of distance seeds, clip(254 - 8 * distance, 0, 254), is 0 from 31.75 px on
 HALO = 160  # pixels read around a block: buildings smaller than this are never cut
 FOUR_CONNECTED = ndimage.generate_binary_structure(2, 1)
-
-
-@dataclass(frozen=True)
-class BuildingOptions:
-    threshold: float = 0.5
-    interior_threshold: float = 0.5
-    min_area_m2: float = 0.0
-    min_score: float = 0.0  # footprints whose mean building probability is under this are dropped
-    simplify_m: float = 0.0
-    regularize: bool = False
-    hole_area_m2: float = HOLE_AREA_M2
 
 
 @dataclass

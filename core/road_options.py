@@ -1,13 +1,17 @@
 """How road probabilities become a graph: the options and their defaults, apart from core.roads so that the plugin
-can show them (parameters, help) without loading scikit-image, networkx and scipy at QGIS start."""
+can show them (parameters, help) without loading scikit-image, networkx and scipy at QGIS start. Each option says
+where it travels (core.options): the model card holds the threshold; the run's settings record what the
+extractroads algorithm exposes."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .options import Options, option
+
 
 @dataclass(frozen=True)
-class RoadOptions:
+class RoadOptions(Options):
     """How probabilities become a road graph; the defaults suit 0.3 m imagery and masks ~4 m wide.
 
     threshold: a pixel is road where its probability is at least this.
@@ -28,11 +32,11 @@ class RoadOptions:
         as noise (after gaps are bridged, so that a road broken in pieces is first joined).
     """
 
-    threshold: float = 0.5
-    min_spur_length_m: float = 10.0
-    max_gap_m: float = 12.0
-    gap_angle_deg: float = 30.0
-    junction_merge_m: float = 4.0
-    simplify_m: float = 1.0
-    hole_area_m2: float = 40.0
-    min_piece_length_m: float = 10.0
+    threshold: float = option(0.5, card=True)
+    min_spur_length_m: float = option(10.0)
+    max_gap_m: float = option(12.0)
+    gap_angle_deg: float = option(30.0, setting=False)
+    junction_merge_m: float = option(4.0, setting=False)
+    simplify_m: float = option(1.0)
+    hole_area_m2: float = option(40.0, setting=False)
+    min_piece_length_m: float = option(10.0, setting=False)
