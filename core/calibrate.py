@@ -22,6 +22,7 @@ No QGIS here.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import math
 import re
@@ -46,6 +47,8 @@ DEFAULT_THRESHOLDS = tuple(round(0.2 + 0.05 * i, 2) for i in range(13))
 # small houses, so the grid stops there.
 DEFAULT_MIN_AREAS_M2 = (0.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 50.0)
 SCORING = f1.F1Options(iou_threshold=0.5, matching="greedy>=")
+SWEPT = ("threshold", "min_area_m2")  # the BuildingOptions a calibration tries values of
+DEFAULT_OPTIONS = buildings.BuildingOptions()
 TIE_DIGITS = 12  # F1 values equal to this many digits are a tie (the same counts can round differently)
 PROGRESS_VECTORISE = 0.75  # share of a threshold's progress for vectorising; the rest is scoring
 
@@ -157,11 +160,7 @@ def calibrate(
     truth_polygons: Iterable,
     thresholds: Iterable[float] = DEFAULT_THRESHOLDS,
     min_areas_m2: Iterable[float] = DEFAULT_MIN_AREAS_M2,
-    simplify_m: float = 0.0,
-    regularize: bool = False,
-    hole_area_m2: float = buildings.HOLE_AREA_M2,
-    interior_threshold: float | None = None,
-    min_score: float = 0.0,
+    options: buildings.BuildingOptions = DEFAULT_OPTIONS,
     block: int = buildings.BLOCK,
     progress: Callable[[float], None] | None = None,
     is_canceled: Callable[[], bool] | None = None,
@@ -169,11 +168,11 @@ def calibrate(
     """Score every (threshold, minimum area) pair of a probability grid against truth.
 
     ``read_probability(row, col, height, width)`` returns that window of the grid as floats in 0..1, or a
-    (building, interior) pair of them; an interior window splits touching buildings at ``interior_threshold``;
+    (building, interior) pair of them; an interior window splits touching buildings at the interior threshold;
     ``grid_shape`` is (height, width) and ``transform`` the grid's affine geotransform; ``pixel_m`` the side of a
     pixel in metres (its ground area is ``pixel_m ** 2``, as in ``core.extract``). ``truth_polygons`` are shapely
-    geometries in the grid's CRS; the grid is the labelled area. ``simplify_m``, ``regularize``,
-    ``hole_area_m2`` and ``min_score`` are the extraction settings the result is for. ``progress`` gets percentages;
+    geometries in the grid's CRS; the grid is the labelled area. ``options`` are the extraction's the result is
+    for, but the threshold and the minimum area, which are swept. ``progress`` gets percentages;
     ``is_canceled`` is polled per block and per scoring step (raises :class:`Canceled`).
     """
     thresholds = tuple(sorted({float(t) for t in thresholds}))
@@ -188,17 +187,14 @@ def calibrate(
     report = progress or (lambda percent: None)
     canceled = is_canceled or (lambda: False)
 
-    split_at = buildings.BuildingOptions.interior_threshold if interior_threshold is None else interior_threshold
     trials = []
     for number, threshold in enumerate(thresholds):
-        options = buildings.BuildingOptions(threshold=threshold, min_area_m2=0.0, simplify_m=simplify_m,
-                                            regularize=regularize, hole_area_m2=hole_area_m2,
-                                            interior_threshold=split_at, min_score=min_score)
+        at_threshold = dataclasses.replace(options, threshold=threshold, min_area_m2=0.0)
 
         def step(share, number=number):
             report(100.0 * (number + share) / len(thresholds))
 
-        geometries, areas = _vectorise(read, height, width, options, pixel_m, pixel_area_m2, block, canceled,
+        geometries, areas = _vectorise(read, height, width, at_threshold, pixel_m, pixel_area_m2, block, canceled,
                                        lambda done, total, step=step: step(PROGRESS_VECTORISE * done / total))
         counts, scored = None, -1
         for index, min_area in enumerate(min_areas):
@@ -217,9 +213,10 @@ def calibrate(
     return CalibrationResult(
         trials=trials, best=best_of(trials), thresholds=thresholds, min_areas_m2=min_areas, truth_count=len(truth),
         truth_outside=outside, grid_shape=(height, width), pixel_m=pixel_m,
-        settings={"iou_threshold": SCORING.iou_threshold, "matching": SCORING.matching, "simplify_m": simplify_m,
-                  "regularize": regularize, "hole_area_m2": hole_area_m2, "interior_threshold": interior_threshold,
-                  "min_score": min_score},
+        settings={"iou_threshold": SCORING.iou_threshold, "matching": SCORING.matching,
+                  **{name: value for name, value in dataclasses.asdict(options).items() if name not in SWEPT},
+                  # how touching buildings were split: None when no interior band came (distance seeds)
+                  "interior_threshold": options.interior_threshold if read.saw_interior else None},
     )
 
 
@@ -239,22 +236,25 @@ def _vectorise(read, height, width, options, pixel_m, pixel_area_m2, block, canc
     return geometries, (shapely.area(geometries) * pixel_area_m2 if len(found) else np.zeros(0))
 
 
-def _last_window_cached(read: Callable) -> Callable:
+class _last_window_cached:  # noqa: N801 - used as the function it replaces
     """``read`` as ``footprints_on_grid`` reads, (building, interior or None), that returns the previous window
     again without reading it: a grid of one block (a labelled tile) is then read once for all thresholds, and
-    memory holds one block at most."""
-    last: dict = {}
+    memory holds one block at most. ``saw_interior``: whether a window came with interior probabilities."""
 
-    def cached(row, col, h, w):
+    def __init__(self, read: Callable):
+        self._read = read
+        self._last: dict = {}
+        self.saw_interior = False
+
+    def __call__(self, row, col, h, w):
         key = (row, col, h, w)
-        if key not in last:
-            last.clear()
-            window = read(row, col, h, w)
+        if key not in self._last:
+            self._last.clear()
+            window = self._read(row, col, h, w)
             building, interior = window if isinstance(window, tuple) else (window, None)
-            last[key] = (np.asarray(building, dtype=np.float32), interior)
-        return last[key]
-
-    return cached
+            self.saw_interior |= interior is not None
+            self._last[key] = (np.asarray(building, dtype=np.float32), interior)
+        return self._last[key]
 
 
 def _truth_on_grid(polygons: Iterable, transform, height: int, width: int) -> tuple:
@@ -283,13 +283,13 @@ def _truth_on_grid(polygons: Iterable, transform, height: int, width: int) -> tu
 # --- a probability raster on disk -------------------------------------------------------------------------------
 
 
-def calibrate_raster(path, truth_polygons: Iterable, extent: tuple | None = None, **options) -> CalibrationResult:
+def calibrate_raster(path, truth_polygons: Iterable, extent: tuple | None = None, **keywords) -> CalibrationResult:
     """:func:`calibrate` on a probability raster (spacenet:extractbuildings' probability output, read with
     ``core.probability``: its interior band, when it has one, splits touching buildings at the interior threshold
     the extraction used, and footprints under the extraction's minimum score are dropped). ``extent`` (xmin,
     ymin, xmax, ymax in the raster's CRS) is the labelled area, widened to whole pixels; None: the whole raster.
-    Nodata and NaN read as probability 0. ``options`` are
-    :func:`calibrate`'s keywords."""
+    Nodata and NaN read as probability 0. ``keywords`` are :func:`calibrate`'s; the options the raster records
+    (``core.probability``), but the swept ones, replace those of its ``options``."""
     info = raster.describe(path)  # RasterError: no CRS, rotated, unreadable
     try:
         bands = probability.locate(path, info, first_of_many=True)
@@ -307,10 +307,11 @@ def calibrate_raster(path, truth_polygons: Iterable, extent: tuple | None = None
             except probability.ProbabilityError as error:
                 raise CalibrationError(str(error)) from error
 
+        given = keywords.pop("options", DEFAULT_OPTIONS)
+        recorded = {name: value for name, value in bands.settings.items() if name not in SWEPT}
         return calibrate(read, (int(window.height), int(window.width)), transform,
                          float(np.sqrt(grid.pixel_area_m2)), truth_polygons,
-                         interior_threshold=bands.interior_threshold,
-                         min_score=bands.settings.get("min_score", 0.0), **options)
+                         options=dataclasses.replace(given, **recorded), **keywords)
 
 
 def _labelled_window(info: raster.RasterInfo, extent) -> Window:

@@ -20,6 +20,7 @@ import rasterio
 from scipy import ndimage
 
 from . import buildings, probability, raster, roads, runtime, tiling
+from .building_options import EXTRACTION, BuildingOptions
 
 # Nothing is detected this close to nodata, where resampling can blend data with the blank: 0.3 m, at least one
 # pixel, at most 16. The model itself never sees the blank (`_filled` gives it the nearest pixels with data), so
@@ -56,24 +57,18 @@ class ModelRun:
 
 @dataclass(frozen=True)
 class ExtractRequest(ModelRun):
-    """A building extraction."""
+    """A building extraction. ``options``: the BuildingOptions given, by name; one not given, or None, is the
+    model card's default where the card holds one, else ``building_options.EXTRACTION``'s."""
 
-    threshold: float | None = None  # None: the model card's default
-    min_area_m2: float | None = None
-    min_score: float | None = None  # None: the model card's default
-    simplify_m: float = 0.5
-    regularize: bool = False
-    hole_area_m2: float = buildings.HOLE_AREA_M2
+    options: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class RoadRequest(ModelRun):
-    """A road extraction; the vectorisation options are core.roads.RoadOptions'."""
+    """A road extraction. ``options``: the RoadOptions given, by name; one not given, or None, is the model card's
+    default where the card holds one, else RoadOptions'."""
 
-    threshold: float | None = None  # None: the model card's default
-    min_spur_length_m: float = roads.RoadOptions.min_spur_length_m
-    max_gap_m: float = roads.RoadOptions.max_gap_m
-    simplify_m: float = roads.RoadOptions.simplify_m
+    options: dict = field(default_factory=dict)
     block: int = roads.BLOCK
 
 
@@ -108,19 +103,12 @@ def extract_buildings(request: ExtractRequest, report=lambda percent, message=No
 def extract_roads(request: RoadRequest, report=lambda percent, message=None: None, is_canceled=lambda: False):
     """The road centerline graph of the request's raster and extent. Raises Canceled when canceled."""
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), _inferred(request, report, is_canceled) as run:
-        card = run.card
-        options = roads.RoadOptions(
-            threshold=card.threshold if request.threshold is None else request.threshold,
-            min_spur_length_m=request.min_spur_length_m,
-            max_gap_m=request.max_gap_m,
-            simplify_m=request.simplify_m,
-        )
+        options = roads.RoadOptions.of_card(run.card, **request.options)
         network = _centerlines(run, options, request.block, report, is_canceled)
         if request.probability_path:
             _write_probability(run.stitched, request.probability_path, [probability.ROAD], {}, is_canceled)
     report(100.0, None)
-    return run.extraction({"threshold": options.threshold, "min_spur_length_m": options.min_spur_length_m,
-                           "max_gap_m": options.max_gap_m, "simplify_m": options.simplify_m}, network=network)
+    return run.extraction(options.settings(), network=network)
 
 
 @dataclass
@@ -196,25 +184,15 @@ def _inferred(request: ModelRun, report, is_canceled):
 def _extract(request: ExtractRequest, report, is_canceled) -> Extraction:
     with _inferred(request, report, is_canceled) as run:
         card = run.card
-        options = buildings.BuildingOptions(
-            threshold=card.threshold if request.threshold is None else request.threshold,
-            interior_threshold=card.interior_threshold,
-            min_area_m2=card.min_area_m2 if request.min_area_m2 is None else request.min_area_m2,
-            min_score=card.min_score if request.min_score is None else request.min_score,
-            simplify_m=request.simplify_m,
-            regularize=request.regularize,
-            hole_area_m2=request.hole_area_m2,
-        )
+        options = BuildingOptions.of_card(card, EXTRACTION, **request.options)
         footprints = _footprints(run.stitched, run.grid, options, run.pixel_m, request.block, report, is_canceled)
-        settings = {"threshold": options.threshold, "min_area_m2": options.min_area_m2,
-                    "min_score": options.min_score, "simplify_m": options.simplify_m, "regularize": options.regularize}
         if request.probability_path:
-            bands = [probability.BUILDING] + ([probability.INTERIOR] if card.interior_channel is not None else [])
-            tags = probability.settings_tags(
-                dict(settings, interior_threshold=options.interior_threshold if len(bands) > 1 else None))
+            interior = card.interior_channel is not None
+            bands = [probability.BUILDING] + ([probability.INTERIOR] if interior else [])
+            tags = options.tags(leave_out=() if interior else ("interior_threshold",))
             _write_probability(run.stitched, request.probability_path, bands, tags, is_canceled)
     report(100.0, None)
-    return run.extraction(settings, footprints=footprints)
+    return run.extraction(options.settings(), footprints=footprints)
 
 
 def _tile_plan(card, grid, tile_size=None):

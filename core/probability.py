@@ -2,16 +2,16 @@
 
 ``spacenet:extractbuildings`` writes one band per model output, each described: ``building probability`` and, for
 a model with an interior channel, ``interior probability`` (the seeds that split touching buildings). The
-settings of the run travel in the raster's metadata, so that whoever reads it again splits buildings as the
-extraction did. A raster from elsewhere with one band of 0 to 1 (Float32) or 0 to 255 (Byte) is read as building
-probability alone, and touching buildings are then split with distance seeds.
+settings of the run travel in the raster's metadata (under the tags ``BuildingOptions`` names), so that whoever
+reads it again splits buildings as the extraction did. A raster from elsewhere with one band of 0 to 1 (Float32)
+or 0 to 255 (Byte) is read as building probability alone, and touching buildings are then split with distance
+seeds.
 
 No QGIS here.
 """
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,14 +20,12 @@ import rasterio
 from rasterio.enums import Resampling
 
 from . import raster
+from .building_options import BuildingOptions
 
 BUILDING = "building probability"
 INTERIOR = "interior probability"
 ROAD = "road probability"
 DTYPES = ("float32", "float64", "uint8")
-# metadata keys of the extraction's settings, as written into the raster
-SETTING_TAGS = {"threshold": "SPACENET_THRESHOLD", "interior_threshold": "SPACENET_INTERIOR_THRESHOLD",
-                "min_area_m2": "SPACENET_MIN_AREA_M2", "min_score": "SPACENET_MIN_SCORE"}
 
 
 class ProbabilityError(ValueError):
@@ -42,7 +40,7 @@ class ProbabilityBands:
     band: int
     dtype: str
     interior_band: int | None = None
-    # the extraction's: threshold, interior_threshold, min_area_m2, min_score
+    # the BuildingOptions the extraction recorded in the raster's metadata, by name (BuildingOptions.from_tags)
     settings: dict = field(default_factory=dict)
     note: str = ""
 
@@ -86,11 +84,7 @@ def locate(path, info: raster.RasterInfo | None = None, first_of_many: bool = Fa
                 f"Band {number} of {name} holds {dtypes[number - 1]} values: a building probability raster holds "
                 "0 to 1 (Float32) or 0 to 255 (Byte), as Extract building footprints writes it."
             )
-    settings = {}
-    for key, tag in SETTING_TAGS.items():
-        with contextlib.suppress(KeyError, ValueError):  # absent, or not a number: not the engine's
-            settings[key] = float(tags[tag])
-    return ProbabilityBands(str(path), band, dtypes[band - 1], interior, settings, note)
+    return ProbabilityBands(str(path), band, dtypes[band - 1], interior, BuildingOptions.from_tags(tags), note)
 
 
 def read(src, bands: ProbabilityBands, window, out_shape=None) -> tuple:
@@ -113,8 +107,3 @@ def _band(src, path, band, window, out_shape):
         )
     return values
 
-
-def settings_tags(settings: dict) -> dict:
-    """The metadata the extraction writes for its settings."""
-    return {SETTING_TAGS[key]: repr(float(value)) for key, value in settings.items() if key in SETTING_TAGS
-            and value is not None}

@@ -116,6 +116,7 @@ class Calibrate(SpaceNetAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         # numpy, shapely and rasterio are imported on first use, not at plugin start.
         from ..core import calibrate, raster
+        from ..core.building_options import BuildingOptions
 
         layer = self._probability_layer(parameters, context, feedback)
         try:
@@ -140,8 +141,8 @@ class Calibrate(SpaceNetAlgorithm):
         try:
             result = calibrate.calibrate_raster(
                 self._raster_path(layer), truth, extent=extent, thresholds=thresholds, min_areas_m2=min_areas,
-                simplify_m=self.parameterAsDouble(parameters, self.SIMPLIFY, context),
-                regularize=self.parameterAsBoolean(parameters, self.REGULARIZE, context),
+                options=BuildingOptions(simplify_m=self.parameterAsDouble(parameters, self.SIMPLIFY, context),
+                                        regularize=self.parameterAsBoolean(parameters, self.REGULARIZE, context)),
                 progress=lambda percent: feedback.setProgress(PROGRESS_READ_END + percent * span / 100),
                 is_canceled=feedback.isCanceled,
             )

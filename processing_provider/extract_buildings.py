@@ -63,6 +63,8 @@ class ExtractBuildings(ExtractionAlgorithm):
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802
+        from ..core.building_options import EXTRACTION
+
         self.add_source_parameters()
         self.addParameter(
             QgsProcessingParameterNumber(
@@ -85,11 +87,11 @@ class ExtractBuildings(ExtractionAlgorithm):
         self.addParameter(
             QgsProcessingParameterNumber(
                 self.SIMPLIFY, self.tr("Simplify outlines, m"), QgsProcessingParameterNumber.Type.Double,
-                defaultValue=0.5, minValue=0.0, maxValue=10.0,
+                defaultValue=EXTRACTION.simplify_m, minValue=0.0, maxValue=10.0,
             )
         )
         self.addParameter(QgsProcessingParameterBoolean(self.REGULARIZE, self.tr("Regularize (square corners)"),
-                                                        defaultValue=False))
+                                                        defaultValue=EXTRACTION.regularize))
         self.add_run_parameters()
         self.addParameter(QgsProcessingParameterFeatureSink(self.OUTPUT, self.tr("Building footprints"),
                                                             QgsProcessing.SourceType.TypeVectorPolygon))
@@ -102,14 +104,13 @@ class ExtractBuildings(ExtractionAlgorithm):
         common = self.common_request(parameters, context, feedback)
         if common is None:
             return {}
-        request = extract.ExtractRequest(
-            **common,
-            threshold=self.optional_number(parameters, self.THRESHOLD, context),
-            min_area_m2=self.optional_number(parameters, self.MIN_AREA, context),
-            min_score=self.optional_number(parameters, self.MIN_SCORE, context),
-            simplify_m=self.parameterAsDouble(parameters, self.SIMPLIFY, context),
-            regularize=self.parameterAsBoolean(parameters, self.REGULARIZE, context),
-        )
+        request = extract.ExtractRequest(**common, options={
+            "threshold": self.optional_number(parameters, self.THRESHOLD, context),
+            "min_area_m2": self.optional_number(parameters, self.MIN_AREA, context),
+            "min_score": self.optional_number(parameters, self.MIN_SCORE, context),
+            "simplify_m": self.parameterAsDouble(parameters, self.SIMPLIFY, context),
+            "regularize": self.parameterAsBoolean(parameters, self.REGULARIZE, context),
+        })
         result = self.run_engine(extract.extract_buildings, request, feedback)
         if result is None:
             return {}

@@ -98,13 +98,12 @@ class ExtractRoads(ExtractionAlgorithm):
         common = self.common_request(parameters, context, feedback)
         if common is None:
             return {}
-        request = extract.RoadRequest(
-            **common,
-            threshold=self.optional_number(parameters, self.THRESHOLD, context),
-            min_spur_length_m=self.parameterAsDouble(parameters, self.MIN_SPUR_LENGTH, context),
-            max_gap_m=self.parameterAsDouble(parameters, self.MAX_GAP, context),
-            simplify_m=self.parameterAsDouble(parameters, self.SIMPLIFY, context),
-        )
+        request = extract.RoadRequest(**common, options={
+            "threshold": self.optional_number(parameters, self.THRESHOLD, context),
+            "min_spur_length_m": self.parameterAsDouble(parameters, self.MIN_SPUR_LENGTH, context),
+            "max_gap_m": self.parameterAsDouble(parameters, self.MAX_GAP, context),
+            "simplify_m": self.parameterAsDouble(parameters, self.SIMPLIFY, context),
+        })
         result = self.run_engine(extract.extract_roads, request, feedback)
         if result is None:
             return {}

@@ -143,8 +143,8 @@ def test_the_best_pair_scores_the_same_through_extraction_and_scoref1(calibrate_
     assert len({round(float(r["f1"]), 6) for r in rows}) > 3  # the threshold and the area matter
 
     extraction = extract.extract_buildings(extract.ExtractRequest(
-        str(labels_image), building_only_model, threshold=results["BEST_THRESHOLD"],
-        min_area_m2=results["BEST_MIN_AREA"], simplify_m=0.5))
+        str(labels_image), building_only_model, options={"threshold": results["BEST_THRESHOLD"],
+                                                    "min_area_m2": results["BEST_MIN_AREA"], "simplify_m": 0.5}))
     proposals = memory_layer("Polygon?crs=EPSG:32616", [f.geometry.wkt for f in extraction.footprints])
     scored = processing.run("spacenet:scoref1", {"TRUTH": truth, "PROPOSALS": proposals, "OUTPUT": "memory:"})
     assert len(extraction.footprints) == int(best["footprints"])

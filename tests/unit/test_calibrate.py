@@ -17,6 +17,7 @@ TRANSFORM = Affine(PIXEL_M, 0, 500000.0, 0, -PIXEL_M, 4000000.0)  # a UTM-like g
 PITCH, COUNT, RAMP = 90, 4, 30  # buildings on a 4 x 4 lattice, 90 px apart; probability ramps over 2 x 30 px
 SIDES = (8, 12, 16, 24, 32, 40)  # building sides in pixels: 16 m² to 400 m²
 NOISE = 3  # noise blobs are 3 x 3 px (2.25 m²) of probability 0.95
+SIMPLIFIED = buildings.BuildingOptions(simplify_m=0.5)
 
 
 def on_map(r0, c0, r1, c1):
@@ -76,7 +77,7 @@ def scene():
 @pytest.fixture(scope="module")
 def result(scene):
     prob, truth, _ = scene
-    return run(prob, truth, simplify_m=0.5)
+    return run(prob, truth, options=SIMPLIFIED)
 
 
 def test_the_blur_makes_the_middle_threshold_and_the_noise_a_minimum_area_win(scene, result):
@@ -177,7 +178,7 @@ def test_blocks_bound_the_reads_and_keep_the_scores(scene, result):
     prob, truth, _ = scene
     reads = []
     blocked = calibrate.calibrate(reader(prob, reads), prob.shape, TRANSFORM, PIXEL_M, truth, thresholds=(0.45, 0.5),
-                                  min_areas_m2=(0, 5, 20), simplify_m=0.5, block=128)
+                                  min_areas_m2=(0, 5, 20), options=SIMPLIFIED, block=128)
     assert len(reads) == 2 * 3 * 3  # per threshold, 3 x 3 blocks of 128 px over the 360 px grid
     for trial in blocked.trials:
         whole = result.trial(trial.threshold, trial.min_area_m2)
@@ -190,7 +191,8 @@ def test_a_geographic_grid_scores_as_the_projected_one(scene, result):
     degrees = Affine(PIXEL_M / 92000, 0, -84.4, 0, -PIXEL_M / 111000, 33.75)  # ~92 km per degree east at 33.75°N
     to_degrees = [1 / 92000, 0, 0, 1 / 111000, -84.4 - TRANSFORM.c / 92000, 33.75 - TRANSFORM.f / 111000]
     truth_degrees = [shapely.affinity.affine_transform(g, to_degrees) for g in truth]
-    geographic = calibrate.calibrate(reader(prob), prob.shape, degrees, PIXEL_M, truth_degrees, simplify_m=0.5)
+    geographic = calibrate.calibrate(reader(prob), prob.shape, degrees, PIXEL_M, truth_degrees,
+                                     options=SIMPLIFIED)
     assert [(t.tp, t.fp, t.fn) for t in geographic.trials] == [(t.tp, t.fp, t.fn) for t in result.trials]
 
 
@@ -269,7 +271,7 @@ def write_raster(path, data, dtype="float32", nodata=None, transform=TRANSFORM, 
 
 def test_a_probability_geotiff_scores_as_the_array(scene, tmp_path):
     prob, truth, _ = scene
-    options = dict(thresholds=(0.45, 0.5, 0.55), min_areas_m2=(0, 5, 20), simplify_m=0.5)
+    options = dict(thresholds=(0.45, 0.5, 0.55), min_areas_m2=(0, 5, 20), options=SIMPLIFIED)
     in_memory = run(prob, truth, **options)
     on_disk = calibrate.calibrate_raster(write_raster(tmp_path / "p.tif", prob), truth, **options)
     assert on_disk.trials == in_memory.trials and on_disk.pixel_m == pytest.approx(PIXEL_M)
@@ -334,7 +336,8 @@ def test_the_engines_interior_band_splits_as_the_extraction_did(repo_root, fixtu
     path = tmp_path / "probability.tif"
     extraction = extract.extract_buildings(extract.ExtractRequest(
         str(fixtures / "spacenet/sn3_vegas_rgb_roads/RGB-PanSharpen_AOI_2_Vegas_img0.tif"),
-        str(repo_root / "models" / "buildings_unet_small.onnx"), probability_path=str(path), simplify_m=0.0))
+        str(repo_root / "models" / "buildings_unet_small.onnx"), probability_path=str(path),
+        options={"simplify_m": 0.0}))
     truth = [f.geometry for f in extraction.footprints]
     pair = dict(thresholds=(extraction.settings["threshold"],), min_areas_m2=(extraction.settings["min_area_m2"],))
     result = calibrate.calibrate_raster(path, truth, **pair)

@@ -31,7 +31,7 @@ def test_the_red_detector_outlines_exactly_the_red_areas(fixtures):
     """Deepness' red detector fires where red / 255 > 0.5: the footprints are those pixels, no more, no less."""
     image = fixtures / FOTOMAP
     result = run(image, fixtures / "onnx_plumbing/one_output_sigmoid_red_detector.onnx",
-                 simplify_m=0, hole_area_m2=0, min_area_m2=0)
+                 options={"simplify_m": 0, "hole_area_m2": 0, "min_area_m2": 0})
     with rasterio.open(image) as src:
         expected = src.read(1) >= 128
     found = rasterise(result.footprints, image)
@@ -212,10 +212,11 @@ def test_probability_output_and_stretch_once_per_run(fixtures, brightness_model,
 
 
 def test_the_minimum_score_drops_the_less_sure_footprints_and_is_stored(fixtures, brightness_model, tmp_path):
-    every = run(fixtures / ATLANTA, brightness_model, min_area_m2=0)  # the brightness card: min score 0
+    every = run(fixtures / ATLANTA, brightness_model, options={"min_area_m2": 0})  # the brightness card: min score 0
     cut = sorted(f.score for f in every.footprints)[len(every.footprints) // 2]
     destination = tmp_path / "probability.tif"
-    surer = run(fixtures / ATLANTA, brightness_model, min_area_m2=0, min_score=cut, probability_path=str(destination))
+    surer = run(fixtures / ATLANTA, brightness_model, options={"min_area_m2": 0, "min_score": cut},
+                probability_path=str(destination))
     assert every.settings["min_score"] == 0 and surer.settings["min_score"] == cut
     expected = [f.geometry.wkb for f in every.footprints if f.score >= cut]
     assert 0 < len(expected) < len(every.footprints)

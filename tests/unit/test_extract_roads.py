@@ -92,8 +92,8 @@ def test_a_short_break_is_bridged_and_a_long_one_is_not(tmp_path, road_model):
 def test_probability_raster_and_options_are_recorded(tmp_path, road_model):
     probability = tmp_path / "p.tif"
     result = extract.extract_roads(extract.RoadRequest(str(paint(tmp_path / "grid.tif", GRID)), road_model,
-                                                       probability_path=str(probability), min_spur_length_m=5,
-                                                       max_gap_m=0, simplify_m=0.5))
+                                                       probability_path=str(probability), options={
+                                                           "min_spur_length_m": 5, "max_gap_m": 0, "simplify_m": 0.5}))
     with rasterio.open(probability) as src:
         assert src.descriptions == ("road probability",) and src.dtypes == ("float32",)
         values = src.read(1)
