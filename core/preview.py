@@ -42,6 +42,7 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from . import buildings, probability, raster
+from .building_options import EXTRACTION
 
 MAX_VIEW_PX = 2048  # a view wider or taller than this is read decimated: bounded memory and time per update
 # A decimated read still decompresses every block of the view (probability rasters have no overviews): beyond
@@ -51,9 +52,14 @@ HALO_PX = buildings.HALO  # read around the view, so buildings cut by the view's
 DESCRIPTION = probability.BUILDING  # the band description extractbuildings writes
 CACHE_THRESHOLDS = 24  # segmented thresholds kept per view (raw polygons only: about 1 MB each at 2048 px)
 CACHE_FINISHED = 48  # finished (simplified, regularised, placed) sets kept per view
-# What the dialog opens with: the extraction's default simplification; a neutral threshold (the raster carries
-# no model card); a minimum area that drops speckle and sheds, as the shipped model's card does.
-DEFAULT_OPTIONS = buildings.BuildingOptions(threshold=0.5, min_area_m2=10.0, simplify_m=0.5, regularize=False)
+# What the dialog opens with: the extraction's (a neutral threshold: the raster carries no model card) with a
+# minimum area that drops speckle and sheds, as the shipped model's card does.
+DEFAULT_OPTIONS = dataclasses.replace(EXTRACTION, min_area_m2=10.0)
+# The options applied after segmentation (FINISHING) and after finishing (FILTERS): left out of the keys of the
+# segmentations and finished sets cached, so that moving their sliders reuses what came before them. Any other
+# option, one added later included, keys the segmentation: never stale, at worst segmented again.
+FILTERS = {"min_area_m2": 0.0, "min_score": 0.0}
+FINISHING = {"simplify_m": 0.0, "regularize": False}
 
 
 class PreviewError(ValueError):
@@ -348,11 +354,10 @@ class FootprintPreview:
             empty = np.empty(0, dtype=object)
             return Footprints(empty, np.zeros(0), np.zeros(0), self.source.crs_wkt, " ".join(notes))
         view = self.view
-        raw = self._segmented.get_or_make((options.threshold, options.hole_area_m2),
-                                          lambda: self._segment(options))
+        finished = dataclasses.replace(options, **FILTERS)
+        raw = self._segmented.get_or_make(dataclasses.replace(finished, **FINISHING), lambda: self._segment(options))
         segmented_at = time.perf_counter()
-        done = self._finished.get_or_make((options.threshold, options.hole_area_m2, options.simplify_m,
-                                           options.regularize), lambda: self._finish(raw, options))
+        done = self._finished.get_or_make(finished, lambda: self._finish(raw, options))
         # the engine's rules: dropped when the finished area or the score is under the minimum
         keep = ~(done.areas_m2 < options.min_area_m2) & ~(done.scores < options.min_score)
         if self._view_box is not None and len(keep):
