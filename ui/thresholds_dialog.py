@@ -1,6 +1,6 @@
 """The thresholds dialog: building threshold, minimum area, simplification and regularisation, with a live preview.
 
-Thin by design: the widgets gather a ``core.buildings.BuildingOptions``; ``core.preview`` turns the chosen
+Thin by design: the widgets gather a ``core.building_options.BuildingOptions``; ``core.preview`` turns the chosen
 probability raster (read once per view, no model run) into the footprints of the map view, and, on Apply,
 into the footprints of the whole raster, exactly as the preview showed them. The preview is a temporary
 layer with dashed outlines whose features are replaced after every change, debounced, and computed on a
@@ -38,7 +38,8 @@ from qgis.PyQt import uic
 from qgis.PyQt.QtCore import QObject, QTimer, QVariant, pyqtSignal
 from qgis.PyQt.QtWidgets import QDialog, QDialogButtonBox
 
-from ..core import buildings, preview
+from ..core import preview
+from ..core.building_options import BuildingOptions
 from ..processing_provider.styles import BuildingStyler
 
 FORM_CLASS, _ = uic.loadUiType(str(Path(__file__).with_name("thresholds.ui")))
@@ -71,7 +72,7 @@ class PreviewRequest:
     """What the worker computes: the preview's footprints of a view at some options."""
 
     preview: preview.FootprintPreview
-    options: buildings.BuildingOptions
+    options: BuildingOptions
     bounds: tuple  # xmin, ymin, xmax, ymax in the raster's CRS
 
 
@@ -129,7 +130,7 @@ class PreviewRunner(QObject):
 class ApplyTask(QgsTask):
     """The footprints of the whole probability raster, computed in the background (QGIS's task manager)."""
 
-    def __init__(self, source: preview.ProbabilityRaster, options: buildings.BuildingOptions, on_done):
+    def __init__(self, source: preview.ProbabilityRaster, options: BuildingOptions, on_done):
         super().__init__(QgsApplication.translate("ThresholdsDialog", "Building footprints from {name}").format(
             name=Path(source.path).name), QgsTask.Flag.CanCancel)
         self.source = source
@@ -194,6 +195,9 @@ class ThresholdsDialog(QDialog, FORM_CLASS):
         self.applyButton.clicked.connect(self.apply)
         self.buttonBox.rejected.connect(self.reject)
 
+        # the BuildingOptions each spin box holds; regularize is the check box
+        self._spins = {"threshold": self.thresholdSpin, "min_area_m2": self.minAreaSpin,
+                       "min_score": self.minScoreSpin, "simplify_m": self.simplifySpin}
         pairs = (
             (self.thresholdSlider, self.thresholdSpin, 1 / THRESHOLD_STEPS),
             (self.minAreaSlider, self.minAreaSpin, MIN_AREA_STEP),
@@ -217,21 +221,14 @@ class ThresholdsDialog(QDialog, FORM_CLASS):
         self._layer_changed(self.layerCombo.currentLayer())
 
     # --- what callers use ---------------------------------------------------------------------------------------
-    def options(self) -> buildings.BuildingOptions:
+    def options(self) -> BuildingOptions:
         """The settings as the engine takes them."""
-        return buildings.BuildingOptions(
-            threshold=round(self.thresholdSpin.value(), 4),
-            min_area_m2=round(self.minAreaSpin.value(), 4),
-            min_score=round(self.minScoreSpin.value(), 4),
-            simplify_m=round(self.simplifySpin.value(), 4),
-            regularize=self.regularizeCheck.isChecked(),
-        )
+        return BuildingOptions(regularize=self.regularizeCheck.isChecked(),
+                               **{name: round(spin.value(), 4) for name, spin in self._spins.items()})
 
-    def set_options(self, options: buildings.BuildingOptions):
-        self.thresholdSpin.setValue(options.threshold)
-        self.minAreaSpin.setValue(options.min_area_m2)
-        self.minScoreSpin.setValue(options.min_score)
-        self.simplifySpin.setValue(options.simplify_m)
+    def set_options(self, options: BuildingOptions):
+        for name, spin in self._spins.items():
+            spin.setValue(getattr(options, name))
         self.regularizeCheck.setChecked(options.regularize)
 
     def probability_layer(self):
@@ -288,11 +285,10 @@ class ThresholdsDialog(QDialog, FORM_CLASS):
         self._schedule()
 
     def _start_from_extraction(self, settings: dict):
-        """Threshold, minimum area and score as the extraction that wrote the raster used them, when it says so."""
-        for key, spin in (("threshold", self.thresholdSpin), ("min_area_m2", self.minAreaSpin),
-                          ("min_score", self.minScoreSpin)):
-            if key in settings:
-                spin.setValue(settings[key])
+        """The options the extraction that wrote the raster recorded in it (threshold, minimum area and score)."""
+        for name, value in settings.items():
+            if name in self._spins:
+                self._spins[name].setValue(value)
 
     def _describe_source(self):
         if self._preview is None:
@@ -530,8 +526,7 @@ def write_layer(footprints: preview.Footprints, source: preview.ProbabilityRaste
         if error != QgsVectorFileWriter.WriterError.NoError:
             raise OSError(f"Cannot write {path}: {message}")
         layer = QgsVectorLayer(f"{path}|layername=buildings", name, "ogr")
-    settings = {"source": source.path, "threshold": options.threshold, "min_area_m2": options.min_area_m2,
-                "simplify_m": options.simplify_m, "regularize": options.regularize}
+    settings = {"source": source.path, **options.settings()}  # what the extraction records, and the source
     ThresholdsStyler(settings).postProcessLayer(layer, None, None)
     return layer
 

@@ -327,6 +327,22 @@ def test_apply_writes_what_the_preview_shows_for_a_view_of_the_whole_raster(laye
         QgsProject.instance().removeMapLayer(saved.id())
 
 
+def test_apply_records_every_setting_the_extraction_records_min_score_included(layers, open_dialog, blobs, qtbot):
+    probability = layers(blobs, "building probability")
+    dialog = open_dialog(probability)
+    dialog.minScoreSpin.setValue(0.6)
+    settle(dialog, qtbot)
+    with qtbot.waitSignal(dialog.applied, timeout=30000) as applied:
+        dialog.apply()
+    written = applied.args[0]
+    try:
+        recorded = dict(keyword.split("=", 1) for keyword in written.metadata().keywords()["spacenet"])
+        assert recorded["min_score"] == "0.6" and "min_score: 0.6" in written.metadata().abstract()
+        assert set(recorded) == {"source", "threshold", "min_area_m2", "min_score", "simplify_m", "regularize"}
+    finally:
+        QgsProject.instance().removeMapLayer(written.id())
+
+
 def test_closing_while_busy_leaves_no_preview_and_apply_still_writes(layers, open_dialog, engine_probability, qtbot):
     probability = layers(engine_probability, "building probability")
     dialog = open_dialog(probability)
