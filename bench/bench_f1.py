@@ -29,7 +29,7 @@ for extra in (PLUGIN_PATH, Path(__file__).resolve().parent):
 
 from timing import best_time  # noqa: E402
 
-from spacenet_toolkit.core import f1  # noqa: E402 - needs the path above
+from spacenet_toolkit.core import convex_clip, f1  # noqa: E402 - needs the path above
 
 SEED = 20240601
 TILES = 100
@@ -153,12 +153,12 @@ def engine_memory_mib(scene):
 
 def geos_only_seconds(scene) -> float:
     """The engine with its numpy clipping of convex pairs switched off: every pair goes through GEOS in bulk."""
-    saved = f1._MAX_CONVEX_VERTICES
-    f1._MAX_CONVEX_VERTICES = 0
+    saved = convex_clip.MAX_CONVEX_VERTICES
+    convex_clip.MAX_CONVEX_VERTICES = 0
     try:
         return best_time(lambda: run_engine(scene), 1)[0]
     finally:
-        f1._MAX_CONVEX_VERTICES = saved
+        convex_clip.MAX_CONVEX_VERTICES = saved
 
 
 def main(argv=None) -> int:

@@ -10,7 +10,7 @@ import shapely
 from shapely import affinity
 from shapely.geometry import box, shape
 
-from spacenet_toolkit.core import f1
+from spacenet_toolkit.core import convex_clip, f1, polygon_cleaning
 from spacenet_toolkit.core.challenge_csv import read_challenge_csv
 
 SOLARIS_SN2 = f1.F1Options(iou_threshold=0.5, matching="greedy>", min_area_truth=20, min_area_proposals=20)
@@ -542,7 +542,7 @@ def test_optimal_reports_no_offered_iou_and_result_arrays_have_the_documented_ty
 def test_ring_areas_follow_shapely(oracle):
     geometries = np.concatenate([read_challenge_csv(oracle / name).geometries
                                  for name in ("SN2_sample_truth.csv", "SN2_sample_preds.csv")])
-    cleaned = f1._clean(f1.PolygonSet(geometries), 0.0, inclusive=True)
+    cleaned = polygon_cleaning.clean(geometries, 0.0, inclusive=True)
     assert np.count_nonzero(cleaned.rings.count) > 150  # the numpy path really ran
     expected = shapely.area(geometries)
     assert np.allclose(cleaned.shape_areas, expected, rtol=1e-12, atol=0)
@@ -553,5 +553,5 @@ def test_a_clip_that_crosses_its_line_more_than_once_is_flagged_for_geos():
     w_x = np.array([[0.0, 1, 2, 3, 4, 4, 0]]).T
     w_y = np.array([[0.0, 1, 0, 1, 0, -1, -1]]).T
     start, end = (np.array([10.0]), np.array([0.5])), (np.array([0.0]), np.array([0.5]))
-    _, _, ambiguous = f1._clip_by_edge(w_x, w_y, start, end)
+    _, _, ambiguous = convex_clip.clip_by_edge(w_x, w_y, start, end)
     assert ambiguous.tolist() == [True]
