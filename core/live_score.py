@@ -23,8 +23,10 @@ The rule used (it keeps incremental == full rescoring, and the tests hold it to 
 - ``"optimal"``: a maximum-weight matching of each touched component (more matches first, then more total IoU),
   as ``core.f1`` solves it; its number of matches does not depend on any order.
 
-Geometries are cleaned as ``core.f1`` cleans them: invalid ones repaired with ``make_valid`` (the polygonal part
-kept), null, empty and zero-area ones skipped (they count as nothing), the minimum areas applied in coordinate units.
+Geometries are cleaned by ``core.polygon_cleaning``, the cleaning ``core.f1`` uses: invalid ones repaired with
+``make_valid`` (the polygonal part kept), null, empty and zero-area ones skipped (they count as nothing), the minimum
+areas applied in coordinate units. Intersections go through ``core.f1_pairs.intersection_areas`` (GEOS, with its
+pair-by-pair retry) and the threshold through ``core.f1_matching.passes``.
 All polygons of one instance are one group (no per-image split). IoU needs no metres: a ratio of areas in any CRS.
 
 No QGIS here.
@@ -39,9 +41,10 @@ import numpy as np
 import shapely
 
 from .f1 import FN, FP, SKIPPED, TP, Counts, F1Options
+from .f1_matching import passes
+from .f1_pairs import intersection_areas
 from .geometry_arrays import object_array
-
-_POLYGON, _MULTIPOLYGON, _COLLECTION = 3, 6, 7  # shapely type ids
+from .polygon_cleaning import clean
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ class LiveScore:
     def __init__(self, truth: Iterable, options: F1Options = F1Options()):  # noqa: B008 - frozen
         self.options = options
         truth = object_array(truth)
-        self._truth, self._truth_area, kept = _clean(truth, options.min_area_truth, inclusive=True)
+        self._truth, self._truth_area, kept = _cleaned(truth, options.min_area_truth, inclusive=True)
         self._truth_total = len(truth)
         self._truth_kept = int(np.count_nonzero(kept))
         self._tree_index = np.flatnonzero(kept)  # STRtree position -> truth index
@@ -120,8 +123,8 @@ class LiveScore:
         pairs = 0
         if new:
             fids = [fid for fid, _ in new]
-            geometries, areas, kept = _clean(object_array([g for _, g in new]), self.options.min_area_proposals,
-                                             inclusive=False)
+            geometries, areas, kept = _cleaned(object_array([g for _, g in new]), self.options.min_area_proposals,
+                                                inclusive=False)
             kept_at = np.flatnonzero(kept)
             for index in np.flatnonzero(~kept).tolist():
                 self._skipped.add(fids[index])
@@ -210,7 +213,7 @@ class LiveScore:
             return 0
         from_new, from_tree = self._tree.query(geometries[kept_at])
         proposal_at, truth_at = kept_at[from_new], self._tree_index[from_tree]
-        intersection = _intersection_areas(geometries[proposal_at], self._truth[truth_at])
+        intersection = intersection_areas(geometries[proposal_at], self._truth[truth_at])
         overlapping = intersection > 0  # touching is no match, whatever the threshold
         proposal_at, truth_at, intersection = proposal_at[overlapping], truth_at[overlapping], intersection[overlapping]
         iou = intersection / (areas[proposal_at] + self._truth_area[truth_at] - intersection)
@@ -218,7 +221,7 @@ class LiveScore:
         np.maximum.at(best, proposal_at, iou)
         for index in np.unique(proposal_at).tolist():
             self._best_iou[fids[index]] = float(best[index])
-        passing = self._passes(iou)
+        passing = passes(iou, self.options.matching, self.options.iou_threshold)
         for index, truth, value in zip(proposal_at[passing].tolist(), truth_at[passing].tolist(),
                                        iou[passing].tolist()):
             fid = fids[index]
@@ -227,11 +230,6 @@ class LiveScore:
             seeds_truth.add(truth)
             seeds_proposals.append(fid)
         return len(overlapping)
-
-    def _passes(self, iou: np.ndarray) -> np.ndarray:
-        if self.options.matching == "greedy>":
-            return iou > self.options.iou_threshold
-        return iou >= self.options.iou_threshold
 
     def _component(self, seeds_truth: set, seeds_proposals: list):
         """The proposals and truths connected to the seeds by passing pairs (breadth first)."""
@@ -303,50 +301,7 @@ def _optimal_pairs(ordered, passing) -> list:
     return [(ordered[i], columns[j]) for i, j in zip(rows.tolist(), chosen.tolist()) if weights[i, j] > 0]
 
 
-# --- cleaning, as core.f1 cleans --------------------------------------------------------------------------------
-
-
-def _clean(geometries: np.ndarray, min_area: float, inclusive: bool):
-    """(repaired polygonal geometries, their areas with 0 where not kept, kept)."""
-    cleaned = geometries.copy()
-    type_ids = shapely.get_type_id(cleaned)  # -1 for None
-    present = np.flatnonzero((type_ids >= 0) & ~shapely.is_empty(cleaned))
-    invalid = present[~shapely.is_valid(cleaned[present])]
-    if len(invalid):
-        cleaned[invalid] = shapely.make_valid(cleaned[invalid])
-        type_ids[invalid] = shapely.get_type_id(cleaned[invalid])
-    for index in present[~np.isin(type_ids[present], (_POLYGON, _MULTIPOLYGON))].tolist():
-        cleaned[index] = _polygonal_part(cleaned[index])  # rare: lines, points, collections
-    areas = np.zeros(len(cleaned))
-    areas[present] = shapely.area(cleaned[present])
-    big_enough = areas >= min_area if inclusive else (areas > min_area if min_area > 0 else True)
-    kept = (areas > 0) & big_enough
-    return cleaned, np.where(kept, areas, 0.0), kept
-
-
-def _polygonal_part(geometry):
-    polygons, pending = [], [geometry]
-    while pending:
-        part = pending.pop()
-        type_id = shapely.get_type_id(part)
-        if type_id == _POLYGON:
-            polygons.append(part)
-        elif type_id in (_MULTIPOLYGON, _COLLECTION):
-            pending.extend(shapely.get_parts(part))
-    return shapely.union_all(polygons) if polygons else shapely.Polygon()
-
-
-def _intersection_areas(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    try:
-        return shapely.area(shapely.intersection(a, b))
-    except shapely.errors.GEOSException:
-        # A rare robustness failure of GEOS on valid input: pair by pair, so that one bad pair costs only itself.
-        return np.array([_one_intersection_area(x, y) for x, y in zip(a, b)], dtype=float)
-
-
-def _one_intersection_area(a, b) -> float:
-    try:
-        return float(shapely.area(shapely.intersection(a, b)))
-    except shapely.errors.GEOSException:
-        extent = np.ptp(shapely.bounds(np.array([a, b], dtype=object)).reshape(-1, 2), axis=0).max()
-        return float(shapely.area(shapely.intersection(a, b, grid_size=1e-9 * max(1.0, float(extent)))))
+def _cleaned(geometries: np.ndarray, min_area: float, inclusive: bool):
+    """(repaired polygonal geometries, their areas with 0 where not kept, kept), cleaned as ``core.f1`` cleans."""
+    cleaned = clean(geometries, min_area, inclusive)
+    return cleaned.geometries, np.where(cleaned.kept, cleaned.shape_areas, 0.0), cleaned.kept
