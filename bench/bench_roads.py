@@ -100,7 +100,7 @@ def main(argv) -> int:
     blocks_done = []
     started = time.perf_counter()
     network = roads.centerlines_on_grid(read, size, size, options, PIXEL_M,
-                                        on_block=lambda done, total: blocks_done.append(time.perf_counter()))
+                                        report=lambda fraction, message: blocks_done.append(time.perf_counter()))
     whole_s = time.perf_counter() - started
     thinning_s = blocks_done[-1] - started
 

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Callable, Iterable
+from typing import Iterable
 
 import numpy as np
 import shapely
@@ -49,6 +49,7 @@ from scipy.spatial import cKDTree
 
 from .apls_options import CONTROL_SPACING_M, MAX_SNAP_M, AplsOptions  # noqa: F401 - part of this API
 from .geometry_arrays import object_array
+from .progress import Canceled, IsCanceled, Report, check, counted  # noqa: F401 - Canceled: part of this API
 
 _LINESTRING, _LINEARRING, _MULTILINESTRING = 1, 2, 5  # shapely type ids
 _PAIRS_PER_BLOCK = 1 << 20  # pairs of places (or place and node) handled at once: arrays of 8 MiB
@@ -56,10 +57,6 @@ _PAIRS_PER_BLOCK = 1 << 20  # pairs of places (or place and node) handled at onc
 
 class AplsInputError(ValueError):
     """The input cannot be scored as road centerlines; the message says which feature and why."""
-
-
-class Canceled(Exception):  # noqa: N818 - the same name as core.f1's
-    """Raised by :func:`score_by_group` when the caller's ``is_canceled`` turns True."""
 
 
 @dataclass
@@ -142,27 +139,26 @@ def score_by_group(
     proposal_groups: Iterable | None,
     options: AplsOptions = AplsOptions(),  # noqa: B008 - frozen, so a shared default is safe
     crs: str | None = None,
-    progress: Callable[[float], None] | None = None,
-    is_canceled: Callable[[], bool] | None = None,
+    report: Report | None = None,
+    is_canceled: IsCanceled | None = None,
 ) -> AplsGroups:
     """APLS per group (tile or image id, one key per line; None: a single group ""), as the road challenge scores
     each tile on its own; ``crs`` as in :func:`score`, with a UTM zone per group.
 
     Every group found on either side gets a result, so a group with lines on one side only scores 0, and the means
-    of :class:`AplsGroups` run over all of them. ``progress`` gets a percentage after each group; ``is_canceled``
-    is checked before each group and :class:`Canceled` raised when it says True.
+    of :class:`AplsGroups` run over all of them. ``report(fraction, None)`` after each group; ``is_canceled`` is
+    checked before each group and :class:`Canceled` raised when it says True.
     """
     truth, proposals = object_array(truth), object_array(proposals)
     truth_keys, proposal_keys = _group_keys(truth_groups, len(truth)), _group_keys(proposal_groups, len(proposals))
     names, code = np.unique(np.concatenate([truth_keys, proposal_keys]), return_inverse=True)
     truth_of, proposals_of = _members(code[: len(truth)], len(names)), _members(code[len(truth):], len(names))
     results = AplsGroups()
+    step = counted(report)
     for index, name in enumerate(names.tolist()):
-        if is_canceled is not None and is_canceled():
-            raise Canceled(f"APLS canceled at group {index + 1} of {len(names)}")
+        check(is_canceled, f"APLS canceled at group {index + 1} of {len(names)}")
         results.groups[name] = score(truth[truth_of[index]], proposals[proposals_of[index]], options, crs)
-        if progress is not None:
-            progress(100.0 * (index + 1) / len(names))
+        step(index + 1, len(names))
     return results
 
 

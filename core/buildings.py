@@ -26,6 +26,7 @@ from scipy.sparse.csgraph import connected_components
 from shapely.geometry import Polygon, box, shape
 from skimage.segmentation import watershed
 
+from . import progress
 from .building_options import HOLE_AREA_M2, BuildingOptions  # noqa: F401 - callers know them from here
 from .raster import to_map  # noqa: F401 - grid pixels to the map, as callers know it from here
 from .tiling import halo_blocks
@@ -178,21 +179,21 @@ def _label_polygons(labels: np.ndarray, row0: int, col0: int) -> dict:
     return {label: max(polys, key=lambda p: p.area) for label, polys in parts.items()}
 
 
-def footprints_on_grid(read, height, width, options, pixel_m, block=BLOCK, halo=HALO, on_block=None,
+def footprints_on_grid(read, height, width, options, pixel_m, block=BLOCK, halo=HALO, report=None,
                        is_canceled=None, keep=None):
     """Footprints of a whole grid, read in blocks: ``read(row, col, h, w) -> (prob, interior or None)``.
 
     Each Footprint (grid pixel coordinates) goes through ``keep(footprint) -> result or None`` as soon as it
     is complete, so only finished results are held (raw pixel outlines of a city would fill the memory).
-    Returns the results, or None when canceled.
+    ``report(fraction, None)`` after each block; raises progress.Canceled when ``is_canceled()`` turns True.
     """
     keep = keep or (lambda footprint: footprint)
     whole: list = []
     pieces: list = []  # (block number, Footprint) clipped to the block core
     all_blocks = halo_blocks(height, width, block, halo)
+    step = progress.counted(report)
     for number, piece in enumerate(all_blocks):
-        if is_canceled and is_canceled():
-            return None
+        progress.check(is_canceled)
         prob, interior = piece.read_window(read)
         labels = segment(prob, interior, options, pixel_m)
         if labels.any():
@@ -200,8 +201,7 @@ def footprints_on_grid(read, height, width, options, pixel_m, block=BLOCK, halo=
             found, cut = _collect(labels, prob, (wr0, wc0, wr1, wc1), (r0, c0, r1, c1), (height, width))
             whole.extend(result for result in map(keep, found) if result is not None)
             pieces.extend((number, piece) for piece in cut)
-        if on_block:
-            on_block(number + 1, len(all_blocks))
+        step(number + 1, len(all_blocks))
     return whole + [result for result in map(keep, _join_pieces(pieces)) if result is not None]
 
 

@@ -37,6 +37,7 @@ from rasterio.windows import Window
 from . import buildings, f1, probability, raster
 from .geometry_arrays import object_array
 from .html_report import page, table, write  # noqa: F401 - write is this module's API
+from .progress import Canceled, IsCanceled, Report, silent, span  # noqa: F401 - Canceled: callers know it from here
 
 # 0.20, 0.25, ... 0.80: below 0.2 and above 0.8 a sigmoid output rarely holds a building's outline, and a finer
 # step than 0.05 moves the outline by a fraction of a pixel on a sharp model (the engine's stitched probabilities
@@ -55,10 +56,6 @@ PROGRESS_VECTORISE = 0.75  # share of a threshold's progress for vectorising; th
 
 class CalibrationError(ValueError):
     """The inputs cannot be calibrated; the message says why, in words a mapper can act on."""
-
-
-class Canceled(Exception):  # noqa: N818 - the name says what happened, as core.extract.Canceled
-    """The calibration was canceled."""
 
 
 @dataclass(frozen=True)
@@ -162,8 +159,8 @@ def calibrate(
     min_areas_m2: Iterable[float] = DEFAULT_MIN_AREAS_M2,
     options: buildings.BuildingOptions = DEFAULT_OPTIONS,
     block: int = buildings.BLOCK,
-    progress: Callable[[float], None] | None = None,
-    is_canceled: Callable[[], bool] | None = None,
+    report: Report | None = None,
+    is_canceled: IsCanceled | None = None,
 ) -> CalibrationResult:
     """Score every (threshold, minimum area) pair of a probability grid against truth.
 
@@ -172,8 +169,8 @@ def calibrate(
     ``grid_shape`` is (height, width) and ``transform`` the grid's affine geotransform; ``pixel_m`` the side of a
     pixel in metres (its ground area is ``pixel_m ** 2``, as in ``core.extract``). ``truth_polygons`` are shapely
     geometries in the grid's CRS; the grid is the labelled area. ``options`` are the extraction's the result is
-    for, but the threshold and the minimum area, which are swept. ``progress`` gets percentages;
-    ``is_canceled`` is polled per block and per scoring step (raises :class:`Canceled`).
+    for, but the threshold and the minimum area, which are swept. ``report(fraction, None)`` after each block and
+    scoring step; ``is_canceled`` is polled at the same points (raises :class:`Canceled`).
     """
     thresholds = tuple(sorted({float(t) for t in thresholds}))
     min_areas = tuple(sorted({float(a) for a in min_areas_m2}))
@@ -184,32 +181,26 @@ def calibrate(
     truth_set = f1.PolygonSet(geometries=truth)
     pixel_area_m2 = pixel_m**2
     read = _last_window_cached(read_probability)
-    report = progress or (lambda percent: None)
-    canceled = is_canceled or (lambda: False)
+    report = report or silent
 
     trials = []
     for number, threshold in enumerate(thresholds):
         at_threshold = dataclasses.replace(options, threshold=threshold, min_area_m2=0.0)
 
-        def step(share, number=number):
-            report(100.0 * (number + share) / len(thresholds))
-
-        geometries, areas = _vectorise(read, height, width, at_threshold, pixel_m, pixel_area_m2, block, canceled,
-                                       lambda done, total, step=step: step(PROGRESS_VECTORISE * done / total))
+        this = span(report, number / len(thresholds), (number + 1) / len(thresholds))
+        geometries, areas = _vectorise(read, height, width, at_threshold, pixel_m, pixel_area_m2, block, is_canceled,
+                                       span(this, 0.0, PROGRESS_VECTORISE))
         counts, scored = None, -1
         for index, min_area in enumerate(min_areas):
             kept = geometries[areas >= min_area]  # the engine's own rule: dropped when area < minimum
             # a larger minimum area keeps a subset: the same count is the same set, and the same score
             if len(kept) != scored:
-                try:
-                    counts = f1.score(truth_set, f1.PolygonSet(geometries=kept), SCORING, is_canceled=canceled).total
-                except f1.Canceled as error:
-                    raise Canceled() from error
+                counts = f1.score(truth_set, f1.PolygonSet(geometries=kept), SCORING, is_canceled=is_canceled).total
                 scored = len(kept)
             trials.append(Trial(threshold, min_area, len(kept), counts.tp, counts.fp, counts.fn, counts.precision,
                                 counts.recall, counts.f1))
-            step(PROGRESS_VECTORISE + (1 - PROGRESS_VECTORISE) * (index + 1) / len(min_areas))
-    report(100.0)
+            this(PROGRESS_VECTORISE + (1 - PROGRESS_VECTORISE) * (index + 1) / len(min_areas), None)
+    report(1.0, None)
     return CalibrationResult(
         trials=trials, best=best_of(trials), thresholds=thresholds, min_areas_m2=min_areas, truth_count=len(truth),
         truth_outside=outside, grid_shape=(height, width), pixel_m=pixel_m,
@@ -220,17 +211,15 @@ def calibrate(
     )
 
 
-def _vectorise(read, height, width, options, pixel_m, pixel_area_m2, block, canceled, on_block) -> tuple:
+def _vectorise(read, height, width, options, pixel_m, pixel_area_m2, block, is_canceled, report) -> tuple:
     """The finished footprints of one threshold (grid pixel coordinates) and their areas in m²."""
 
     def keep(footprint):
         done = buildings.finish(footprint, options, pixel_area_m2, pixel_m)
         return None if done is None else done.geometry
 
-    found = buildings.footprints_on_grid(read, height, width, options, pixel_m, block=block, on_block=on_block,
-                                         is_canceled=canceled, keep=keep)
-    if found is None:
-        raise Canceled()
+    found = buildings.footprints_on_grid(read, height, width, options, pixel_m, block=block, report=report,
+                                         is_canceled=is_canceled, keep=keep)
     geometries = np.empty(len(found), dtype=object)
     geometries[:] = found
     return geometries, (shapely.area(geometries) * pixel_area_m2 if len(found) else np.zeros(0))

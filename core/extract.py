@@ -21,6 +21,7 @@ from scipy import ndimage
 
 from . import buildings, probability, raster, roads, runtime, tiling
 from .building_options import EXTRACTION, BuildingOptions
+from .progress import Canceled, check, silent, span  # noqa: F401 - Canceled: callers know it from here
 
 # Nothing is detected this close to nodata, where resampling can blend data with the blank: 0.3 m, at least one
 # pixel, at most 16. The model itself never sees the blank (`_filled` gives it the nearest pixels with data), so
@@ -29,13 +30,9 @@ from .building_options import EXTRACTION, BuildingOptions
 EDGE_M, EDGE_MAX_PX = 0.3, 16
 WRITE_ROWS = 256  # the stitched probabilities are written in whole rows of 256 x 256 blocks
 CPU_BATCH_PIXELS = 1024 * 1024
-PROGRESS_INFERENCE_END = 85.0
+PROGRESS_INFERENCE_END = 0.85  # the share of the run's progress for the model; vectorising takes it to 0.99
 # GDAL's block cache is bounded for a run (the stretch's sample alone reads every block of the extent).
 GDAL_CACHE_BYTES = raster.GDAL_CACHE_BYTES
-
-
-class Canceled(Exception):  # noqa: N818 - the name says what happened, as core.s3.Canceled
-    """The run was canceled; nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -94,20 +91,22 @@ class Extraction:
     network: roads.RoadNetwork | None = None  # roads: edges and nodes in the raster's CRS
 
 
-def extract_buildings(request: ExtractRequest, report=lambda percent, message=None: None, is_canceled=lambda: False):
-    """Footprints of the buildings in the request's raster and extent. Raises Canceled when canceled."""
+def extract_buildings(request: ExtractRequest, report=silent, is_canceled=None):
+    """Footprints of the buildings in the request's raster and extent; ``report(fraction, message)`` as it goes.
+    Raises Canceled when ``is_canceled()`` turns True, and writes nothing then."""
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
         return _extract(request, report, is_canceled)
 
 
-def extract_roads(request: RoadRequest, report=lambda percent, message=None: None, is_canceled=lambda: False):
-    """The road centerline graph of the request's raster and extent. Raises Canceled when canceled."""
+def extract_roads(request: RoadRequest, report=silent, is_canceled=None):
+    """The road centerline graph of the request's raster and extent; ``report(fraction, message)`` as it goes.
+    Raises Canceled when ``is_canceled()`` turns True, and writes nothing then."""
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), _inferred(request, report, is_canceled) as run:
         options = roads.RoadOptions.of_card(run.card, **request.options)
         network = _centerlines(run, options, request.block, report, is_canceled)
         if request.probability_path:
             _write_probability(run.stitched, request.probability_path, [probability.ROAD], {}, is_canceled)
-    report(100.0, None)
+    report(1.0, None)
     return run.extraction(options.settings(), network=network)
 
 
@@ -191,7 +190,7 @@ def _extract(request: ExtractRequest, report, is_canceled) -> Extraction:
             bands = [probability.BUILDING] + ([probability.INTERIOR] if interior else [])
             tags = options.tags(leave_out=() if interior else ("interior_threshold",))
             _write_probability(run.stitched, request.probability_path, bands, tags, is_canceled)
-    report(100.0, None)
+    report(1.0, None)
     return run.extraction(options.settings(), footprints=footprints)
 
 
@@ -240,8 +239,7 @@ def _infer(predictor, info, bands, grid, stretch, path, tile_plan, batch_size, r
         pending = pool.submit(prepare, batches[0])
         for number, group in enumerate(batches):
             inputs, masks = pending.result()
-            if is_canceled():
-                raise Canceled()
+            check(is_canceled)
             if number + 1 < len(batches):
                 pending = pool.submit(prepare, batches[number + 1])
             live = [i for i, m in enumerate(masks) if m.any()]
@@ -340,9 +338,6 @@ def _footprints(stitched, grid, options, pixel_m, block, report, is_canceled) ->
             data = src.read(window=rasterio.windows.Window(col, row, w, h)).astype(np.float32) / 255
             return data[0], (data[1] if has_interior else None)
 
-        def on_block(done, total):
-            report(_vectorising(done, total), None)
-
         def keep(footprint):
             done = buildings.finish(footprint, options, grid.pixel_area_m2, pixel_m)
             if done is None:
@@ -351,9 +346,7 @@ def _footprints(stitched, grid, options, pixel_m, block, report, is_canceled) ->
             return MapFootprint(raster.to_map(done.geometry, grid.transform), done.score, area_m2)
 
         found = buildings.footprints_on_grid(read, grid.height, grid.width, options, pixel_m, block=block,
-                                             on_block=on_block, is_canceled=is_canceled, keep=keep)
-    if found is None:
-        raise Canceled()
+                                             report=_vectorising(report), is_canceled=is_canceled, keep=keep)
     return found
 
 
@@ -365,15 +358,12 @@ def _centerlines(run: _Inferred, options, block, report, is_canceled) -> roads.R
             return src.read(1, window=window).astype(np.float32) / 255, None
 
         network = roads.centerlines_on_grid(read, run.grid.height, run.grid.width, options, run.pixel_m, block=block,
-                                            on_block=lambda done, total: report(_vectorising(done, total), None),
-                                            is_canceled=is_canceled)
-    if network is None:
-        raise Canceled()
+                                            report=_vectorising(report), is_canceled=is_canceled)
     return roads.network_on_map(network, run.grid.transform)
 
 
-def _vectorising(done: int, total: int) -> float:
-    return PROGRESS_INFERENCE_END + (99 - PROGRESS_INFERENCE_END) * done / total
+def _vectorising(report):
+    return span(report, PROGRESS_INFERENCE_END, 0.99)
 
 
 def _write_probability(stitched, destination, descriptions, tags, is_canceled) -> None:
@@ -390,8 +380,7 @@ def _write_probability(stitched, destination, descriptions, tags, is_canceled) -
                     out.set_band_description(band, description)
                 out.update_tags(**tags)
                 for _, window in src.block_windows(1):
-                    if is_canceled():
-                        raise Canceled()
+                    check(is_canceled)
                     out.write(src.read(bands, window=window).astype(np.float32) / 255, bands, window=window)
             os.replace(partial, destination)
         finally:

@@ -32,21 +32,17 @@ No QGIS here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
 from .f1_matching import Matching, greedy_match, optimal_match, passes
 from .f1_pairs import Pairs, candidate_pairs, overlapping_pairs
 from .polygon_cleaning import Cleaned, CleaningReport, clean
+from .progress import Canceled, IsCanceled, Report, check, counted, silent  # noqa: F401 - Canceled: part of this API
 
 MATCHING = ("greedy>=", "greedy>", "optimal")
 
 TP, FP, FN, SKIPPED = "TP", "FP", "FN", ""
-
-
-class Canceled(Exception):  # noqa: N818 - the name is part of the API
-    """Raised by :func:`score` when the caller's ``is_canceled`` turns True."""
 
 
 @dataclass(frozen=True)
@@ -191,20 +187,20 @@ def _indices_per_group(codes: np.ndarray, selected: np.ndarray, group_total: int
 # --- scoring ----------------------------------------------------------------------------------------------------
 
 # Share of the progress bar per stage: candidate pairs (per group), intersections (per chunk), matching.
-_PAIRS_DONE, _AREAS_DONE = 30.0, 90.0
+_PAIRS_DONE, _AREAS_DONE = 0.3, 0.9
 
 
 def score(
     truth: PolygonSet,
     proposals: PolygonSet,
     options: F1Options = F1Options(),  # noqa: B008 - frozen, so a shared default is safe
-    progress: Callable[[float], None] | None = None,
-    is_canceled: Callable[[], bool] | None = None,
+    report: Report | None = None,
+    is_canceled: IsCanceled | None = None,
 ) -> F1Result:
     """Match ``proposals`` to ``truth`` group by group and count TP, FP and FN.
 
-    ``progress`` gets a percentage after each group (candidate search) and after each block of intersections, and
-    100 at the end; ``is_canceled`` is checked at the same points and :class:`Canceled` raised when it says True.
+    ``report(fraction, None)`` after each group (candidate search) and after each block of intersections, and 1 at
+    the end; ``is_canceled`` is checked at the same points and :class:`Canceled` raised when it says True.
     """
     _check_lengths(truth, "truth")
     _check_lengths(proposals, "proposals")
@@ -214,19 +210,19 @@ def score(
     )
     truth_total, proposal_total = len(clean_truth.kept), len(clean_proposals.kept)
     names, truth_code, proposal_code = _group_codes(truth.groups, proposals.groups, truth_total, proposal_total)
-    report = _Reporter(progress, is_canceled)
+    steps = _Steps(report, is_canceled)
 
     p, t = candidate_pairs(
         clean_truth, clean_proposals,
         _indices_per_group(truth_code, clean_truth.kept, len(names)),
         _indices_per_group(proposal_code, clean_proposals.kept, len(names)),
-        tick=lambda done: report.step(done, len(names), 0.0, _PAIRS_DONE, f"group {done + 1} of {len(names)}"),
+        tick=lambda done: steps.step(done, len(names), 0.0, _PAIRS_DONE, f"group {done + 1} of {len(names)}"),
     )
     pairs = overlapping_pairs(
         clean_truth, clean_proposals, p, t,
-        tick=lambda done, total: report.step(done, total, _PAIRS_DONE, _AREAS_DONE, "intersections"),
+        tick=lambda done, total: steps.step(done, total, _PAIRS_DONE, _AREAS_DONE, "intersections"),
     )
-    report.step(0, 1, _AREAS_DONE, 100.0, "matching")
+    steps.step(0, 1, _AREAS_DONE, 1.0, "matching")
     passing = passes(pairs.iou, options.matching, options.iou_threshold)
     if options.matching == "optimal":
         matching = optimal_match(pairs, passing, proposal_total, truth_total)
@@ -234,26 +230,20 @@ def score(
         matching = greedy_match(pairs, passing, _processing_rank(proposals.order, proposal_total), truth_total)
 
     result = _assemble(pairs, matching, clean_truth, clean_proposals, names, truth_code, proposal_code)
-    report.done()
+    (report or silent)(1.0, None)
     return result
 
 
-class _Reporter:
-    """Progress and cancellation for :func:`score`."""
+class _Steps:
+    """Progress and cancellation for :func:`score`'s stages."""
 
-    def __init__(self, progress, is_canceled):
-        self.progress, self.is_canceled = progress, is_canceled
+    def __init__(self, report, is_canceled):
+        self.report, self.is_canceled = report, is_canceled
 
     def step(self, done: int, total: int, low: float, high: float, where: str) -> None:
         """Called before step ``done`` of ``total``: reports the previous steps and checks for cancellation."""
-        if self.progress is not None:
-            self.progress(low + (high - low) * done / max(total, 1))
-        if self.is_canceled is not None and self.is_canceled():
-            raise Canceled(f"scoring canceled at {where}")
-
-    def done(self) -> None:
-        if self.progress is not None:
-            self.progress(100.0)
+        counted(self.report, low, high)(done, total)
+        check(self.is_canceled, f"scoring canceled at {where}")
 
 
 def _check_lengths(polygons: PolygonSet, name: str) -> None:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import catalog
 from .geotiff_header import NotAGeoTiff, read_file_header, read_header
 from .parallel import map_polling
-from .s3 import Bucket, Canceled, S3Error, S3Object, Transfer, UnsafeKeyError, download_all, safe_destination
+from .progress import Canceled, IsCanceled, Report, check, counted, silent, span
+from .s3 import Bucket, S3Error, S3Object, Transfer, UnsafeKeyError, download_all, safe_destination
 from .tileindex import Tile, TileIndex, cache_path, footprint_from_header
 
 CACHE_MAX_AGE = 7 * 24 * 3600  # the datasets are static; a week-old listing is still right
@@ -79,13 +79,10 @@ class FetchResult:
         return [f for f in self.files if f.local_path is not None]
 
 
-Report = Callable[[float, "str | None"], None]  # (percent, message when a new step starts)
-
-
-def fetch(request: FetchRequest, *, report: Report | None = None,
-          is_canceled: Callable[[], bool] | None = None) -> FetchResult:
-    report = report or (lambda percent, message: None)
-    is_canceled = is_canceled or (lambda: False)
+def fetch(request: FetchRequest, *, report: Report | None = None, is_canceled: IsCanceled | None = None) -> FetchResult:
+    """List, locate and download; ``report(fraction, message when a new step starts)``. Raises Canceled when
+    ``is_canceled()`` turns True: partial downloads stay in place and resume on the next run."""
+    report = report or silent
     with Bucket(request.endpoint, pool_size=max(16, request.workers)) as bucket:
         fetcher = _Fetcher(request, bucket, report, is_canceled)
         return fetcher.run()
@@ -101,7 +98,7 @@ class _Fetcher:
 
     def run(self) -> FetchResult:
         request = self.request
-        self.report(0, f"Listing {request.dataset} {request.split} {request.aoi} in {request.endpoint}")
+        self.report(0.0, f"Listing {request.dataset} {request.split} {request.aoi} in {request.endpoint}")
         listings = {product: self.listing(product) for product in request.products}
         if not any(listings.values()):
             raise FetchError(self.nothing_listed_message())
@@ -110,16 +107,15 @@ class _Fetcher:
         footprints = self.footprints(listings, footprint_product)
         selected = self.select(listings, footprints)
         transfers, files = self.plan(listings, footprints, selected)
-        self.report(40, f"Downloading {len(transfers)} files for {len(selected)} tiles")
-        results = download_all(
-            self.bucket, transfers, workers=request.workers, is_canceled=self.is_canceled,
-            progress=lambda done, total: self.report(40 + 60 * done / max(total, 1), None))
+        self.report(0.4, f"Downloading {len(transfers)} files for {len(selected)} tiles")
+        results = download_all(self.bucket, transfers, workers=request.workers, is_canceled=self.is_canceled,
+                               report=span(self.report, 0.4, 1.0))
         for file, result in zip((f for f in files if f.status == "pending"), results):
             file.status, file.error = result.status, result.error
             if result.status in ("downloaded", "present"):
                 file.local_path = Path(result.transfer.destination)
         self.locate_from_downloads(footprint_product, footprints, files)
-        self.report(100, None)
+        self.report(1.0, None)
         return FetchResult(Path(request.output_folder), files, self.warnings)
 
     def locate_from_downloads(self, product: str, footprints: dict[str, Tile], files: list[FetchedFile]) -> None:
@@ -248,12 +244,10 @@ class _Fetcher:
                 return None
             return tile.with_footprint(footprint_from_header(header), header.crs_wkt)
 
-        self.report(5, f"Reading the footprints of {len(missing)} tiles (kept for next time)")
-
-        def progress(finished: int) -> None:
-            self.report(5 + 30 * finished / len(missing), None)
-
-        results, canceled = map_polling(read, missing, workers=self.request.workers, on_poll=progress,
+        self.report(0.05, f"Reading the footprints of {len(missing)} tiles (kept for next time)")
+        step = counted(self.report, 0.05, 0.35)
+        results, canceled = map_polling(read, missing, workers=self.request.workers,
+                                        on_poll=lambda finished: step(finished, len(missing)),
                                         is_canceled=self.is_canceled)
         for tile in results:
             if tile is not None:
@@ -320,8 +314,7 @@ class _Fetcher:
         return transfers, files
 
     def _check_canceled(self) -> None:
-        if self.is_canceled():
-            raise Canceled()
+        check(self.is_canceled)
 
 
 def _relative(obj: S3Object) -> str:

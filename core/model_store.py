@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .model_registry import ModelEntry, ModelFile, Registry, load_registry, sha256_of
+from .progress import Canceled, IsCanceled, Report, silent
 
 __all__ = ["Canceled", "ModelError", "ModelDownloadError", "ModelStore", "NotInstalledError", "UnknownModelError",
            "default_cache_dir"]
@@ -23,9 +23,6 @@ __all__ = ["Canceled", "ModelError", "ModelDownloadError", "ModelStore", "NotIns
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "models"
 STAGING_SUFFIX = ".download"  # bytes arrive under NAME.onnx.download; renamed to NAME.onnx once verified
 _MESSAGE_STEP = 25  # a progress line every quarter: the bar shows the rest
-
-Report = Callable[[float, "str | None"], None]  # (percent, message when there is one)
-
 
 class ModelError(Exception):
     """A model that cannot be used, explained for the user."""
@@ -41,10 +38,6 @@ class NotInstalledError(ModelError):
 
 class ModelDownloadError(ModelError):
     pass
-
-
-class Canceled(Exception):  # noqa: N818 - the name says what happened, as core.s3.Canceled
-    """The user canceled a download; nothing was kept."""
 
 
 def default_cache_dir() -> Path:
@@ -110,7 +103,7 @@ class ModelStore:
     # -- names and paths to files ----------------------------------------------------------------------------------
 
     def resolve(self, value: str, *, download: bool = True, report: Report | None = None,
-                is_canceled: Callable[[], bool] | None = None) -> Path:
+                is_canceled: IsCanceled | None = None) -> Path:
         """A model's name or the path of an .onnx file, to a file.
 
         A registered model that is not here yet is downloaded when ``download``, else NotInstalledError.
@@ -141,9 +134,10 @@ class ModelStore:
     # -- downloads -------------------------------------------------------------------------------------------------
 
     def fetch(self, file: ModelFile, *, report: Report | None = None,
-              is_canceled: Callable[[], bool] | None = None) -> Path:
-        """Download ``file`` into the cache folder, verified; returns its path there."""
-        report = report or (lambda percent, message: None)
+              is_canceled: IsCanceled | None = None) -> Path:
+        """Download ``file`` into the cache folder, verified; returns its path there. ``report(fraction, message)``
+        as the bytes arrive; Canceled when ``is_canceled()`` turns True, and nothing is kept then."""
+        report = report or silent
         target = self.cache_dir / file.name
         with _lock_for(target):
             if _matches(target, file):  # another thread fetched it while this one waited
@@ -159,11 +153,11 @@ class ModelStore:
             except ImportError as error:
                 raise ModelDownloadError(self._failure(file, url, f"the Python package {error.name} is missing")) \
                     from error
-            report(0, f"Downloading the model file {file.name} ({file.size_label}) from {url} into "
+            report(0.0, f"Downloading the model file {file.name} ({file.size_label}) from {url} into "
                       f"{self.cache_dir}: once, on first use.")
             self._download(s3, file, target, report, is_canceled)
             _remember(target, file)
-            report(100, f"Downloaded and verified {file.name} (SHA-256 {file.sha256[:12]}…).")
+            report(1.0, f"Downloaded and verified {file.name} (SHA-256 {file.sha256[:12]}…).")
             return target
 
     def _download(self, s3, file: ModelFile, target: Path, report: Report, is_canceled) -> None:
@@ -185,9 +179,7 @@ class ModelStore:
             # nothing half-written may stay: not the staging file, nor the .part it grows from
             for leftover in (staging, s3.part_path(obj, staging)):
                 leftover.unlink(missing_ok=True)
-            if isinstance(error, s3.Canceled):
-                raise Canceled() from error
-            if not isinstance(error, (s3.S3Error, OSError)):  # a hash mismatch, or a bug: as it is
+            if not isinstance(error, (s3.S3Error, OSError)):  # canceled, a hash mismatch, or a bug: as it is
                 raise
             raise ModelDownloadError(self._failure(file, url, _why(error, self.cache_dir))) from error
 
@@ -220,7 +212,8 @@ def _why(error: BaseException, folder: Path) -> str:
 
 
 class _Progress:
-    """core.s3's byte counts (negative when a transfer starts over) as percent and a line every quarter, in MB."""
+    """core.s3's byte counts (negative when a transfer starts over) as a fraction of the file each whole percent,
+    and a line every quarter, in MB."""
 
     def __init__(self, size: int, report: Report):
         self.size, self.report = size, report
@@ -238,7 +231,7 @@ class _Progress:
         if percent >= self.said + _MESSAGE_STEP and percent < 100:
             self.said = percent - percent % _MESSAGE_STEP
             message = f"{self.done / 1e6:.1f} of {self.size / 1e6:.1f} MB"
-        self.report(percent, message)
+        self.report(percent / 100, message)
 
 
 # -- cached files are checked once per version seen (a 16 MB hash costs ~50 ms) --------------------------------------

@@ -43,6 +43,7 @@ from rasterio.windows import Window
 
 from . import buildings, probability, raster
 from .building_options import EXTRACTION
+from .progress import Canceled, IsCanceled, Report  # noqa: F401 - Canceled: callers know it from here
 
 MAX_VIEW_PX = 2048  # a view wider or taller than this is read decimated: bounded memory and time per update
 # A decimated read still decompresses every block of the view (probability rasters have no overviews): beyond
@@ -64,10 +65,6 @@ FINISHING = {"simplify_m": 0.0, "regularize": False}
 
 class PreviewError(ValueError):
     """The raster cannot be previewed as building probabilities; the message says why, for a mapper."""
-
-
-class Canceled(Exception):  # noqa: N818 - the name says what happened, as core.extract.Canceled
-    """footprints_of_raster was canceled."""
 
 
 @dataclass(frozen=True)
@@ -389,17 +386,16 @@ def _within(inner: Window, outer: Window) -> bool:
 # --- Apply: the whole raster ---------------------------------------------------------------------------------------
 
 
-def footprints_of_raster(source, options: buildings.BuildingOptions, progress: Callable | None = None,
-                         is_canceled: Callable | None = None, block: int = buildings.BLOCK) -> Footprints:
+def footprints_of_raster(source, options: buildings.BuildingOptions, report: Report | None = None,
+                         is_canceled: IsCanceled | None = None, block: int = buildings.BLOCK) -> Footprints:
     """The footprints of the whole raster at ``options``, as the extraction engine makes them from its
     probabilities (``core.buildings`` in blocks, bounded memory). ``source`` is a path or a ProbabilityRaster;
-    ``progress`` gets percentages; raises Canceled when ``is_canceled()`` turns true."""
+    ``report(fraction, None)`` after each block; raises Canceled when ``is_canceled()`` turns true."""
     started = time.perf_counter()
     source = source if isinstance(source, ProbabilityRaster) else open_probability(source)
     options = source.options(options)
     height, width = source.shape
     transform = source.info.transform
-    report = progress or (lambda percent: None)
     with rasterio.Env(GDAL_CACHEMAX=raster.GDAL_CACHE_BYTES), rasterio.open(source.path) as src:
 
         def read(row, col, h, w):
@@ -412,10 +408,7 @@ def footprints_of_raster(source, options: buildings.BuildingOptions, progress: C
             return raster.to_map(done.geometry, transform), done.score, done.geometry.area * source.pixel_area_m2
 
         found = buildings.footprints_on_grid(read, height, width, options, source.pixel_m, block=block,
-                                             on_block=lambda done, total: report(100.0 * done / total),
-                                             is_canceled=is_canceled, keep=keep)
-    if found is None:
-        raise Canceled()
+                                             report=report, is_canceled=is_canceled, keep=keep)
     geometries = np.empty(len(found), dtype=object)
     geometries[:] = [g for g, _, _ in found]
     return Footprints(geometries, np.array([s for _, s, _ in found], dtype=np.float64),

@@ -31,6 +31,7 @@ from scipy.spatial import cKDTree
 from shapely.geometry import LineString, Point
 from skimage.morphology import skeletonize
 
+from . import progress
 from .raster import to_map
 from .road_options import RoadOptions
 from .tiling import halo_blocks
@@ -78,29 +79,28 @@ def centerlines(prob: np.ndarray, options: RoadOptions, pixel_m: float, valid=No
     return centerlines_on_grid(read, height, width, options, pixel_m, block=max(height, width, 1))
 
 
-def centerlines_on_grid(read, height, width, options, pixel_m, block=BLOCK, halo=HALO, on_block=None,
+def centerlines_on_grid(read, height, width, options, pixel_m, block=BLOCK, halo=HALO, report=None,
                         is_canceled=None):
     """The road graph of a whole grid read in blocks: ``read(row, col, h, w) -> (prob, valid or None)``.
 
     Memory: one block's window at a time, then the skeleton pixels of the whole grid. The result is the
     same for any block size wherever the mask near block borders is thinner than about the halo. Returns
-    a RoadNetwork in grid pixel coordinates, or None when canceled.
+    a RoadNetwork in grid pixel coordinates. ``report(fraction, None)`` after each block; raises
+    progress.Canceled when ``is_canceled()`` turns True.
     """
     rows, cols, near_nodata = [np.zeros(0, np.int32)], [np.zeros(0, np.int32)], [np.zeros(0, bool)]
     all_blocks = halo_blocks(height, width, block, halo)
+    step = progress.counted(report)
     for number, piece in enumerate(all_blocks):
-        if is_canceled and is_canceled():
-            return None
+        progress.check(is_canceled)
         prob, valid = piece.read_window(read)
         r, c = np.nonzero(piece.core_of(skeleton_mask(prob, valid, options, pixel_m)))
         (r0, _), (c0, _), (wr0, _), (wc0, _) = piece.rows, piece.cols, piece.window_rows, piece.window_cols
         rows.append((r + r0).astype(np.int32))
         cols.append((c + c0).astype(np.int32))
         near_nodata.append(_near_nodata(valid, r + r0 - wr0, c + c0 - wc0, options.max_gap_m / pixel_m))
-        if on_block:
-            on_block(number + 1, len(all_blocks))
-    if is_canceled and is_canceled():
-        return None
+        step(number + 1, len(all_blocks))
+    progress.check(is_canceled)
     return network_from_skeleton(np.concatenate(rows), np.concatenate(cols), width, options, pixel_m,
                                  near_nodata=np.concatenate(near_nodata))
 

@@ -29,6 +29,7 @@ import urllib3
 
 from .catalog import BUCKET_URL
 from .parallel import map_polling
+from .progress import Canceled, IsCanceled, Report, check, counted  # noqa: F401 - Canceled: callers know it from here
 
 _NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 _CHUNK = 64 * 1024  # what a cut connection can lose; larger chunks were no faster
@@ -66,10 +67,6 @@ class UnsafeKeyError(S3Error):
 
 class DiskFullError(S3Error):
     pass
-
-
-class Canceled(Exception):  # noqa: N818 - same name as core.f1.Canceled
-    """The user canceled; partial files stay in place for the next run to resume."""
 
 
 class _RetryableStatusError(Exception):
@@ -258,7 +255,6 @@ class Bucket:
         """
         destination = Path(destination)
         on_bytes = on_bytes or (lambda n: None)
-        is_canceled = is_canceled or (lambda: False)
         if destination.is_file() and destination.stat().st_size == obj.size:
             return "present"
         destination.parent.mkdir(parents=True, exist_ok=True)
@@ -288,8 +284,7 @@ class Bucket:
         Returns the byte count and the MD5 of what ``part`` holds."""
         failures = 0
         while have < obj.size:
-            if is_canceled():
-                raise Canceled()
+            check(is_canceled)
             headers = {"Range": f"bytes={have}-"} if have else {}
             if obj.etag:
                 headers["If-Match"] = f'"{obj.etag}"'
@@ -306,8 +301,7 @@ class Bucket:
                         have, digest = 0, hashlib.md5()
                     with open(part, "ab" if have else "wb") as out:
                         for chunk in response.raw.stream(_CHUNK, decode_content=False):
-                            if is_canceled():
-                                raise Canceled()
+                            check(is_canceled)
                             _write(out, chunk, part)
                             digest.update(chunk)
                             have += len(chunk)
@@ -337,12 +331,12 @@ class TransferResult:
 
 
 def download_all(bucket: Bucket, transfers: Iterable[Transfer], *, workers: int = 8,
-                 progress: Callable[[int, int], None] | None = None,
-                 is_canceled: Callable[[], bool] | None = None) -> list[TransferResult]:
-    """Download in parallel with one overall progress ``progress(done_bytes, total_bytes)``.
+                 report: Report | None = None, is_canceled: IsCanceled | None = None) -> list[TransferResult]:
+    """Download in parallel with one overall progress ``report(fraction of the bytes, None)``.
 
     A failure of one object does not stop the others; a full disk stops everything. On cancel,
-    :class:`Canceled` is raised after the workers have stopped, leaving partial files to resume.
+    :class:`Canceled` is raised after the workers have stopped; partial files stay in place for the next run
+    to resume.
     """
     transfers = list(transfers)
     total = sum(t.obj.size for t in transfers)
@@ -366,11 +360,12 @@ def download_all(bucket: Bucket, transfers: Iterable[Transfer], *, workers: int 
         except (S3Error, OSError) as error:
             return TransferResult(transfer, "failed", str(error))
 
-    def report(_finished: int) -> None:
-        if progress:
-            progress(min(done, total), total)
+    step = counted(report)
 
-    results, canceled = map_polling(run, transfers, workers=workers, on_poll=report, is_canceled=is_canceled)
+    def poll(_finished: int) -> None:
+        step(min(done, total), total)
+
+    results, canceled = map_polling(run, transfers, workers=workers, on_poll=poll, is_canceled=is_canceled)
     if canceled:
         raise Canceled()
     return results

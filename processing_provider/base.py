@@ -1,4 +1,6 @@
-"""The small base every SpaceNet algorithm shares: translation, instances, groups, dependencies."""
+"""The small base every SpaceNet algorithm shares: translation, instances, groups, dependencies, and the one
+bridge from core's progress contract (``report(fraction, message)``, ``is_canceled``, ``Canceled``) to the feedback.
+"""
 
 from pathlib import Path
 
@@ -6,7 +8,7 @@ from qgis.core import QgsProcessingAlgorithm
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
-from ..core import dependencies
+from ..core import dependencies, progress
 
 PLUGIN_DIR = Path(__file__).resolve().parent.parent
 ICON_PATH = PLUGIN_DIR / "icon.png"
@@ -48,7 +50,32 @@ class SpaceNetAlgorithm(QgsProcessingAlgorithm):
     def helpUrl(self) -> str:  # noqa: N802 - QGIS API
         return HELP_URL
 
+    def run_core(self, feedback, function, *args, canceled: str | None = None, low: float = 0.0, high: float = 100.0,
+                 **kwargs):
+        """``function(*args, **kwargs, report=, is_canceled=)`` with core's progress contract on ``feedback``: its
+        fractions fill ``low`` to ``high`` percent of the bar, its messages go to the log and the user's cancel
+        stops it. Returns its result, or None when canceled (after the warning ``canceled``, when given)."""
+        try:
+            return function(*args, **kwargs, report=reporting(feedback, low, high), is_canceled=feedback.isCanceled)
+        except progress.Canceled:
+            if canceled:
+                feedback.pushWarning(canceled)
+            return None
+
     @classmethod
     def missing_dependencies(cls) -> str:
         """Why this algorithm cannot run here, or "" when it can."""
         return dependencies.describe_missing(cls.REQUIRES)
+
+
+def reporting(feedback, low: float = 0.0, high: float = 100.0) -> progress.Report:
+    """core's ``report(fraction, message)`` onto ``feedback``: the fraction as ``low``..``high`` percent of the
+    bar, the message (when there is one) as a line of the log."""
+
+    def report(fraction: float, message: str | None = None) -> None:
+        feedback.setProgress(low + (high - low) * fraction)
+        if message:
+            feedback.pushInfo(message)
+
+    return report
+

@@ -137,20 +137,17 @@ class Calibrate(SpaceNetAlgorithm):
             f"Calibrating on {len(truth)} truth polygons: {len(thresholds)} threshold(s) x {len(min_areas)} minimum "
             f"area(s); one vectorisation per threshold."
         ))
-        span = PROGRESS_CALIBRATE_END - PROGRESS_READ_END
+        options = BuildingOptions(simplify_m=self.parameterAsDouble(parameters, self.SIMPLIFY, context),
+                                  regularize=self.parameterAsBoolean(parameters, self.REGULARIZE, context))
         try:
-            result = calibrate.calibrate_raster(
-                self._raster_path(layer), truth, extent=extent, thresholds=thresholds, min_areas_m2=min_areas,
-                options=BuildingOptions(simplify_m=self.parameterAsDouble(parameters, self.SIMPLIFY, context),
-                                        regularize=self.parameterAsBoolean(parameters, self.REGULARIZE, context)),
-                progress=lambda percent: feedback.setProgress(PROGRESS_READ_END + percent * span / 100),
-                is_canceled=feedback.isCanceled,
-            )
-        except calibrate.Canceled:
-            feedback.pushWarning(self.tr("Canceled: nothing was written."))
-            return {}
+            result = self.run_core(
+                feedback, calibrate.calibrate_raster, self._raster_path(layer), truth, extent=extent,
+                thresholds=thresholds, min_areas_m2=min_areas, options=options,
+                canceled=self.tr("Canceled: nothing was written."), low=PROGRESS_READ_END, high=PROGRESS_CALIBRATE_END)
         except (calibrate.CalibrationError, raster.RasterError) as error:
             raise QgsProcessingException(str(error)) from error
+        if result is None:
+            return {}
 
         notes = self._notes(result)
         for note in notes:

@@ -28,7 +28,6 @@ from qgis.core import (
 )
 
 from ..core.model_registry import RegistryError
-from ..core.model_store import Canceled as DownloadCanceled
 from ..core.model_store import ModelError, NotInstalledError
 from ..qgis_models import model_store
 from .base import SpaceNetAlgorithm
@@ -212,26 +211,22 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
         QGIS installs run on the CPU, which should not pay for it."""
         from ..core import runtime
 
-        def report(percent, message=None):
-            feedback.setProgress(percent)
-            if message:
-                feedback.pushInfo(message)
-
-        try:
+        def download(*, report, is_canceled):
             store = model_store()
-            path = store.resolve(value, report=report, is_canceled=feedback.isCanceled)
+            path = store.resolve(value, report=report, is_canceled=is_canceled)
             half = store.missing_half(value) if device != "cpu" and runtime.gpu_may_run() else None
             if half is not None:
                 try:
-                    store.fetch(half, report=report, is_canceled=feedback.isCanceled)
+                    store.fetch(half, report=report, is_canceled=is_canceled)
                 except ModelError as error:  # the fp32 file runs on a GPU too, only slower
                     feedback.pushWarning(self.tr(f"{error} The model runs in fp32 meanwhile."))
-        except DownloadCanceled:
-            feedback.pushWarning(self.tr("Canceled while downloading the model: nothing was kept."))
-            return None
+            return path
+
+        try:
+            return self.run_core(feedback, download,
+                                 canceled=self.tr("Canceled while downloading the model: nothing was kept."))
         except (ModelError, RegistryError) as error:
             raise QgsProcessingException(str(error)) from error
-        return path
 
     def optional_number(self, parameters, name, context):
         if parameters.get(name) in (None, ""):
@@ -240,21 +235,16 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
 
     def run_engine(self, extract_function, request, feedback):
         """The engine's result, or None when canceled; errors a mapper can act on become QgsProcessingException."""
-        from ..core import extract, modelcard, raster, runtime
-
-        def report(percent, message=None):
-            feedback.setProgress(percent)
-            if message:
-                feedback.pushInfo(message)
+        from ..core import modelcard, raster, runtime
 
         try:
-            result = extract_function(request, report=report, is_canceled=feedback.isCanceled)
-        except extract.Canceled:
-            feedback.pushWarning(self.tr("Canceled: nothing was written."))
-            return None
+            result = self.run_core(feedback, extract_function, request,
+                                   canceled=self.tr("Canceled: nothing was written."))
         except (raster.RasterError, raster.BandMappingError, modelcard.ModelCardError,
                 runtime.RuntimeUnavailableError) as error:
             raise QgsProcessingException(str(error)) from error
+        if result is None:
+            return None
         if result.note:
             feedback.pushWarning(result.note)
         return result

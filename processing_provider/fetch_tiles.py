@@ -169,18 +169,13 @@ class FetchTiles(SpaceNetAlgorithm):
         feedback.pushInfo(self.tr(f"{request.dataset} {request.split} {request.aoi}: {', '.join(request.products)} "
                                   f"from {request.endpoint}"))
 
-        def report(percent, message):
-            feedback.setProgress(percent)
-            if message:
-                feedback.setProgressText(message)
-
         try:
-            result = fetch(request, report=report, is_canceled=feedback.isCanceled)
-        except s3.Canceled:
-            feedback.pushWarning(self.tr("Canceled. Partial downloads are kept and resume on the next run."))
-            return {}
+            result = self.run_core(feedback, fetch, request, canceled=self.tr(
+                "Canceled. Partial downloads are kept and resume on the next run."))
         except (s3.S3Error, catalog.CatalogError) as error:
             raise QgsProcessingException(str(error)) from error
+        if result is None:
+            return {}
         for warning in result.warnings:
             feedback.pushWarning(warning)
         self._report(result, feedback)

@@ -121,16 +121,15 @@ class ScoreApls(SpaceNetAlgorithm):
         options = apls.AplsOptions(max_snap_m=self.parameterAsDouble(parameters, self.MAX_SNAP, context),
                                    control_spacing_m=self.parameterAsDouble(parameters, self.CONTROL_SPACING, context))
         try:
-            groups = apls.score_by_group(
+            groups = self.run_core(
+                feedback, apls.score_by_group,
                 truth, truth_groups if group_field else None, proposals, proposal_groups if group_field else None,
                 options, crs=crs.toWkt(QgsCoordinateReferenceSystem.WktVariant.WKT_PREFERRED),
-                progress=lambda p: feedback.setProgress(PROGRESS_READ_END + p * (99 - PROGRESS_READ_END) / 100),
-                is_canceled=feedback.isCanceled,
-            )
-        except apls.Canceled:
-            return {}  # nothing written yet
+                low=PROGRESS_READ_END, high=99.0)
         except apls.AplsInputError as error:
             raise QgsProcessingException(str(error)) from error
+        if groups is None:
+            return {}  # nothing written yet
 
         outputs = {self.APLS: groups.mean_apls, self.APLS_GT_TO_PROP: groups.mean_gt_to_prop,
                    self.APLS_PROP_TO_GT: groups.mean_prop_to_gt}

@@ -161,17 +161,13 @@ class ScoreF1(SpaceNetAlgorithm):
             return {}
         feedback.pushInfo(self.tr(f"Scoring {len(proposals.geometries)} proposals against "
                                   f"{len(truth.geometries)} truth polygons in {reader.group_count} group(s)."))
-        span = PROGRESS_SCORE_END - PROGRESS_READ_END
         try:
-            result = f1.score(
-                truth, proposals, options,
-                progress=lambda percent: feedback.setProgress(PROGRESS_READ_END + percent * span / 100),
-                is_canceled=feedback.isCanceled,
-            )
-        except f1.Canceled:
-            return {}  # nothing written yet: a cancelled run leaves no output behind
+            result = self.run_core(feedback, f1.score, truth, proposals, options, low=PROGRESS_READ_END,
+                                   high=PROGRESS_SCORE_END)
         except ImportError as error:  # scipy, needed by optimal matching only
             raise QgsProcessingException(dependencies.describe_missing([error.name or "scipy"])) from error
+        if result is None:
+            return {}  # nothing written yet: a cancelled run leaves no output behind
         notes = _cleaning_notes(result)
         for note in notes:
             feedback.pushWarning(note)

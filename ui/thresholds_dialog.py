@@ -38,7 +38,7 @@ from qgis.PyQt import uic
 from qgis.PyQt.QtCore import QObject, QTimer, QVariant, pyqtSignal
 from qgis.PyQt.QtWidgets import QDialog, QDialogButtonBox
 
-from ..core import preview
+from ..core import preview, progress
 from ..core.building_options import BuildingOptions
 from ..processing_provider.styles import BuildingStyler
 
@@ -141,9 +141,10 @@ class ApplyTask(QgsTask):
 
     def run(self):
         try:
-            self.footprints = preview.footprints_of_raster(self.source, self.options, progress=self.setProgress,
-                                                           is_canceled=self.isCanceled)
-        except preview.Canceled:
+            self.footprints = preview.footprints_of_raster(
+                self.source, self.options, report=lambda fraction, _message: self.setProgress(100 * fraction),
+                is_canceled=self.isCanceled)
+        except progress.Canceled:
             return False
         except Exception as error:  # said in the dialog: a task must not raise
             self.error = str(error)

@@ -330,11 +330,12 @@ def test_groups_are_scored_apart_and_averaged():
     truth, truth_groups = a + b, ["a"] * len(a) + ["b"] * len(b)
     proposals, proposal_groups = a + [LineString([(0, 0), (100, 0)])], ["a"] * len(a) + ["c"]
     progress = []
-    result = apls.score_by_group(truth, truth_groups, proposals, proposal_groups, progress=progress.append)
+    result = apls.score_by_group(truth, truth_groups, proposals, proposal_groups,
+                                 report=lambda fraction, message: progress.append(fraction))
     assert list(result.groups) == ["a", "b", "c"]
     assert [r.apls for r in result.groups.values()] == [1.0, 0.0, 0.0]  # b: nothing found; c: nothing to find
     assert result.mean_apls == pytest.approx(1 / 3)
-    assert progress[-1] == 100.0 and len(progress) == 3
+    assert progress[-1] == 1.0 and len(progress) == 3
     assert apls.score_by_group([], [], [], []).mean_apls == 0.0
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from shapely.geometry import Polygon, box
 
-from spacenet_toolkit.core import buildings
+from spacenet_toolkit.core import buildings, progress
 
 OPTIONS = buildings.BuildingOptions(threshold=0.5)
 
@@ -122,11 +122,12 @@ def test_blocks_find_what_one_window_finds():
         assert a.pixels == b.pixels and a.score == pytest.approx(b.score)
 
 
-def test_canceled_block_loop_returns_none():
+def test_canceled_block_loop_raises_canceled():
     prob = random_buildings((300, 300), seed=1)
     calls = []
-    result = buildings.footprints_on_grid(
-        lambda r, c, h, w: (prob[r : r + h, c : c + w], None), 300, 300, OPTIONS, 0.3, block=100,
-        is_canceled=lambda: calls.append(1) or len(calls) > 2,
-    )
-    assert result is None
+    with pytest.raises(progress.Canceled):
+        buildings.footprints_on_grid(
+            lambda r, c, h, w: (prob[r : r + h, c : c + w], None), 300, 300, OPTIONS, 0.3, block=100,
+            is_canceled=lambda: calls.append(1) or len(calls) > 2,
+        )
+    assert len(calls) == 3

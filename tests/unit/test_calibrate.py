@@ -214,15 +214,16 @@ def test_truth_that_cannot_be_scored_is_explained(scene, truth, message):
         run(prob, truth)
 
 
-def test_cancel_stops_at_the_next_poll_and_progress_rises_to_100(scene):
+def test_cancel_stops_at_the_next_poll_and_progress_rises_to_1(scene):
     prob, truth, _ = scene
-    polls, percents = [], []
+    polls, fractions = [], []
     with pytest.raises(calibrate.Canceled):
         run(prob, truth, is_canceled=lambda: polls.append(1) or len(polls) > 5)
     assert len(polls) == 6
 
-    run(prob, truth, thresholds=(0.4, 0.6), min_areas_m2=(0, 10), progress=percents.append)
-    assert percents == sorted(percents) and percents[-1] == 100.0 and 0 < percents[0] < 50
+    run(prob, truth, thresholds=(0.4, 0.6), min_areas_m2=(0, 10),
+        report=lambda fraction, message: fractions.append(fraction))
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and 0 < fractions[0] < 0.5
 
 
 def test_cancel_during_scoring_is_canceled_too(scene, monkeypatch):

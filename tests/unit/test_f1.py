@@ -478,19 +478,20 @@ def test_aoi_of_and_by_aoi():
 # --- progress, cancellation, options ----------------------------------------------------------------------------
 
 
-def test_progress_rises_to_100(scene):
+def test_progress_rises_to_1(scene):
     truth, groups_t, proposals, groups_p = scene
     seen = []
-    f1.score(f1.PolygonSet(truth, groups_t), f1.PolygonSet(proposals, groups_p), progress=seen.append)
-    assert seen[-1] == 100.0
+    f1.score(f1.PolygonSet(truth, groups_t), f1.PolygonSet(proposals, groups_p),
+             report=lambda fraction, message: seen.append(fraction))
+    assert seen[-1] == 1.0
     assert seen == sorted(seen) and seen[0] >= 0.0
     assert len(seen) >= 4  # at least once per group
 
 
-def test_progress_reaches_100_with_nothing_to_score():
+def test_progress_reaches_1_with_nothing_to_score():
     seen = []
-    f1.score(polygons(), polygons(), progress=seen.append)
-    assert seen[-1] == 100.0
+    f1.score(polygons(), polygons(), report=lambda fraction, message: seen.append(fraction))
+    assert seen[-1] == 1.0
 
 
 def test_cancellation_raises_canceled(scene):

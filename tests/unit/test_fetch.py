@@ -50,7 +50,7 @@ def test_tiles_in_an_extent_arrive_complete_with_their_labels(bucket, tmp_path):
         assert file.local_path.is_relative_to(tmp_path / "out" / "SN2_buildings" / "train" / "AOI_2_Vegas")
         west, south, east, north = bucket.manifest.tile_footprints(*VEGAS)[file.tile_id]
         assert file.footprint.bounds == pytest.approx((west, south, east, north), abs=1e-9)
-    assert progress[-1] == 100 and progress == sorted(progress)
+    assert progress[-1] == 1.0 and progress == sorted(progress)
 
 
 def test_the_second_run_needs_no_request_at_all(bucket, tmp_path):
@@ -131,7 +131,7 @@ def test_a_canceled_run_reports_no_partial_file_and_the_next_run_resumes(bucket,
         progress = []
 
         def canceled():
-            return bool(progress) and progress[-1] > 50
+            return bool(progress) and progress[-1] > 0.5
 
         with pytest.raises(s3.Canceled):
             fetch(one, report=lambda p, m: progress.append(p), is_canceled=canceled)

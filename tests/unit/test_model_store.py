@@ -49,13 +49,13 @@ def test_a_missing_model_is_downloaded_verified_and_then_found_without_a_request
         store.resolve(NAME, download=False)
     before = len(release.requested)
     reports = []
-    path = store.resolve(NAME, report=lambda percent, message: reports.append((percent, message)))
+    path = store.resolve(NAME, report=lambda fraction, message: reports.append((fraction, message)))
     assert path == tmp_path / "cache" / MAIN
     assert path.read_bytes() == (model_registry.REGISTRY_PATH.parent / MAIN).read_bytes()
     assert files_in(tmp_path / "cache") == [MAIN]  # nothing else left behind
     assert release.requested[before:] == [f"/{MAIN}"]
-    percents = [percent for percent, _ in reports]
-    assert percents == sorted(percents) and percents[0] == 0 and percents[-1] == 100
+    fractions = [fraction for fraction, _ in reports]
+    assert fractions == sorted(fractions) and fractions[0] == 0 and fractions[-1] == 1
     messages = [message for _, message in reports if message]
     assert f"from {release.url}{MAIN} into {tmp_path / 'cache'}" in messages[0]
     assert "of 6.5 MB" in messages[1] and "verified" in messages[-1]
@@ -132,8 +132,8 @@ def test_cancel_mid_download_leaves_no_partial_file(release, tmp_path):
     store = store_at(tmp_path, release.url)
     partial_seen = []
 
-    def report(percent, message):
-        if 0 < percent < 100:
+    def report(fraction, message):
+        if 0 < fraction < 1:
             partial_seen.extend(p.name for p in (tmp_path / "cache").iterdir())
 
     with pytest.raises(Canceled):

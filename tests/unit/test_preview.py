@@ -302,8 +302,9 @@ def test_a_described_band_of_several_is_read_with_a_note(tmp_path, probability):
 def test_apply_can_be_canceled_and_reports_progress(probability):
     path, _ = probability
     seen = []
-    assert len(preview.footprints_of_raster(path, OPTIONS, progress=seen.append, block=256)) > 20
-    assert seen == [25.0, 50.0, 75.0, 100.0]
+    found = preview.footprints_of_raster(path, OPTIONS, report=lambda fraction, _: seen.append(fraction), block=256)
+    assert len(found) > 20
+    assert seen == [0.25, 0.5, 0.75, 1.0]
     with pytest.raises(preview.Canceled):
         preview.footprints_of_raster(path, OPTIONS, is_canceled=lambda: True)
 

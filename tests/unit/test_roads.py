@@ -10,7 +10,7 @@ from rasterio.transform import Affine
 from scipy import ndimage
 from shapely.geometry import LineString, Point, Polygon
 
-from spacenet_toolkit.core import roads
+from spacenet_toolkit.core import progress, roads
 
 PIXEL_M = 0.3
 OPTIONS = roads.RoadOptions()
@@ -217,8 +217,8 @@ def test_results_do_not_depend_on_the_block_size():
     whole = roads.centerlines_on_grid(read, 620, 700, OPTIONS, PIXEL_M, block=10_000)
     reports = []
     blocked = roads.centerlines_on_grid(read, 620, 700, OPTIONS, PIXEL_M, block=256,
-                                        on_block=lambda done, total: reports.append((done, total)))
-    assert reports[-1] == (9, 9)
+                                        report=lambda fraction, message: reports.append(fraction))
+    assert len(reports) == 9 and reports[-1] == 1.0
     assert_clean(whole)
     assert_clean(blocked)
     assert len(whole.edges) > 30 and degrees(whole)[3] + degrees(whole)[4] > 10
@@ -275,11 +275,12 @@ def test_network_on_the_map():
     assert placed.edges[0].start == network.edges[0].start and placed.nodes[0].degree == 1
 
 
-def test_canceled_block_loop_returns_none():
+def test_canceled_block_loop_raises_canceled():
     prob = city((300, 300), seed=1)
     calls = []
-    result = roads.centerlines_on_grid(
-        lambda r, c, h, w: (prob[r : r + h, c : c + w], None), 300, 300, OPTIONS, PIXEL_M, block=100,
-        is_canceled=lambda: calls.append(1) or len(calls) > 2,
-    )
-    assert result is None
+    with pytest.raises(progress.Canceled):
+        roads.centerlines_on_grid(
+            lambda r, c, h, w: (prob[r : r + h, c : c + w], None), 300, 300, OPTIONS, PIXEL_M, block=100,
+            is_canceled=lambda: calls.append(1) or len(calls) > 2,
+        )
+    assert len(calls) == 3

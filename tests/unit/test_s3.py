@@ -157,9 +157,9 @@ def test_download_all_reports_overall_progress_and_cancels(bucket, tmp_path):
     keys = bucket.manifest.keys(product="PS-RGB", aoi="AOI_2_Vegas")[:30]
     transfers = [s3.Transfer(obj_of(bucket, key), tmp_path / key) for key in keys]
     seen = []
-    results = s3.download_all(s3.Bucket(bucket.endpoint), transfers, progress=lambda d, t: seen.append((d, t)))
-    total = sum(t.obj.size for t in transfers)
-    assert seen[-1] == (total, total) and all(d <= t for d, t in seen)
+    results = s3.download_all(s3.Bucket(bucket.endpoint), transfers,
+                               report=lambda fraction, message: seen.append(fraction))
+    assert seen[-1] == 1.0 and all(0 <= fraction <= 1 for fraction in seen)
     assert {r.status for r in results} == {"downloaded"}
     again = s3.download_all(s3.Bucket(bucket.endpoint), transfers)
     assert {r.status for r in again} == {"present"}
