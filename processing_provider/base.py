@@ -79,3 +79,15 @@ def reporting(feedback, low: float = 0.0, high: float = 100.0) -> progress.Repor
 
     return report
 
+
+def features(source, request, feedback, low: float = 0.0, high: float = 100.0, flags=None):
+    """``source``'s features for ``request``, moving the bar from ``low`` to ``high`` percent as they are read
+    (every thousandth) and stopping early when the user cancels: the caller checks ``feedback.isCanceled()``."""
+    total = max(source.featureCount(), 1)
+    found = source.getFeatures(request) if flags is None else source.getFeatures(request, flags)
+    for count, feature in enumerate(found):
+        if feedback.isCanceled():
+            return
+        yield feature
+        if count % 1000 == 0:
+            feedback.setProgress(low + (high - low) * count / total)

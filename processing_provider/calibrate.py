@@ -28,7 +28,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from .base import SpaceNetAlgorithm
+from .base import SpaceNetAlgorithm, features
 
 PROGRESS_READ_END, PROGRESS_CALIBRATE_END = 5.0, 97.0  # reading the truth, calibrating, writing
 
@@ -245,20 +245,17 @@ class Calibrate(SpaceNetAlgorithm):
         request.setDestinationCrs(layer.crs(), context.transformContext())
         if extent is not None:
             request.setFilterRect(QgsRectangle(*extent))
-        total = max(source.featureCount(), 1)
         wkbs = []
-        features = source.getFeatures(request, QgsProcessingFeatureSource.Flag.FlagSkipGeometryValidityChecks)
-        for count, feature in enumerate(features):
-            if feedback.isCanceled():
-                return []
+        for feature in features(source, request, feedback, 0.0, PROGRESS_READ_END,
+                                QgsProcessingFeatureSource.Flag.FlagSkipGeometryValidityChecks):
             geometry = feature.geometry()
             if geometry.isNull() or geometry.isEmpty():
                 continue
             if QgsWkbTypes.isCurvedType(geometry.wkbType()):
                 geometry = QgsGeometry(geometry.constGet().segmentize())
             wkbs.append(bytes(geometry.asWkb()))
-            if count % 1000 == 0:
-                feedback.setProgress(PROGRESS_READ_END * count / total)
+        if feedback.isCanceled():
+            return []
         if not wkbs:
             where = "in the labelled area" if extent is not None else "with a geometry"
             raise QgsProcessingException(self.tr(

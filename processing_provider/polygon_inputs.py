@@ -23,6 +23,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QUrl
 
 from ..core import challenge_csv, f1
+from .base import features
 
 CSV_COLUMNS = ("ImageId", "PolygonWKT_Pix")
 READ_PROGRESS = 30.0  # share of the progress bar for reading both inputs
@@ -117,13 +118,10 @@ class InputReader:
         request = QgsFeatureRequest()
         request.setDestinationCrs(self.crs, self.context.transformContext())  # proposals into the truth's CRS
         areas = AreaMeter(self.crs, self.context) if min_area > 0 else None
-        total = max(source.featureCount(), 1)
         wkbs, geometries, ids, groups, order, measured = [], [], [], [], [], []
-        progress_span = READ_PROGRESS / 2
-        features = source.getFeatures(request, QgsProcessingFeatureSource.Flag.FlagSkipGeometryValidityChecks)
-        for count, feature in enumerate(features):
-            if self.feedback.isCanceled():
-                break
+        half = READ_PROGRESS / 2
+        for feature in features(source, request, self.feedback, step * half, (step + 1) * half,
+                                QgsProcessingFeatureSource.Flag.FlagSkipGeometryValidityChecks):
             geometry = feature.geometry()
             if QgsWkbTypes.isCurvedType(geometry.wkbType()):
                 geometry = QgsGeometry(geometry.constGet().segmentize())
@@ -137,8 +135,6 @@ class InputReader:
                 order.append(-np.inf if value is None or value == NULL else float(value))  # nulls last
             if areas is not None:
                 measured.append(areas.square_metres(geometry))
-            if count % 1000 == 0:
-                self.feedback.setProgress(step * progress_span + progress_span * count / total)
 
         polygon_set = f1.PolygonSet(
             geometries=shapely.from_wkb(np.array(wkbs, dtype=object)) if wkbs else np.empty(0, dtype=object),

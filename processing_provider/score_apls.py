@@ -20,7 +20,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from .base import SpaceNetAlgorithm
+from .base import SpaceNetAlgorithm, features
 
 PROGRESS_READ_END = 20.0
 
@@ -108,15 +108,15 @@ class ScoreApls(SpaceNetAlgorithm):
         if group_field and proposal_source.fields().indexOf(group_field) < 0:
             raise QgsProcessingException(self.tr(
                 f"The proposal layer has no field '{group_field}': both layers need the group field."))
-        truth, truth_groups = self._read(truth_source, crs, group_field, context, "truth")
-        proposals, proposal_groups = self._read(proposal_source, crs, group_field, context, "proposals")
+        truth, truth_groups = self._read(truth_source, crs, group_field, context, feedback, 0.0)
+        proposals, proposal_groups = self._read(proposal_source, crs, group_field, context, feedback, 0.5)
+        if feedback.isCanceled():
+            return {}
         if not truth:
             raise QgsProcessingException(self.tr("The truth layer has no lines: nothing to score against."))
         if not proposals:
             feedback.pushWarning(self.tr("The proposal layer has no lines: APLS is 0."))
         feedback.setProgress(PROGRESS_READ_END)
-        if feedback.isCanceled():
-            return {}
 
         options = apls.AplsOptions(max_snap_m=self.parameterAsDouble(parameters, self.MAX_SNAP, context),
                                    control_spacing_m=self.parameterAsDouble(parameters, self.CONTROL_SPACING, context))
@@ -156,8 +156,9 @@ class ScoreApls(SpaceNetAlgorithm):
                 "APLS compares road centerlines: choose a line layer."))
         return source
 
-    def _read(self, source, crs, group_field, context, side) -> tuple:
-        """(shapely lines in ``crs``, group keys); null and empty geometries skipped."""
+    def _read(self, source, crs, group_field, context, feedback, start) -> tuple:
+        """(shapely lines in ``crs``, group keys); null and empty geometries skipped. The bar moves over the half
+        of the reading's share from ``start`` (0 or 0.5); the user's cancel stops it early."""
         import shapely
 
         request = QgsFeatureRequest().setDestinationCrs(crs, context.transformContext())
@@ -165,7 +166,8 @@ class ScoreApls(SpaceNetAlgorithm):
             # fail early with a clear message if the transform is impossible
             QgsCoordinateTransform(source.sourceCrs(), crs, context.transformContext())
         lines, groups = [], []
-        for feature in source.getFeatures(request):
+        low = PROGRESS_READ_END * start
+        for feature in features(source, request, feedback, low, low + PROGRESS_READ_END / 2):
             geometry = feature.geometry()
             if geometry is None or geometry.isEmpty():
                 continue

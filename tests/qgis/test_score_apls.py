@@ -94,3 +94,23 @@ def test_errors_name_the_problem(provider, fixtures, tmp_path):
     no_field = str(fixtures / "apls_oracle" / "osm" / "AOI_2_Vegas_img99.geojson")
     with pytest.raises(QgsProcessingException, match="The proposal layer has no field 'tile'"):
         run({"TRUTH": truth, "PROPOSALS": no_field, "GROUP_FIELD": "tile"})
+
+
+class CancelAt(QgsProcessingFeedback):
+    """Cancels once the bar reaches ``percent``; keeps every value it showed."""
+
+    def __init__(self, percent):
+        super().__init__()
+        self.values = []
+        self.progressChanged.connect(lambda value: self.values.append(value) or (value >= percent and self.cancel()))
+
+
+def test_reading_moves_the_bar_and_a_cancel_there_writes_nothing(provider, fixtures, tmp_path):
+    tile = "AOI_2_Vegas_img99"
+    feedback = CancelAt(5)  # reached when the proposals start: the truth's read takes 0-10 %, theirs 10-20 %
+    result = run({"TRUTH": str(fixtures / "apls_oracle" / "spacenet" / f"{tile}.geojson"),
+                  "PROPOSALS": str(fixtures / "apls_oracle" / "osm" / f"{tile}.geojson"),
+                  "OUTPUT_HTML": str(tmp_path / "report.html")}, feedback=feedback)
+    assert "APLS" not in result
+    assert feedback.values == [10.0]
+    assert not (tmp_path / "report.html").exists()
