@@ -1,6 +1,5 @@
 """spacenet:calibrate: the building threshold and minimum area that score best against truth (SpaceNet F1)."""
 
-from pathlib import Path
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
@@ -9,7 +8,6 @@ from qgis.core import (
     QgsFeatureSink,
     QgsField,
     QgsFields,
-    QgsGeometry,
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingFeatureSource,
@@ -28,6 +26,8 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
+from ..qgis_adapter.geometry import to_shapely, to_wkb
+from ..qgis_adapter.layers import NotARasterFileError, raster_file, source_path
 from .base import SpaceNetAlgorithm, features
 
 PROGRESS_READ_END, PROGRESS_CALIBRATE_END = 5.0, 97.0  # reading the truth, calibrating, writing
@@ -141,7 +141,7 @@ class Calibrate(SpaceNetAlgorithm):
                                   regularize=self.parameterAsBoolean(parameters, self.REGULARIZE, context))
         try:
             result = self.run_core(
-                feedback, calibrate.calibrate_raster, self._raster_path(layer), truth, extent=extent,
+                feedback, calibrate.calibrate_raster, source_path(layer), truth, extent=extent,
                 thresholds=thresholds, min_areas_m2=min_areas, options=options,
                 canceled=self.tr("Canceled: nothing was written."), low=PROGRESS_READ_END, high=PROGRESS_CALIBRATE_END)
         except (calibrate.CalibrationError, raster.RasterError) as error:
@@ -175,11 +175,10 @@ class Calibrate(SpaceNetAlgorithm):
         layer = self.parameterAsRasterLayer(parameters, self.PROBABILITY, context)
         if layer is None:
             raise QgsProcessingException(self.invalidRasterError(parameters, self.PROBABILITY))
-        if layer.providerType() != "gdal" or not Path(self._raster_path(layer)).is_file():
-            raise QgsProcessingException(self.tr(
-                f"'{layer.name()}' is not a raster file (provider {layer.providerType()}): save it as a GeoTIFF "
-                "first (right-click > Export > Save As…)."
-            ))
+        try:
+            path = raster_file(layer)
+        except NotARasterFileError as error:
+            raise QgsProcessingException(str(error)) from error
         if not layer.crs().isValid():
             raise QgsProcessingException(self.tr(
                 f"'{layer.name()}' has no coordinate reference system: assign one (Layer Properties > Source)."
@@ -187,7 +186,7 @@ class Calibrate(SpaceNetAlgorithm):
         from ..core import probability, raster
 
         try:
-            bands = probability.locate(self._raster_path(layer), first_of_many=True)
+            bands = probability.locate(path, first_of_many=True)
         except (probability.ProbabilityError, raster.RasterError) as error:
             raise QgsProcessingException(str(error)) from error
         if bands.interior_band is not None:
@@ -207,10 +206,6 @@ class Calibrate(SpaceNetAlgorithm):
             ))
         return layer
 
-    @staticmethod
-    def _raster_path(layer) -> str:
-        return layer.source().split("|")[0]
-
     def _extent(self, parameters, context, layer):
         """The labelled area in the raster's CRS, or None when not given."""
         if parameters.get(self.EXTENT) in (None, ""):
@@ -227,8 +222,6 @@ class Calibrate(SpaceNetAlgorithm):
 
     def _read_truth(self, parameters, context, feedback, layer, extent) -> list:
         """Truth polygons as shapely geometries in the raster's CRS (within the labelled area when given)."""
-        import shapely
-
         source = self.parameterAsSource(parameters, self.TRUTH, context)
         if source is None:
             raise QgsProcessingException(self.invalidSourceError(parameters, self.TRUTH))
@@ -248,12 +241,9 @@ class Calibrate(SpaceNetAlgorithm):
         wkbs = []
         for feature in features(source, request, feedback, 0.0, PROGRESS_READ_END,
                                 QgsProcessingFeatureSource.Flag.FlagSkipGeometryValidityChecks):
-            geometry = feature.geometry()
-            if geometry.isNull() or geometry.isEmpty():
-                continue
-            if QgsWkbTypes.isCurvedType(geometry.wkbType()):
-                geometry = QgsGeometry(geometry.constGet().segmentize())
-            wkbs.append(bytes(geometry.asWkb()))
+            wkb = to_wkb(feature.geometry())
+            if wkb is not None:
+                wkbs.append(wkb)
         if feedback.isCanceled():
             return []
         if not wkbs:
@@ -261,7 +251,7 @@ class Calibrate(SpaceNetAlgorithm):
             raise QgsProcessingException(self.tr(
                 f"TRUTH has no polygon {where}: calibration needs the buildings of a labelled area."
             ))
-        return list(shapely.from_wkb(wkbs))
+        return list(to_shapely(wkbs))
 
     def _truth_extent(self, truth, layer) -> tuple:
         """The truth's extent in the raster's CRS; a clear error when it misses the raster."""

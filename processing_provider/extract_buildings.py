@@ -12,8 +12,9 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from .extraction import ExtractionAlgorithm, add_feature, fields_of
-from .styles import BuildingStyler
+from ..qgis_adapter.sinks import add_feature, fields_of
+from ..qgis_adapter.styles import BuildingStyler
+from .extraction import ExtractionAlgorithm
 
 
 class ExtractBuildings(ExtractionAlgorithm):

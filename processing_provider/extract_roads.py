@@ -11,8 +11,9 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from .extraction import ExtractionAlgorithm, add_feature, fields_of
-from .styles import RoadNodeStyler, RoadStyler
+from ..qgis_adapter.sinks import add_feature, fields_of
+from ..qgis_adapter.styles import RoadNodeStyler, RoadStyler
+from .extraction import ExtractionAlgorithm
 
 
 class ExtractRoads(ExtractionAlgorithm):

@@ -9,11 +9,6 @@ import json
 from pathlib import Path
 
 from qgis.core import (
-    QgsFeature,
-    QgsFeatureSink,
-    QgsField,
-    QgsFields,
-    QgsGeometry,
     QgsProcessingException,
     QgsProcessingOutputString,
     QgsProcessingParameterBand,
@@ -29,9 +24,10 @@ from qgis.core import (
 
 from ..core.model_registry import RegistryError
 from ..core.model_store import ModelError, NotInstalledError
-from ..qgis_models import model_store
+from ..qgis_adapter.layers import NotARasterFileError, raster_file, source_path
+from ..qgis_adapter.models import model_store
+from ..qgis_adapter.styles import ProbabilityStyler
 from .base import SpaceNetAlgorithm
-from .styles import ProbabilityStyler
 
 DEVICES = ("auto", "gpu", "cpu")
 # the plugin's package is spacenet_toolkit when installed, but whatever its folder is called
@@ -161,7 +157,7 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
         except QgsProcessingException as error:
             return False, str(error)
         try:
-            info = raster.describe(layer.source().split("|")[0])
+            info = raster.describe(source_path(layer))
             card = runtime.load(str(model), "cpu").card  # the session the band widget opened, from the cache
             raster.check_bands(tuple(bands), info, card.bands)
         except (raster.RasterError, raster.BandMappingError, modelcard.ModelCardError,
@@ -175,11 +171,10 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         if layer is None:
             raise QgsProcessingException(self.invalidRasterError(parameters, self.INPUT))
-        if layer.providerType() != "gdal" or not Path(layer.source().split("|")[0]).is_file():
-            raise QgsProcessingException(self.tr(
-                f"'{layer.name()}' is not a raster file (provider {layer.providerType()}): save it as a GeoTIFF "
-                "first (right-click > Export > Save As…)."
-            ))
+        try:
+            raster_path = raster_file(layer)
+        except NotARasterFileError as error:
+            raise QgsProcessingException(str(error)) from error
         extent = None
         if parameters.get(self.EXTENT) not in (None, ""):
             rect = self.parameterAsExtent(parameters, self.EXTENT, context, layer.crs())
@@ -194,7 +189,7 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
         if model is None:
             return None
         return dict(
-            raster_path=layer.source().split("|")[0],
+            raster_path=raster_path,
             model_path=str(model),
             extent=extent,
             bands=tuple(self.parameterAsInts(parameters, self.BANDS, context)) or None,
@@ -266,24 +261,3 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
                     ProbabilityStyler.shared())
         return outputs
 
-
-def fields_of(*definitions) -> QgsFields:
-    fields = QgsFields()
-    for name, kind in definitions:
-        fields.append(QgsField(name, kind))
-    return fields
-
-
-def add_feature(sink, fields, shape, attributes, multi=False) -> None:
-    """One feature of a shapely geometry (a multi-part geometry when ``multi``) and its attributes."""
-    import shapely
-
-    feature = QgsFeature(fields)
-    # WKB with an explicit dimension: robust to the GEOS mix inside QGIS (ENVIRONMENT.md trap 3)
-    geometry = QgsGeometry()
-    geometry.fromWkb(shapely.to_wkb(shape, output_dimension=2))
-    if multi:
-        geometry.convertToMultiType()
-    feature.setGeometry(geometry)
-    feature.setAttributes(attributes)
-    sink.addFeature(feature, QgsFeatureSink.Flag.FastInsert)

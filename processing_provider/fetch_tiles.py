@@ -9,7 +9,6 @@ from qgis.core import (
     QgsFeatureSink,
     QgsField,
     QgsFields,
-    QgsGeometry,
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingOutputNumber,
@@ -28,6 +27,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QVariant
 
 from ..core import catalog
+from ..qgis_adapter.geometry import from_shapely
 from .base import SpaceNetAlgorithm
 from .loading import add_fetched_layers
 
@@ -218,7 +218,7 @@ class FetchTiles(SpaceNetAlgorithm):
         for file in result.files:
             feature = QgsFeature(fields)
             if file.footprint is not None:
-                feature.setGeometry(_qgis_geometry(file.footprint))
+                feature.setGeometry(from_shapely(file.footprint))
             feature.setAttributes([file.tile_id, file.product, file.key,
                                    str(file.local_path) if file.local_path else None, file.status, file.size,
                                    file.error or None])
@@ -239,11 +239,3 @@ def _first_tile(result) -> dict:
             return outputs
     return {}
 
-
-def _qgis_geometry(shape) -> QgsGeometry:
-    import shapely
-
-    geometry = QgsGeometry()
-    # WKB with an explicit dimension: robust to shapely wheels inside QGIS (ENVIRONMENT.md trap 3)
-    geometry.fromWkb(shapely.to_wkb(shape, output_dimension=2))
-    return geometry

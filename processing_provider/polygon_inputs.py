@@ -7,13 +7,11 @@ challenge CSV files. Imported only when an algorithm runs: it needs numpy and sh
 from pathlib import Path
 
 import numpy as np
-import shapely
 from qgis.core import (
     NULL,
     QgsCoordinateReferenceSystem,
     QgsDistanceArea,
     QgsFeatureRequest,
-    QgsGeometry,
     QgsProcessingException,
     QgsProcessingFeatureSource,
     QgsProviderRegistry,
@@ -23,6 +21,8 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QUrl
 
 from ..core import challenge_csv, f1
+from ..qgis_adapter.geometry import from_shapely, linear, to_shapely, to_wkb
+from ..qgis_adapter.layers import source_path
 from .base import features
 
 CSV_COLUMNS = ("ImageId", "PolygonWKT_Pix")
@@ -122,11 +122,9 @@ class InputReader:
         half = READ_PROGRESS / 2
         for feature in features(source, request, self.feedback, step * half, (step + 1) * half,
                                 QgsProcessingFeatureSource.Flag.FlagSkipGeometryValidityChecks):
-            geometry = feature.geometry()
-            if QgsWkbTypes.isCurvedType(geometry.wkbType()):
-                geometry = QgsGeometry(geometry.constGet().segmentize())
+            geometry = linear(feature.geometry())
             geometries.append(geometry)
-            wkbs.append(None if geometry.isNull() else bytes(geometry.asWkb()))
+            wkbs.append(to_wkb(geometry))
             ids.append(feature.id())
             if group_field:
                 groups.append("" if feature[group_field] is None else str(feature[group_field]))
@@ -137,7 +135,7 @@ class InputReader:
                 measured.append(areas.square_metres(geometry))
 
         polygon_set = f1.PolygonSet(
-            geometries=shapely.from_wkb(np.array(wkbs, dtype=object)) if wkbs else np.empty(0, dtype=object),
+            geometries=to_shapely(wkbs),
             groups=np.array(groups, dtype=object) if group_field else None,
             order=np.array(order, dtype=float) if order_field else None,
             areas=np.array(measured, dtype=float) if areas is not None else None,
@@ -154,7 +152,7 @@ class InputReader:
             polygon_set.order = None  # the SpaceNet evaluator takes proposals in file order
         elif order_field != "Confidence":
             raise self.error(f"A challenge CSV can be ordered by its Confidence column only, not '{order_field}'.")
-        qgis_geometries = [QgsGeometry() if g is None else QgsGeometry.fromWkt(g.wkt) for g in polygon_set.geometries]
+        qgis_geometries = [from_shapely(g) for g in polygon_set.geometries]
         return Side(polygon_set, qgis_geometries, numeric_ids(polygon_set.ids, len(qgis_geometries)))
 
 
@@ -187,7 +185,7 @@ def file_path(layer) -> str:
     if layer is None:
         raise QgsProcessingException("The challenge CSV could not be opened as a layer.")
     parts = QgsProviderRegistry.instance().decodeUri(layer.providerType(), layer.source())
-    path = parts.get("path") or QUrl(layer.source()).toLocalFile() or layer.source().split("|")[0]
+    path = parts.get("path") or QUrl(layer.source()).toLocalFile() or source_path(layer)
     if not Path(path).is_file():
         raise QgsProcessingException(f"Cannot find the file behind layer '{layer.name()}' ({layer.source()}).")
     return path

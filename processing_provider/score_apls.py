@@ -20,6 +20,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
+from ..qgis_adapter.geometry import to_shapely, to_wkb
 from .base import SpaceNetAlgorithm, features
 
 PROGRESS_READ_END = 20.0
@@ -159,21 +160,19 @@ class ScoreApls(SpaceNetAlgorithm):
     def _read(self, source, crs, group_field, context, feedback, start) -> tuple:
         """(shapely lines in ``crs``, group keys); null and empty geometries skipped. The bar moves over the half
         of the reading's share from ``start`` (0 or 0.5); the user's cancel stops it early."""
-        import shapely
-
         request = QgsFeatureRequest().setDestinationCrs(crs, context.transformContext())
         if source.sourceCrs() != crs:
             # fail early with a clear message if the transform is impossible
             QgsCoordinateTransform(source.sourceCrs(), crs, context.transformContext())
-        lines, groups = [], []
+        wkbs, groups = [], []
         low = PROGRESS_READ_END * start
         for feature in features(source, request, feedback, low, low + PROGRESS_READ_END / 2):
-            geometry = feature.geometry()
-            if geometry is None or geometry.isEmpty():
+            wkb = to_wkb(feature.geometry())
+            if wkb is None:
                 continue
-            lines.append(shapely.from_wkb(bytes(geometry.asWkb())))
+            wkbs.append(wkb)
             groups.append(str(feature[group_field]) if group_field else "")
-        return lines, groups
+        return list(to_shapely(wkbs)), groups
 
     def _write_table(self, parameters, context, groups) -> str:
         fields = QgsFields()

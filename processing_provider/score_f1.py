@@ -22,8 +22,8 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QVariant
 
 from ..core import dependencies
+from ..qgis_adapter.styles import ScoreStatusStyler
 from .base import SpaceNetAlgorithm
-from .styles import ScoreStatusStyler
 
 # Enum index -> core.f1 matching rule. The order is API: scripts pass the index.
 MATCHING_RULES = ("greedy>=", "greedy>", "optimal")

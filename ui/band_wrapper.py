@@ -28,7 +28,8 @@ from qgis.PyQt.QtWidgets import QComboBox, QLineEdit
 from ..core import band_preview, raster
 from ..core.model_registry import RegistryError
 from ..core.model_store import ModelError, NotInstalledError
-from ..qgis_models import model_store
+from ..qgis_adapter.layers import source_path
+from ..qgis_adapter.models import model_store
 from .band_selection import ERROR_STYLE, BandSelectionWidget
 
 # 1-based band numbers separated by commas, semicolons or spaces; what is typed can only ever parse
@@ -163,7 +164,7 @@ class BandsWidgetWrapper(WidgetWrapper):
 
                 self._context = dataobjects.createContext()
             layer = QgsProcessingUtils.mapLayerFromString(value, self._context)
-        return layer.source().split("|")[0] if layer is not None else None
+        return source_path(layer) if layer is not None else None
 
     def _resolved_model(self) -> tuple:
         """The model file and "", or None and why there is none."""

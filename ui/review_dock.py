@@ -13,9 +13,7 @@ from pathlib import Path
 
 from qgis.core import (
     QgsCoordinateTransform,
-    QgsCsException,
     QgsFeatureRequest,
-    QgsGeometry,
     QgsMapLayerProxyModel,
     QgsProject,
     QgsVectorLayer,
@@ -27,6 +25,7 @@ from qgis.PyQt.QtCore import QObject, Qt, QTimer, pyqtSignal
 from qgis.PyQt.QtWidgets import QApplication
 
 from ..core import dependencies
+from ..qgis_adapter.geometry import to_shapely, to_wkb
 
 FORM_CLASS, _ = uic.loadUiType(str(Path(__file__).with_name("review_dock.ui")))
 
@@ -202,9 +201,6 @@ def _read(layer, request, transform, scored_field=-1):
     """(fids, shapely geometries) of ``layer``'s features that ``request`` asks for; features marked as truth
     copies (``scored_field``) are left out; geometries are transformed with ``transform`` (None or a
     short-circuited one: as they are); what cannot be transformed comes back as None (skipped by the scorer)."""
-    import numpy as np
-    import shapely
-
     if scored_field >= 0:
         request.setSubsetOfAttributes([scored_field])
     else:
@@ -215,25 +211,8 @@ def _read(layer, request, transform, scored_field=-1):
         if scored_field >= 0 and feature.attribute(scored_field) == TRUTH_COPY:
             continue
         fids.append(feature.id())
-        wkbs.append(_wkb(feature.geometry(), transform))
-    geometries = np.empty(len(wkbs), dtype=object)
-    if wkbs:
-        geometries[:] = shapely.from_wkb(np.array(wkbs, dtype=object))
-    return fids, geometries
-
-
-def _wkb(geometry, transform):
-    if geometry.isNull() or geometry.isEmpty():
-        return None
-    geometry = QgsGeometry(geometry)
-    if QgsWkbTypes.isCurvedType(geometry.wkbType()):
-        geometry = QgsGeometry(geometry.constGet().segmentize())
-    if transform is not None:
-        try:
-            geometry.transform(transform)
-        except QgsCsException:
-            return None
-    return bytes(geometry.asWkb())
+        wkbs.append(to_wkb(feature.geometry(), transform))
+    return fids, to_shapely(wkbs)
 
 
 # --- the dock -------------------------------------------------------------------------------------------------------

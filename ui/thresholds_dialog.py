@@ -24,7 +24,6 @@ from qgis.core import (
     QgsField,
     QgsFields,
     QgsFillSymbol,
-    QgsGeometry,
     QgsMapLayerProxyModel,
     QgsProject,
     QgsRasterLayer,
@@ -40,7 +39,8 @@ from qgis.PyQt.QtWidgets import QDialog, QDialogButtonBox
 
 from ..core import preview, progress
 from ..core.building_options import BuildingOptions
-from ..processing_provider.styles import BuildingStyler
+from ..qgis_adapter.geometry import from_wkb
+from ..qgis_adapter.styles import BuildingStyler
 
 FORM_CLASS, _ = uic.loadUiType(str(Path(__file__).with_name("thresholds.ui")))
 
@@ -383,9 +383,7 @@ class ThresholdsDialog(QDialog, FORM_CLASS):
         features = []
         for wkb, score, area in zip(outcome.wkb(), outcome.scores.tolist(), outcome.areas_m2.tolist()):
             feature = QgsFeature(layer.fields())
-            geometry = QgsGeometry()
-            geometry.fromWkb(wkb)
-            feature.setGeometry(geometry)
+            feature.setGeometry(from_wkb(wkb))
             feature.setAttributes([round(score, 4), round(area, 2)])
             features.append(feature)
         provider.addFeatures(features)
@@ -508,10 +506,7 @@ def write_layer(footprints: preview.Footprints, source: preview.ProbabilityRaste
     for number, (wkb, score, area) in enumerate(zip(footprints.wkb(), footprints.scores.tolist(),
                                                     footprints.areas_m2.tolist()), start=1):
         feature = QgsFeature(memory.fields())
-        geometry = QgsGeometry()
-        geometry.fromWkb(wkb)
-        geometry.convertToMultiType()
-        feature.setGeometry(geometry)
+        feature.setGeometry(from_wkb(wkb, multi=True))
         feature.setAttributes([number, round(score, 4), round(area, 2)])
         features.append(feature)
     memory.dataProvider().addFeatures(features)

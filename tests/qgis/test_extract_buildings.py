@@ -90,7 +90,7 @@ def test_cancel_writes_nothing(provider, fixtures, brightness_model, tmp_path):
 
 
 def test_loaded_footprints_are_styled_and_carry_the_run(provider, fixtures, brightness_model):
-    from spacenet_toolkit.processing_provider.styles import BuildingStyler
+    from spacenet_toolkit.qgis_adapter.styles import BuildingStyler
 
     layer = QgsVectorLayer("Polygon?crs=EPSG:32616", "footprints", "memory")
     BuildingStyler.for_run({"model": "m", "device": "CPU", "threshold": 0.5}).postProcessLayer(layer, None, None)

@@ -67,7 +67,7 @@ def test_nodes_are_optional(provider, plus_sign, road_model):
 def test_the_loaded_layer_is_styled_and_records_the_run(provider):
     from qgis.core import QgsLineSymbol
 
-    from spacenet_toolkit.processing_provider.styles import RoadStyler
+    from spacenet_toolkit.qgis_adapter.styles import RoadStyler
 
     layer = QgsVectorLayer("LineString?crs=EPSG:32611", "roads", "memory")
     RoadStyler.for_run({"model": "m", "device": "CPU", "threshold": 0.5}).postProcessLayer(layer, None, None)

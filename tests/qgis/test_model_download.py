@@ -9,7 +9,7 @@ import pytest
 from qgis.core import QgsApplication, QgsProcessingException, QgsProcessingFeedback
 
 from spacenet_toolkit.core import model_registry
-from spacenet_toolkit.qgis_models import models_cache_dir
+from spacenet_toolkit.qgis_adapter.models import models_cache_dir
 
 ATLANTA = "spacenet/sn4_atlanta_pan/sample_geotiff.tif"
 VEGAS_RGBA = "spacenet/sn3_vegas_rgb_roads/RGB-PanSharpen_AOI_2_Vegas_img0.tif"

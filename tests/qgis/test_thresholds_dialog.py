@@ -287,7 +287,7 @@ def test_an_rgb_raster_is_refused_with_a_message(layers, open_dialog, blobs, rgb
 
 def test_apply_writes_what_the_preview_shows_for_a_view_of_the_whole_raster(layers, open_dialog, engine_probability,
                                                                             qtbot, tmp_path):
-    from spacenet_toolkit.processing_provider.styles import building_renderer
+    from spacenet_toolkit.qgis_adapter.styles import building_renderer
 
     probability = layers(engine_probability, "building probability")
     dialog = open_dialog(probability)
