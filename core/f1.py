@@ -35,12 +35,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .choices import MATCHING
 from .f1_matching import Matching, greedy_match, optimal_match, passes
 from .f1_pairs import Pairs, candidate_pairs, overlapping_pairs
 from .polygon_cleaning import Cleaned, CleaningReport, clean
 from .progress import Canceled, IsCanceled, Report, check, counted, silent  # noqa: F401 - Canceled: part of this API
-
-MATCHING = ("greedy>=", "greedy>", "optimal")
 
 TP, FP, FN, SKIPPED = "TP", "FP", "FN", ""
 

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .choices import DEVICES
 from .modelcard import ModelCard, read_card
 
 log = logging.getLogger(__name__)
 
-DEVICES = ("auto", "gpu", "cpu")
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 
 

@@ -22,6 +22,7 @@ from qgis.core import (
     QgsProcessingUtils,
 )
 
+from ..core import choices
 from ..core.model_registry import RegistryError
 from ..core.model_store import ModelError, NotInstalledError
 from ..qgis_adapter.layers import NotARasterFileError, raster_file, source_path
@@ -29,7 +30,6 @@ from ..qgis_adapter.models import model_store
 from ..qgis_adapter.styles import ProbabilityStyler
 from .base import SpaceNetAlgorithm
 
-DEVICES = ("auto", "gpu", "cpu")
 # the plugin's package is spacenet_toolkit when installed, but whatever its folder is called
 BANDS_WIDGET_WRAPPER = f"{__package__.rpartition('.')[0]}.ui.band_wrapper.BandsWidgetWrapper"
 
@@ -126,7 +126,7 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
         batch = QgsProcessingParameterNumber(self.BATCH_SIZE, self.tr("Batch size (tiles per model run)"),
                                              QgsProcessingParameterNumber.Type.Integer, defaultValue=4,
                                              minValue=1, maxValue=256)
-        device = QgsProcessingParameterEnum(self.DEVICE, self.tr("Device"), options=list(DEVICES),
+        device = QgsProcessingParameterEnum(self.DEVICE, self.tr("Device"), options=list(choices.DEVICES),
                                             defaultValue="auto", usesStaticStrings=True)
         for advanced in (batch, device):
             advanced.setFlags(advanced.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)

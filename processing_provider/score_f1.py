@@ -21,12 +21,11 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from ..core import dependencies
+from ..core import choices, dependencies
 from ..qgis_adapter.styles import ScoreStatusStyler
 from .base import SpaceNetAlgorithm
 
 # Enum index -> core.f1 matching rule. The order is API: scripts pass the index.
-MATCHING_RULES = ("greedy>=", "greedy>", "optimal")
 PROGRESS_READ_END, PROGRESS_SCORE_END = 30.0, 90.0  # reading, then scoring, then writing
 
 
@@ -150,7 +149,7 @@ class ScoreF1(SpaceNetAlgorithm):
 
         options = f1.F1Options(
             iou_threshold=self.parameterAsDouble(parameters, self.IOU_THRESHOLD, context),
-            matching=MATCHING_RULES[self.parameterAsEnum(parameters, self.MATCHING, context)],
+            matching=choices.MATCHING[self.parameterAsEnum(parameters, self.MATCHING, context)],
             min_area_truth=self.parameterAsDouble(parameters, self.MIN_AREA_TRUTH, context),
             min_area_proposals=self.parameterAsDouble(parameters, self.MIN_AREA_PROPOSALS, context),
         )
