@@ -115,7 +115,7 @@ class Calibrate(SpaceNetAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         # numpy, shapely and rasterio are imported on first use, not at plugin start.
-        from ..core import calibrate, raster
+        from ..core import calibrate, calibrate_report, raster
         from ..core.building_options import BuildingOptions
 
         layer = self._probability_layer(parameters, context, feedback)
@@ -158,7 +158,7 @@ class Calibrate(SpaceNetAlgorithm):
             outputs[self.OUTPUT_TABLE] = self._write_table(parameters, context, result)
         html_path = self.parameterAsFileOutput(parameters, self.OUTPUT_HTML, context)
         if html_path:
-            calibrate.write(html_path, calibrate.render(result, notes=notes))
+            calibrate_report.write(html_path, calibrate_report.render(result, notes=notes))
             outputs[self.OUTPUT_HTML] = html_path
         for threshold in result.thresholds:
             row = ", ".join(f"{t.f1:.3f}" for t in result.by_min_area(threshold))

@@ -10,7 +10,7 @@ from rasterio.transform import Affine
 from scipy import ndimage
 from shapely.geometry import box
 
-from spacenet_toolkit.core import buildings, calibrate, f1
+from spacenet_toolkit.core import buildings, calibrate, calibrate_report, f1
 
 PIXEL_M = 0.5
 TRANSFORM = Affine(PIXEL_M, 0, 500000.0, 0, -PIXEL_M, 4000000.0)  # a UTM-like grid, 0.5 m pixels
@@ -311,7 +311,7 @@ def test_nodata_reads_as_no_building_and_out_of_range_values_are_refused(scene, 
 
 
 def test_the_report_draws_one_curve_per_minimum_area(result):
-    text = calibrate.render(result, notes=["a <note>"])
+    text = calibrate_report.render(result, notes=["a <note>"])
     assert text.startswith("<!DOCTYPE html>") and text.count("<svg") == 3
     first_chart = re.search(r"<svg.*?</svg>", text, re.S).group(0)
     assert first_chart.count("<polyline") == len(result.min_areas_m2)
@@ -320,12 +320,12 @@ def test_the_report_draws_one_curve_per_minimum_area(result):
 
 
 def test_the_line_chart_places_points_in_its_axes():
-    svg = calibrate.line_chart([("a & b", [0.2, 0.8], [0.0, 1.0])], "T", "x", "y", width=400, height=300)
+    svg = calibrate_report.line_chart([("a & b", [0.2, 0.8], [0.0, 1.0])], "T", "x", "y", width=400, height=300)
     points = re.search(r'<polyline points="([^"]+)"', svg).group(1).split()
     (x0, y0), (x1, y1) = (tuple(map(float, p.split(","))) for p in points)
     assert x0 < x1 and y0 > y1  # left to right, bottom to top
     assert "a &amp; b" in svg
-    assert "nothing to show" in calibrate.line_chart([], "T", "x", "y")
+    assert "nothing to show" in calibrate_report.line_chart([], "T", "x", "y")
 
 
 def test_the_engines_interior_band_splits_as_the_extraction_did(repo_root, fixtures, tmp_path):
@@ -344,7 +344,7 @@ def test_the_engines_interior_band_splits_as_the_extraction_did(repo_root, fixtu
     result = calibrate.calibrate_raster(path, truth, **pair)
     assert len(truth) > 30 and result.best.f1 == 1.0 and result.settings["interior_threshold"] is not None
     assert result.settings["min_score"] == extraction.settings["min_score"] > 0  # dropped as the extraction did
-    assert "interior band ≥" in calibrate.render(result)
+    assert "interior band ≥" in calibrate_report.render(result)
     with rasterio.open(path) as src:
         building_only = write_raster(tmp_path / "building_only.tif", src.read(1), transform=src.transform,
                                      crs=src.crs)
