@@ -79,13 +79,16 @@ class FetchResult:
         return [f for f in self.files if f.local_path is not None]
 
 
-def fetch(request: FetchRequest, *, report: Report | None = None, is_canceled: IsCanceled | None = None) -> FetchResult:
-    """List, locate and download; ``report(fraction, message when a new step starts)``. Raises Canceled when
-    ``is_canceled()`` turns True: partial downloads stay in place and resume on the next run."""
+def fetch(request: FetchRequest, *, bucket: Bucket | None = None, report: Report | None = None,
+          is_canceled: IsCanceled | None = None) -> FetchResult:
+    """List, locate and download through ``bucket`` (the caller's, kept open; by default one opened on
+    ``request.endpoint`` for this call); ``report(fraction, message when a new step starts)``. Raises Canceled
+    when ``is_canceled()`` turns True: partial downloads stay in place and resume on the next run."""
     report = report or silent
-    with Bucket(request.endpoint, pool_size=max(16, request.workers)) as bucket:
-        fetcher = _Fetcher(request, bucket, report, is_canceled)
-        return fetcher.run()
+    if bucket is not None:
+        return _Fetcher(request, bucket, report, is_canceled).run()
+    with Bucket(request.endpoint, pool_size=max(16, request.workers)) as own:
+        return _Fetcher(request, own, report, is_canceled).run()
 
 
 class _Fetcher:

@@ -148,3 +148,16 @@ def test_a_canceled_run_reports_no_partial_file_and_the_next_run_resumes(bucket,
     for file in result.files:
         assert file.local_path.read_bytes() == bucket.manifest.objects[file.key]
     assert not list((tmp_path / "out").rglob("*.part"))
+
+
+def test_a_bucket_handed_in_is_used_and_left_open(bucket, tmp_path):
+    extent = an_extent(bucket, first=90, count=2)
+    with fault_proxy.FaultProxy(bucket.origin) as proxy:
+        endpoint = proxy.endpoint_for(bucket.endpoint)
+        with s3.Bucket(endpoint) as handed:
+            first = fetch(request(bucket, tmp_path, extent=extent, endpoint="http://127.0.0.1:9/unused"),
+                          bucket=handed)
+            assert proxy.requests  # every request went through the bucket handed in, none to the unused endpoint
+            again = fetch(request(bucket, tmp_path / "again", extent=extent, endpoint="http://127.0.0.1:9/unused"),
+                          bucket=handed)  # still open after the first call
+    assert first.tile_ids == again.tile_ids == expected_ids(bucket, extent)
