@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""APLS scoring speed: the engine (core.apls, scipy Dijkstra from the control points) against networkx, same graphs.
+"""APLS scoring speed: the engine (core.score.apls, scipy Dijkstra from the control points) against networkx, same
+graphs.
 
 Part 1 scores the 7 SpaceNet Vegas tiles of the reference oracle (shared/fixtures/apls_oracle) and prints each
 tile and half beside the reference's; it fails when a tile or the mean is off by more than 0.02.
@@ -31,7 +32,7 @@ for extra in (PLUGIN_PATH, PLUGIN_PATH.parent.parent / "tests" / "support", Path
 from networkx_apls import networkx_half  # noqa: E402 - needs the path above
 from timing import best_time  # noqa: E402
 
-from spacenet_toolkit.core import apls  # noqa: E402
+from spacenet_toolkit.core.score import apls  # noqa: E402
 
 ORACLE = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "apls_oracle"
 ORACLE_TOLERANCE = 0.02

@@ -39,7 +39,7 @@ for extra in (PLUGIN_PATH, REPO / "tests" / "support"):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
 
-from spacenet_toolkit.core import extract, raster, runtime, tiling  # noqa: E402 - needs the path above
+from spacenet_toolkit.core.extract import extract, raster, runtime, tiling  # noqa: E402 - needs the path above
 
 FIXTURES = REPO.parent / "shared" / "fixtures" / "spacenet"
 VEGAS = FIXTURES / "sn3_vegas_rgb_roads" / "RGB-PanSharpen_AOI_2_Vegas_img0.tif"
@@ -122,7 +122,7 @@ def throughput(args, work: Path, device: str) -> bool:
 CHILD = """
 import json, sys, time
 sys.path[:0] = {paths!r}
-from spacenet_toolkit.core import extract
+from spacenet_toolkit.core.extract import extract
 started = time.perf_counter()
 result = extract.extract_buildings(extract.ExtractRequest({image!r}, {model!r}, work_dir={work!r}, device="cpu"))
 hwm_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))

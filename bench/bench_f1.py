@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""F1 scoring speed: the vectorised engine (core.f1.score) against a per-proposal loop, on the same polygons.
+"""F1 scoring speed: the vectorised engine (core.score.f1.score) against a per-proposal loop, on the same polygons.
 
 The data: 100,000 truth and 100,000 proposal footprints (rotated rectangles, 8-30 m sides, in UTM-sized
 coordinates) spread over 100 tiles. Most truths get a proposal that is shifted, resized and turned a little (partial
@@ -29,7 +29,7 @@ for extra in (PLUGIN_PATH, Path(__file__).resolve().parent):
 
 from timing import best_time  # noqa: E402
 
-from spacenet_toolkit.core import convex_clip, f1  # noqa: E402 - needs the path above
+from spacenet_toolkit.core.score import convex_clip, f1  # noqa: E402 - needs the path above
 
 SEED = 20240601
 TILES = 100

@@ -46,8 +46,8 @@ for _path in (PLUGIN_PATH, SUPPORT_PATH):
 
 import s3_server  # noqa: E402 - tests/support, put on the path above
 
-from spacenet_toolkit.core.s3 import Bucket, S3Object  # noqa: E402
-from spacenet_toolkit.core.tileindex import Tile, TileIndex  # noqa: E402
+from spacenet_toolkit.core.fetch.s3 import Bucket, S3Object  # noqa: E402
+from spacenet_toolkit.core.fetch.tileindex import Tile, TileIndex  # noqa: E402
 
 SEED = 20240601
 TILE_PLACE = ("SN2_buildings", "train", "AOI_2_Vegas", "PS-RGB")
@@ -92,8 +92,8 @@ OUR_CLIENT = """
 import json, sys, time
 from pathlib import Path
 from typing import NamedTuple
-from spacenet_toolkit.core.fetch import FetchRequest, fetch
-from spacenet_toolkit.core.s3 import Bucket, Transfer, download_all, safe_destination
+from spacenet_toolkit.core.fetch.fetch import FetchRequest, fetch
+from spacenet_toolkit.core.fetch.s3 import Bucket, Transfer, download_all, safe_destination
 
 mode, endpoint, prefix, destination, workers, dataset, split, aoi, product, cache_dir = sys.argv[1:11]
 destination, workers = Path(destination), int(workers)
@@ -226,7 +226,7 @@ def download_clients(server, work: Path) -> list[Client]:
         return run_child(command, aws_env())[0]
 
     def ours_here(destination: Path) -> Sample:
-        from spacenet_toolkit.core.s3 import Transfer, download_all, safe_destination
+        from spacenet_toolkit.core.fetch.s3 import Transfer, download_all, safe_destination
 
         usage = resource.getrusage(resource.RUSAGE_SELF)
         start = time.perf_counter()

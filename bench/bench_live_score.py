@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Live score speed: one edit re-matched incrementally (core.live_score) against a full core.f1.score rescoring.
+"""Live score speed: one edit re-matched incrementally (core.score.live_score) against a full core.score.f1.score
+rescoring.
 
 The data: 50,000 truth footprints (rotated rectangles, 8-30 m sides, one per 50 m cell of a grid in UTM-sized
 coordinates, never overlapping) and 50,000 proposals: most truths get one proposal shifted, resized and turned a
@@ -27,8 +28,8 @@ PLUGIN_PATH = Path(__file__).resolve().parent.parent / ".build" / "plugins"
 if str(PLUGIN_PATH) not in sys.path:
     sys.path.insert(0, str(PLUGIN_PATH))
 
-from spacenet_toolkit.core import f1  # noqa: E402 - needs the path above
-from spacenet_toolkit.core.live_score import LiveScore  # noqa: E402
+from spacenet_toolkit.core.score import f1  # noqa: E402 - needs the path above
+from spacenet_toolkit.core.score.live_score import LiveScore  # noqa: E402
 
 SEED = 20240817
 CELL_M = 50.0
@@ -111,7 +112,7 @@ def main(argv=None) -> int:
     live.load(proposals, proposals.values())
     load_s = time.perf_counter() - start
     full_s = min(_timed(lambda: full_rescoring(truth, proposals))[0] for _ in range(3))
-    assert live.counts() == full_rescoring(truth, proposals).total, "the loaded counts differ from core.f1.score"
+    assert live.counts() == full_rescoring(truth, proposals).total, "the loaded counts differ from core.score.f1.score"
 
     times = {"delete": [], "reshape": [], "digitise": []}
     rematched = []
@@ -131,7 +132,7 @@ def main(argv=None) -> int:
     every = np.concatenate([np.array(v) for v in times.values()])
     median_ms, p99_ms, max_ms = np.median(every), np.percentile(every, 99), every.max()
     print(f"load (LiveScore + {len(proposal_array):,} proposals in bulk): {load_s:.3f} s")
-    print(f"full core.f1.score rescoring: {full_s * 1000:.1f} ms (best of 3)")
+    print(f"full core.score.f1.score rescoring: {full_s * 1000:.1f} ms (best of 3)")
     for kind, values in times.items():
         print(f"  {kind:9s} {len(values):5d} edits: median {np.median(values):.3f} ms, max {max(values):.3f} ms")
     print(f"one edit: median {median_ms:.3f} ms, p99 {p99_ms:.3f} ms, max {max_ms:.3f} ms "

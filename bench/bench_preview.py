@@ -4,8 +4,8 @@
 A realistic building probability raster (2048 x 2048 px at 0.3 m = 0.38 km2: blocks of houses along streets,
 rotated with their block, garages and sheds, row houses that touch, blurred and speckled as a model's output,
 written as extractbuildings writes its probability output: Float32, deflate, 256 px tiles) is held by a
-``core.preview.FootprintPreview`` over a 2048 x 2048 px view. Each kind of slider update is timed (the median
-of several) next to the baseline in the same run: ``core.buildings.footprints_on_grid`` + ``finish`` + placing
+``core.extract.preview.FootprintPreview`` over a 2048 x 2048 px view. Each kind of slider update is timed (the median
+of several) next to the baseline in the same run: ``core.extract.buildings.footprints_on_grid`` + ``finish`` + placing
 on the map of the same window, from memory, at the same options (what a preview without caches would cost).
 The preview's footprints are checked equal to the baseline's.
 
@@ -36,7 +36,7 @@ PLUGIN_PATH = REPO / ".build" / "plugins"
 if str(PLUGIN_PATH) not in sys.path:
     sys.path.insert(0, str(PLUGIN_PATH))
 
-from spacenet_toolkit.core import buildings, preview  # noqa: E402 - needs the path above
+from spacenet_toolkit.core.extract import buildings, preview  # noqa: E402 - needs the path above
 
 PIXEL_M = 0.3
 TARGET_S = 0.3

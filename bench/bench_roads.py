@@ -28,7 +28,7 @@ PLUGIN_PATH = REPO / ".build" / "plugins"
 if str(PLUGIN_PATH) not in sys.path:
     sys.path.insert(0, str(PLUGIN_PATH))
 
-from spacenet_toolkit.core import roads  # noqa: E402 - needs the path above
+from spacenet_toolkit.core.extract import roads  # noqa: E402 - needs the path above
 
 PIXEL_M = 0.3
 TARGET_KM2_S = 0.5

@@ -2,4 +2,4 @@
 offer them; importable at QGIS start, without numpy."""
 
 DEVICES = ("auto", "gpu", "cpu")  # where the model runs: auto uses a GPU when it can
-MATCHING = ("greedy>=", "greedy>", "optimal")  # how F1 pairs proposals with truth (core.f1_matching)
+MATCHING = ("greedy>=", "greedy>", "optimal")  # how F1 pairs proposals with truth (core.score.f1_matching)

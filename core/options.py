@@ -1,8 +1,8 @@
 """Option sets spelled once: what each option of an extraction is, beside its default.
 
-An option set (``core.building_options.BuildingOptions``, ``core.road_options.RoadOptions``) is a frozen dataclass
-whose fields are made with :func:`option`, which says where else the option travels: whether the model card holds
-its default, whether the run's settings (layer metadata, logs) record it, and under which metadata tag a
+An option set (``core.extract.building_options.BuildingOptions``, ``core.extract.road_options.RoadOptions``) is a frozen
+dataclass whose fields are made with :func:`option`, which says where else the option travels: whether the model card
+holds its default, whether the run's settings (layer metadata, logs) record it, and under which metadata tag a
 probability raster keeps it. :class:`Options` gives every set its round trips from those marks, so that a new option
 is one field here and the widget or parameter that exposes it.
 

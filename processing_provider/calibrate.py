@@ -115,8 +115,8 @@ class Calibrate(SpaceNetAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         # numpy, shapely and rasterio are imported on first use, not at plugin start.
-        from ..core import calibrate, calibrate_report, raster
-        from ..core.building_options import BuildingOptions
+        from ..core.extract import calibrate, calibrate_report, raster
+        from ..core.extract.building_options import BuildingOptions
 
         layer = self._probability_layer(parameters, context, feedback)
         try:
@@ -183,7 +183,7 @@ class Calibrate(SpaceNetAlgorithm):
             raise QgsProcessingException(self.tr(
                 f"'{layer.name()}' has no coordinate reference system: assign one (Layer Properties > Source)."
             ))
-        from ..core import probability, raster
+        from ..core.extract import probability, raster
 
         try:
             bands = probability.locate(path, first_of_many=True)

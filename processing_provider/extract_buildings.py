@@ -64,7 +64,7 @@ class ExtractBuildings(ExtractionAlgorithm):
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        from ..core.building_options import EXTRACTION
+        from ..core.extract.building_options import EXTRACTION
 
         self.add_source_parameters()
         self.addParameter(
@@ -100,7 +100,7 @@ class ExtractBuildings(ExtractionAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.BUILDING_COUNT, self.tr("Number of buildings")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ..core import extract
+        from ..core.extract import extract
 
         common = self.common_request(parameters, context, feedback)
         if common is None:

@@ -38,7 +38,7 @@ class ExtractRoads(ExtractionAlgorithm):
         return self.tr("Extract road network")
 
     def shortHelpString(self):  # noqa: N802
-        from ..core.road_options import RoadOptions
+        from ..core.extract.road_options import RoadOptions
 
         defaults = RoadOptions()
         return self.tr(
@@ -65,7 +65,7 @@ class ExtractRoads(ExtractionAlgorithm):
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        from ..core.road_options import RoadOptions
+        from ..core.extract.road_options import RoadOptions
 
         defaults = RoadOptions()
         self.add_source_parameters()
@@ -94,7 +94,7 @@ class ExtractRoads(ExtractionAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.ROAD_LENGTH_KM, self.tr("Road length, km")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ..core import extract
+        from ..core.extract import extract
 
         common = self.common_request(parameters, context, feedback)
         if common is None:

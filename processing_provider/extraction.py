@@ -23,8 +23,8 @@ from qgis.core import (
 )
 
 from ..core import choices
+from ..core.fetch.model_store import ModelError, NotInstalledError
 from ..core.model_registry import RegistryError
-from ..core.model_store import ModelError, NotInstalledError
 from ..qgis_adapter.layers import NotARasterFileError, raster_file, source_path
 from ..qgis_adapter.models import model_store
 from ..qgis_adapter.styles import ProbabilityStyler
@@ -35,7 +35,7 @@ BANDS_WIDGET_WRAPPER = f"{__package__.rpartition('.')[0]}.ui.band_wrapper.BandsW
 
 
 def resolve_model(value: str, default: str) -> Path:
-    """A model's name or an .onnx path to a file that is here already (core.model_store.NotInstalledError for a
+    """A model's name or an .onnx path to a file that is here already (core.fetch.model_store.NotInstalledError for a
     registered model not downloaded yet); other problems as QgsProcessingException."""
     try:
         return model_store().resolve(value or default, download=False)
@@ -148,7 +148,7 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context) if bands else None
         if layer is None or layer.providerType() != "gdal":
             return ok, message
-        from ..core import modelcard, raster, runtime
+        from ..core.extract import modelcard, raster, runtime
 
         try:
             model = resolve_model(self.parameterAsString(parameters, self.MODEL, context), self.DEFAULT_MODEL)
@@ -166,8 +166,8 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
         return True, ""
 
     def common_request(self, parameters, context, feedback) -> dict | None:
-        """The keyword arguments of core.extract.ModelRun from the shared parameters; None when the user canceled
-        the model's download."""
+        """The keyword arguments of core.extract.extract.ModelRun from the shared parameters; None when the user
+        canceled the model's download."""
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         if layer is None:
             raise QgsProcessingException(self.invalidRasterError(parameters, self.INPUT))
@@ -204,7 +204,7 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
 
         Its fp16 variant is downloaded only where a GPU may run it: the engine uses it on a GPU alone, and most
         QGIS installs run on the CPU, which should not pay for it."""
-        from ..core import runtime
+        from ..core.extract import runtime
 
         def download(*, report, is_canceled):
             store = model_store()
@@ -230,7 +230,7 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
 
     def run_engine(self, extract_function, request, feedback):
         """The engine's result, or None when canceled; errors a mapper can act on become QgsProcessingException."""
-        from ..core import modelcard, raster, runtime
+        from ..core.extract import modelcard, raster, runtime
 
         try:
             result = self.run_core(feedback, extract_function, request,

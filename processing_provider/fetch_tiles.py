@@ -26,7 +26,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from ..core import catalog
+from ..core.fetch import catalog
 from ..qgis_adapter.geometry import from_shapely
 from .base import SpaceNetAlgorithm
 from .loading import add_fetched_layers
@@ -133,7 +133,7 @@ class FetchTiles(SpaceNetAlgorithm):
         return True, ""
 
     def _request(self, parameters, context):
-        from ..core.fetch import FetchRequest
+        from ..core.fetch.fetch import FetchRequest
 
         products = self.parameterAsEnumStrings(parameters, self.PRODUCTS, context)
         return FetchRequest(
@@ -158,8 +158,8 @@ class FetchTiles(SpaceNetAlgorithm):
         return (rectangle.xMinimum(), rectangle.yMinimum(), rectangle.xMaximum(), rectangle.yMaximum())
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ..core import s3
-        from ..core.fetch import fetch
+        from ..core.fetch import s3
+        from ..core.fetch.fetch import fetch
 
         try:
             request = self._request(parameters, context)

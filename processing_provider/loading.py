@@ -16,7 +16,7 @@ TRUE_COLOUR_8_BAND = (5, 3, 2)  # WorldView-3 red, green, blue (REFERENCE.md)
 
 
 def add_fetched_layers(project, request, result, feedback) -> None:
-    from ..core import catalog
+    from ..core.fetch import catalog
 
     files = result.complete[:MAX_LAYERS]
     if len(result.complete) > MAX_LAYERS:

@@ -1,4 +1,4 @@
-"""Read the truth and proposal inputs of a scoring algorithm into ``core.f1.PolygonSet``s.
+"""Read the truth and proposal inputs of a scoring algorithm into ``core.score.f1.PolygonSet``s.
 
 Inputs are polygon layers (any provider and CRS; proposals are transformed to the truth's CRS) or SpaceNet
 challenge CSV files. Imported only when an algorithm runs: it needs numpy and shapely.
@@ -20,7 +20,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QUrl
 
-from ..core import challenge_csv, f1
+from ..core.score import challenge_csv, f1
 from ..qgis_adapter.geometry import from_shapely, linear, to_shapely, to_wkb
 from ..qgis_adapter.layers import source_path
 from .base import features
@@ -40,7 +40,7 @@ class Side:
 
 
 class InputReader:
-    """Turns the TRUTH and PROPOSALS parameters into ``core.f1.PolygonSet``s."""
+    """Turns the TRUTH and PROPOSALS parameters into ``core.score.f1.PolygonSet``s."""
 
     def __init__(self, algorithm, parameters, context, feedback, options, truth_key, proposals_key, group_key,
                  order_key):

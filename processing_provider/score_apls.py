@@ -73,7 +73,7 @@ class ScoreApls(SpaceNetAlgorithm):
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        from ..core.apls_options import CONTROL_SPACING_M, MAX_SNAP_M
+        from ..core.score.apls_options import CONTROL_SPACING_M, MAX_SNAP_M
 
         lines = [QgsProcessing.SourceType.TypeVectorLine]
         self.addParameter(QgsProcessingParameterFeatureSource(self.TRUTH, self.tr("Truth (road centerlines)"), lines))
@@ -97,7 +97,7 @@ class ScoreApls(SpaceNetAlgorithm):
             self.addOutput(QgsProcessingOutputNumber(key, self.tr(label)))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ..core import apls, apls_report
+        from ..core.score import apls, apls_report
 
         truth_source = self._source(parameters, self.TRUTH, context)
         proposal_source = self._source(parameters, self.PROPOSALS, context)

@@ -25,7 +25,7 @@ from ..core import choices, dependencies
 from ..qgis_adapter.styles import ScoreStatusStyler
 from .base import SpaceNetAlgorithm
 
-# Enum index -> core.f1 matching rule. The order is API: scripts pass the index.
+# Enum index -> core.score.f1 matching rule. The order is API: scripts pass the index.
 PROGRESS_READ_END, PROGRESS_SCORE_END = 30.0, 90.0  # reading, then scoring, then writing
 
 
@@ -144,7 +144,7 @@ class ScoreF1(SpaceNetAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         # numpy and shapely are imported on first use, not at plugin start (the plugin loads without them).
-        from ..core import f1, f1_report
+        from ..core.score import f1, f1_report
         from . import polygon_inputs
 
         options = f1.F1Options(
@@ -189,7 +189,7 @@ class ScoreF1(SpaceNetAlgorithm):
     def _write_scored(self, parameters, context, reader, result):
         import numpy as np
 
-        from ..core.f1 import SKIPPED
+        from ..core.score.f1 import SKIPPED
 
         fields = QgsFields()
         for name, kind in (("status", QVariant.Type.String), ("iou", QVariant.Type.Double),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from qgis.core import QgsApplication
 
-from ..core.model_store import ModelStore
+from ..core.fetch.model_store import ModelStore
 
 
 def models_cache_dir() -> Path:

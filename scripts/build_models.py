@@ -46,7 +46,7 @@ def fetch_extract_score():
     )
     from qgis.PyQt.QtCore import QPointF
 
-    from spacenet_toolkit.core import catalog
+    from spacenet_toolkit.core.fetch import catalog
     from spacenet_toolkit.processing_provider.extract_buildings import ExtractBuildings
 
     source = QgsProcessingModelChildParameterSource

@@ -6,7 +6,7 @@ over the data with the model card's defaults, for margins of 0 to 5 pixels (0.3 
 
     PYTHONPATH=. .venv/bin/python -m training.edge_margin [--model path/to/model.onnx]
 
-The engine's `EDGE_M` (core/extract.py) quotes these numbers for model 0.3.0 (`git show 69ede60:models/...`);
+The engine's `EDGE_M` (core/extract/extract.py) quotes these numbers for model 0.3.0 (`git show 69ede60:models/...`);
 0.4.0 gives 0.599 / 0.658 / 0.536 with 1.5 m (5 px) and 0.617 / 0.672 / 0.577 with one pixel.
 """
 import argparse
@@ -20,8 +20,8 @@ from scipy import ndimage
 from training import evaluate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / ".build" / "plugins"))
-from spacenet_toolkit.core import runtime  # noqa: E402
-from spacenet_toolkit.core.extract import _filled  # noqa: E402
+from spacenet_toolkit.core.extract import runtime  # noqa: E402
+from spacenet_toolkit.core.extract.extract import _filled  # noqa: E402
 
 MODEL = "models/buildings_unet_small.onnx"
 LAYOUTS = ((0, 128), (1, 255), (2, 64))  # (seed, chip size in pixels)

@@ -1,7 +1,7 @@
 """Score a shipped building model the way a user gets it: the plugin's engine on held-out rasters, its own F1.
 
-For each evaluation raster the extraction engine (`core.extract`, the code behind `spacenet:extractbuildings`)
-runs with the model card's defaults; its footprints are scored with `core.f1` (SpaceNet rules: one-to-one matches
+For each evaluation raster the extraction engine (`core.extract.extract`, the code behind `spacenet:extractbuildings`)
+runs with the model card's defaults; its footprints are scored with `core.score.f1` (SpaceNet rules: one-to-one matches
 at IoU >= 0.5) against the truth, both in a metric CRS; pixel IoU compares the engine's probability raster,
 thresholded, with the truth rasterised on the same grid.
 
@@ -14,7 +14,7 @@ thresholded, with the truth rasterised on the same grid.
 - SpaceNet 4 Atlanta panchromatic fixture (0.5 m, 43 buildings): the tile as it is.
 - Validation areas (`training.evaluate`, the scores the defaults were tuned on): object F1 and pixel IoU.
 - Roads: the held-out bottom half of the SN3 Vegas RGB tile (`training.roads_baseline`), the engine's centerlines
-  scored with the plugin's APLS (`core.apls`, 4 m snapping, 50 m control points) against the clipped labels.
+  scored with the plugin's APLS (`core.score.apls`, 4 m snapping, 50 m control points) against the clipped labels.
 - CPU milliseconds per 512 x 512 tile through the engine's onnxruntime session, 1 and 2 threads.
 
 Runs in the plugin's venv (no torch), after `make setup`:
@@ -46,8 +46,9 @@ from rasterio.warp import transform_geom
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / ".build" / "plugins"))  # `make setup` links the checkout there as spacenet_toolkit
 
-from spacenet_toolkit.core import apls, f1, runtime  # noqa: E402
-from spacenet_toolkit.core.extract import ExtractRequest, RoadRequest, extract_buildings, extract_roads  # noqa: E402
+from spacenet_toolkit.core.extract import runtime  # noqa: E402
+from spacenet_toolkit.core.extract.extract import ExtractRequest, RoadRequest, extract_buildings, extract_roads  # noqa: E402
+from spacenet_toolkit.core.score import apls, f1  # noqa: E402
 from training.data import DATA_ROOT, parse_chip  # noqa: E402
 
 FIXTURES = Path(os.environ.get("SPACENET_FIXTURES", REPO.parent / "shared" / "fixtures"))
@@ -63,7 +64,7 @@ def kampala_rasters(out_dir: Path) -> list[tuple[str, Path, list]]:
     for path in sorted(glob.glob(f"{root}/chips/*.tif") + glob.glob(f"{root}/val-chips/*.tif")):
         by_zoom[parse_chip(path)[2]].append(path)
     with open(root / "data" / "2" / "labels.geojson") as f:
-        # OSM outlines can self-intersect; repaired as core.f1 would repair them
+        # OSM outlines can self-intersect; repaired as core.score.f1 would repair them
         features = json.load(f)["features"]
         labels = [shapely.make_valid(shapely.geometry.shape(feature["geometry"])) for feature in features]
     rasters = []
@@ -187,13 +188,13 @@ def kampala_z21_qgis_process(model: str, work_dir: Path, chips: list | None = No
 
     `gdalbuildvrt` of the z21 chips (`chips/*-21.tif` + `val-chips/*-21.tif`); `qgis_process run
     spacenet:extractbuildings` on that VRT with every parameter at its default but MODEL; truth
-    (`data/2/labels.geojson`) and footprints each kept when their centroid lies on one of the chips; `core.f1`
+    (`data/2/labels.geojson`) and footprints each kept when their centroid lies on one of the chips; `core.score.f1`
     (one to one, IoU >= 0.5, no minimum area) in EPSG:32636.
 
     It differs from `kampala_z21` of the per-zoom mosaics (`kampala_rasters` + `score_raster`) in:
     - the raster: there the chips are merged into an RGBA GeoTIFF whose alpha marks the chips, so the engine reads
       the blank between chips as nodata (left out of the percentile stretch, filled from the nearest chip pixel
-      before the model sees it, nothing detected within 0.3 m of it: `core.extract.EDGE_M`); here the VRT
+      before the model sees it, nothing detected within 0.3 m of it: `core.extract.extract.EDGE_M`); here the VRT
       built with gdalbuildvrt's defaults has no nodata value and no mask (GDAL reports every pixel valid), so
       that blank (85 % of the VRT's rectangle for the z21 chips) is black pixels the engine takes as image: they
       drag the percentile stretch down (with the 2-98 % of buildings_unet_small 0.4.1, red 21-254 on the chips
@@ -202,7 +203,7 @@ def kampala_z21_qgis_process(model: str, work_dir: Path, chips: list | None = No
     - the truth: there every label intersecting a chip is clipped to the chips (pieces of any area > 0 counted,
       buildings cut by a chip edge count as their on-chip part); here whole labels are kept when their centroid is
       on a chip, and so are footprints (there every footprint counted, wherever it lay);
-    - the run: there `core.extract` in this process with 2 threads; here the plugin inside `qgis_process`, as a
+    - the run: there `core.extract.extract` in this process with 2 threads; here the plugin inside `qgis_process`, as a
       user runs it (defaults: DEVICE auto, every CPU core), and one zoom level only, not summed
       with z19 and z20. Neither applies a minimum area when scoring (the engine's own minimum area and minimum
       score, from the model card, apply to the footprints in both).
@@ -221,7 +222,7 @@ def kampala_z21_qgis_process(model: str, work_dir: Path, chips: list | None = No
     boxes, chip_crs = chip_footprints(chips)
     footprints, footprint_crs = read_polygons(output)
     with open(labels) as f:
-        # OSM outlines can self-intersect; repaired as core.f1 would repair them
+        # OSM outlines can self-intersect; repaired as core.score.f1 would repair them
         features = json.load(f)["features"]
     truth = [shapely.make_valid(shapely.geometry.shape(feature["geometry"])) for feature in features]
     truth_crs = CRS.from_epsg(4326)  # GeoJSON

@@ -1,7 +1,7 @@
 """The band-selection widget: shows a raster's bands and a model's inputs, edits the mapping between them.
 
-Thin by design: what it shows and whether a mapping is accepted come from core.band_preview; the widget
-gathers the mapper's choice (a core.band_preview.BandChoice) and displays the answers.
+Thin by design: what it shows and whether a mapping is accepted come from core.extract.band_preview; the widget
+gathers the mapper's choice (a core.extract.band_preview.BandChoice) and displays the answers.
 """
 
 from pathlib import Path
@@ -11,8 +11,8 @@ from qgis.PyQt.QtCore import QSize, Qt, pyqtSignal
 from qgis.PyQt.QtGui import QColor, QFont, QImage, QPainter, QPixmap
 from qgis.PyQt.QtWidgets import QComboBox, QHeaderView, QTableWidgetItem, QWidget
 
-from ..core import band_preview, raster
-from ..core.band_preview import AUTOMATIC, CUSTOM, BandChoice
+from ..core.extract import band_preview, raster
+from ..core.extract.band_preview import AUTOMATIC, CUSTOM, BandChoice
 
 FORM_CLASS, _ = uic.loadUiType(str(Path(__file__).with_name("band_selection.ui")))
 
@@ -93,7 +93,7 @@ class BandSelectionWidget(QWidget, FORM_CLASS):
         self._show_choice()
 
     def choose_preset(self, key: str):
-        """Choose one of core.band_preview.PRESETS by key, even one the raster does not fit (then refused)."""
+        """Choose one of core.extract.band_preview.PRESETS by key, even one the raster does not fit (then refused)."""
         self._choice = BandChoice(key)
         self._show_choice()
 

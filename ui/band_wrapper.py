@@ -25,9 +25,9 @@ from qgis.PyQt.QtCore import QRegularExpression
 from qgis.PyQt.QtGui import QRegularExpressionValidator
 from qgis.PyQt.QtWidgets import QComboBox, QLineEdit
 
-from ..core import band_preview, raster
+from ..core.extract import band_preview, raster
+from ..core.fetch.model_store import ModelError, NotInstalledError
 from ..core.model_registry import RegistryError
-from ..core.model_store import ModelError, NotInstalledError
 from ..qgis_adapter.layers import source_path
 from ..qgis_adapter.models import model_store
 from .band_selection import ERROR_STYLE, BandSelectionWidget

@@ -1,7 +1,7 @@
 """The review dock: the SpaceNet F1 of a proposal layer against a truth layer, kept live while a mapper edits.
 
-Thin by design: ``core.live_score`` does the matching and the counting. ``LayerLiveScore`` turns the two layers and
-the proposal layer's edit signals into ``LiveScore`` updates (only the features an edit names are read again);
+Thin by design: ``core.score.live_score`` does the matching and the counting. ``LayerLiveScore`` turns the two layers
+and the proposal layer's edit signals into ``LiveScore`` updates (only the features an edit names are read again);
 ``ReviewDock`` shows the layers chosen and the numbers. numpy and shapely are imported when scoring starts, so this
 module loads with the plugin even where they are missing.
 """
@@ -84,11 +84,11 @@ def default_layers(layers):
     return truth, proposals
 
 
-# --- the layers as core.live_score sees them ----------------------------------------------------------------------
+# --- the layers as core.score.live_score sees them --------------------------------------------------------------------
 
 
 class LayerLiveScore(QObject):
-    """Keeps a ``core.live_score.LiveScore`` in step with a truth layer and an edited proposals layer.
+    """Keeps a ``core.score.live_score.LiveScore`` in step with a truth layer and an edited proposals layer.
 
     Edit signals only mark feature ids; the marked features are read again (in the truth's CRS) and handed to
     ``LiveScore.update`` together once control returns to the event loop, so a burst of signals (a multi-delete,
@@ -151,7 +151,7 @@ class LayerLiveScore(QObject):
             self._load()
             self.last_edited = len(self.score)
         elif self._pending:
-            from ..core.live_score import LiveScore
+            from ..core.score.live_score import LiveScore
 
             fids, self._pending = sorted(self._pending), set()
             request = QgsFeatureRequest()
@@ -165,7 +165,7 @@ class LayerLiveScore(QObject):
         self.updated.emit()
 
     def _load(self):
-        from ..core.live_score import LiveScore
+        from ..core.score.live_score import LiveScore
 
         self.truth_fids, truth = _read(self.truth_layer, QgsFeatureRequest(), None)
         self.score = LiveScore(truth)
@@ -317,11 +317,11 @@ class ReviewDock(QgsDockWidget, FORM_CLASS):
         return self._live is not None
 
     def counts(self):
-        """The current core.f1.Counts, None before scoring starts."""
+        """The current core.score.f1.Counts, None before scoring starts."""
         return self._live.counts() if self._live is not None else None
 
     def live_score(self):
-        """The LayerLiveScore in use (None when stopped): its ``score`` is the core.live_score.LiveScore."""
+        """The LayerLiveScore in use (None when stopped): its ``score`` is the core.score.live_score.LiveScore."""
         return self._live
 
     def message(self) -> str:

@@ -1,7 +1,7 @@
 """The thresholds dialog: building threshold, minimum area, simplification and regularisation, with a live preview.
 
-Thin by design: the widgets gather a ``core.building_options.BuildingOptions``; ``core.preview`` turns the chosen
-probability raster (read once per view, no model run) into the footprints of the map view, and, on Apply,
+Thin by design: the widgets gather a ``core.extract.building_options.BuildingOptions``; ``core.extract.preview`` turns
+the chosen probability raster (read once per view, no model run) into the footprints of the map view, and, on Apply,
 into the footprints of the whole raster, exactly as the preview showed them. The preview is a temporary
 layer with dashed outlines whose features are replaced after every change, debounced, and computed on a
 worker thread so that dragging a slider never waits for a segmentation.
@@ -37,8 +37,9 @@ from qgis.PyQt import uic
 from qgis.PyQt.QtCore import QObject, QTimer, QVariant, pyqtSignal
 from qgis.PyQt.QtWidgets import QDialog, QDialogButtonBox
 
-from ..core import preview, progress
-from ..core.building_options import BuildingOptions
+from ..core import progress
+from ..core.extract import preview
+from ..core.extract.building_options import BuildingOptions
 from ..qgis_adapter.geometry import from_wkb
 from ..qgis_adapter.styles import BuildingStyler
 
@@ -169,7 +170,7 @@ class ThresholdsDialog(QDialog, FORM_CLASS):
         self.setupUi(self)
         self._iface = None if isinstance(target, QgsMapCanvas) else target
         self._canvas = target if isinstance(target, QgsMapCanvas) else target.mapCanvas()
-        self._preview = None  # core.preview.FootprintPreview of the chosen raster
+        self._preview = None  # core.extract.preview.FootprintPreview of the chosen raster
         self._preview_layer = None
         self._problem = ""
         self._shown = None  # the PreviewRequest whose footprints the preview layer holds
@@ -177,7 +178,7 @@ class ThresholdsDialog(QDialog, FORM_CLASS):
         self._closed = False
         self._syncing = False
         self._requested_at = 0.0
-        self.last_footprints = None  # the core.preview.Footprints on show
+        self.last_footprints = None  # the core.extract.preview.Footprints on show
 
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)

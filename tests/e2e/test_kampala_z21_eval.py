@@ -1,5 +1,5 @@
 """make eval's Kampala z21 figure as a user measures it (issue 17): which geometries lie on a chip, and the
-whole measurement (gdalbuildvrt, qgis_process spacenet:extractbuildings, core.f1) on the real chips."""
+whole measurement (gdalbuildvrt, qgis_process spacenet:extractbuildings, core.score.f1) on the real chips."""
 
 import os
 import sys

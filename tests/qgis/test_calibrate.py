@@ -43,7 +43,7 @@ def calibrate_provider(qgis_processing):
 def probability(fixtures, brightness_model, tmp_path_factory):
     """The building probability the extraction engine writes for the Atlanta tile (Float32, 0..1: building and
     interior bands)."""
-    from spacenet_toolkit.core import extract
+    from spacenet_toolkit.core.extract import extract
 
     path = tmp_path_factory.mktemp("probability") / "probability.tif"
     extract.extract_buildings(extract.ExtractRequest(str(fixtures / ATLANTA / "sample_geotiff.tif"), brightness_model,
@@ -85,7 +85,7 @@ def building_only_model(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def labels_probability(labels_image, building_only_model, tmp_path_factory):
-    from spacenet_toolkit.core import extract
+    from spacenet_toolkit.core.extract import extract
 
     path = tmp_path_factory.mktemp("labels_probability") / "probability.tif"
     extract.extract_buildings(extract.ExtractRequest(str(labels_image), building_only_model,
@@ -130,7 +130,7 @@ def test_the_best_pair_scores_the_same_through_extraction_and_scoref1(calibrate_
     scoring with spacenet:scoref1 gives the same counts and F1."""
     import processing
 
-    from spacenet_toolkit.core import extract
+    from spacenet_toolkit.core.extract import extract
 
     with rasterio.open(labels_probability) as src:
         left, bottom, right, top = src.bounds

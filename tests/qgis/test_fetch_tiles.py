@@ -15,7 +15,7 @@ from qgis.core import (
     QgsVectorLayer,
 )
 
-from spacenet_toolkit.core import catalog
+from spacenet_toolkit.core.fetch import catalog
 
 ALGORITHM = "spacenet:fetchtiles"
 VEGAS = ("SN2_buildings", "train", "AOI_2_Vegas")

@@ -33,7 +33,7 @@ SIZE = 400  # px: 200 m
 def engine_probability(fixtures, brightness_model, tmp_path_factory):
     """What extractbuildings writes as its probability output for the Atlanta tile (Float32, 0..1: building and
     interior bands)."""
-    from spacenet_toolkit.core import extract
+    from spacenet_toolkit.core.extract import extract
 
     path = tmp_path_factory.mktemp("engine") / "probability.tif"
     extract.extract_buildings(extract.ExtractRequest(str(fixtures / ATLANTA), brightness_model,
@@ -149,7 +149,7 @@ def test_opens_with_the_extractions_settings_on_the_engines_probability_raster(l
     card: 0.5 and 0 m²); the simplification is the extraction's default."""
     from dataclasses import replace
 
-    from spacenet_toolkit.core import preview
+    from spacenet_toolkit.core.extract import preview
 
     image = layers(fixtures / ATLANTA, "atlanta image")  # a raster, but not a probability
     probability = layers(engine_probability, "building probability")

@@ -1,5 +1,6 @@
 """The APLS reference's way of computing a half score, with networkx: every control point inserted into the graph as
-a node, one Dijkstra per control point. The baseline of bench/bench_apls.py and a check of core.apls in the tests."""
+a node, one Dijkstra per control point. The baseline of bench/bench_apls.py and a check of core.score.apls in the
+tests."""
 
 import networkx as nx
 import numpy as np

@@ -1,4 +1,4 @@
-"""The APLS engine (core.apls): the reference oracle, the metric's properties, coordinates, bad input, the API."""
+"""The APLS engine (core.score.apls): the reference oracle, the metric's properties, coordinates, bad input, the API."""
 
 import csv
 import json
@@ -11,7 +11,7 @@ import shapely
 from networkx_apls import networkx_half
 from shapely.geometry import LineString, MultiLineString, Point, Polygon, shape
 
-from spacenet_toolkit.core import apls
+from spacenet_toolkit.core.score import apls
 
 ORACLE_TOLERANCE = 0.02  # implementations differ in how they inject control points (fixtures README)
 

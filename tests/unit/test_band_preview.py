@@ -1,4 +1,4 @@
-"""core.band_preview on real SpaceNet rasters: summaries, presets, checks and the composite."""
+"""core.extract.band_preview on real SpaceNet rasters: summaries, presets, checks and the composite."""
 
 import re
 
@@ -7,9 +7,9 @@ import pytest
 import rasterio
 from affine import Affine
 
-from spacenet_toolkit.core import band_preview, raster
-from spacenet_toolkit.core.band_preview import AUTOMATIC, CUSTOM, BandChoice
-from spacenet_toolkit.core.modelcard import Normalisation
+from spacenet_toolkit.core.extract import band_preview, raster
+from spacenet_toolkit.core.extract.band_preview import AUTOMATIC, CUSTOM, BandChoice
+from spacenet_toolkit.core.extract.modelcard import Normalisation
 
 ATLANTA_PAN = "spacenet/sn4_atlanta_pan/sample_geotiff.tif"  # 900 x 900, 1 band uint16, nodata 0
 VEGAS_RGBA = "spacenet/sn3_vegas_rgb_roads/RGB-PanSharpen_AOI_2_Vegas_img0.tif"  # 1300 x 1300 uint8 RGBA

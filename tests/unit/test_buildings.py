@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from shapely.geometry import Polygon, box
 
-from spacenet_toolkit.core import buildings, progress
+from spacenet_toolkit.core import progress
+from spacenet_toolkit.core.extract import buildings
 
 OPTIONS = buildings.BuildingOptions(threshold=0.5)
 

@@ -10,7 +10,8 @@ from rasterio.transform import Affine
 from scipy import ndimage
 from shapely.geometry import box
 
-from spacenet_toolkit.core import buildings, calibrate, calibrate_report, f1
+from spacenet_toolkit.core.extract import buildings, calibrate, calibrate_report
+from spacenet_toolkit.core.score import f1
 
 PIXEL_M = 0.5
 TRANSFORM = Affine(PIXEL_M, 0, 500000.0, 0, -PIXEL_M, 4000000.0)  # a UTM-like grid, 0.5 m pixels
@@ -124,7 +125,7 @@ def test_ties_go_to_the_higher_threshold():
 
 
 def test_the_best_pair_scores_as_an_extraction_at_that_pair_would(scene, result):
-    """An independent path: the engine's footprints at the best pair, placed on the map, scored by core.f1."""
+    """An independent path: the engine's footprints at the best pair, placed on the map, scored by core.score.f1."""
     prob, truth, _ = scene
     best = result.best
     options = buildings.BuildingOptions(threshold=best.threshold, min_area_m2=best.min_area_m2, simplify_m=0.5)
@@ -332,7 +333,7 @@ def test_the_engines_interior_band_splits_as_the_extraction_did(repo_root, fixtu
     """Scored against the extraction's own footprints, the engine's probability raster (building and interior
     bands) scores F1 = 1 at the extraction's threshold and minimum area: calibration splits touching buildings
     with the interior band at the interior threshold the run stored. The building band alone does not."""
-    from spacenet_toolkit.core import extract
+    from spacenet_toolkit.core.extract import extract
 
     path = tmp_path / "probability.tif"
     extraction = extract.extract_buildings(extract.ExtractRequest(

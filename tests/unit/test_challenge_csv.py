@@ -1,11 +1,11 @@
-"""Reading SpaceNet challenge CSVs (core.challenge_csv): columns, 3-D WKT, empty images, and clear errors."""
+"""Reading SpaceNet challenge CSVs (core.score.challenge_csv): columns, 3-D WKT, empty images, and clear errors."""
 
 import numpy as np
 import pytest
 import shapely
 
-from spacenet_toolkit.core import f1
-from spacenet_toolkit.core.challenge_csv import read_challenge_csv
+from spacenet_toolkit.core.score import f1
+from spacenet_toolkit.core.score.challenge_csv import read_challenge_csv
 
 
 def write(tmp_path, text, name="challenge.csv"):

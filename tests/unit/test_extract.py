@@ -8,7 +8,7 @@ from rasterio.warp import Resampling, reproject, transform_geom
 from shapely.geometry import box, mapping, shape
 from shapely.ops import unary_union
 
-from spacenet_toolkit.core import extract, raster, runtime, tiling
+from spacenet_toolkit.core.extract import extract, raster, runtime, tiling
 
 ATLANTA = "spacenet/sn4_atlanta_pan/sample_geotiff.tif"
 VEGAS_RGB = "spacenet/sn3_vegas_rgb_roads/RGB-PanSharpen_AOI_2_Vegas_img0.tif"

@@ -7,7 +7,7 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from spacenet_toolkit.core import extract
+from spacenet_toolkit.core.extract import extract
 
 PIXEL_M = 0.3
 SIZE = 900  # 270 m square

@@ -1,4 +1,4 @@
-"""The SpaceNet F1 engine (core.f1): the reference oracle, the metric's properties, bad geometry, and the API."""
+"""The SpaceNet F1 engine (core.score.f1): the reference oracle, the metric's properties, bad geometry, and the API."""
 
 import csv
 import json
@@ -10,8 +10,8 @@ import shapely
 from shapely import affinity
 from shapely.geometry import box, shape
 
-from spacenet_toolkit.core import convex_clip, f1, polygon_cleaning
-from spacenet_toolkit.core.challenge_csv import read_challenge_csv
+from spacenet_toolkit.core.score import convex_clip, f1, polygon_cleaning
+from spacenet_toolkit.core.score.challenge_csv import read_challenge_csv
 
 SOLARIS_SN2 = f1.F1Options(iou_threshold=0.5, matching="greedy>", min_area_truth=20, min_area_proposals=20)
 

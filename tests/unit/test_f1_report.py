@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from spacenet_toolkit.core import f1, f1_report
-from spacenet_toolkit.core.f1 import Counts, F1Result
+from spacenet_toolkit.core.score import f1, f1_report
+from spacenet_toolkit.core.score.f1 import Counts, F1Result
 
 
 def make_result():

@@ -1,12 +1,12 @@
-"""core.fetch end to end against the seeded loopback bucket: selection by extent, the footprint cache, errors."""
+"""core.fetch.fetch end to end against the seeded loopback bucket: selection by extent, the footprint cache, errors."""
 
 import fault_proxy  # tests/support, on sys.path through tests/conftest.py
 import pytest
 from shapely.geometry import box
 
-from spacenet_toolkit.core import catalog, s3
-from spacenet_toolkit.core.fetch import FetchError, FetchRequest, fetch
-from spacenet_toolkit.core.tileindex import TileIndex, cache_path
+from spacenet_toolkit.core.fetch import catalog, s3
+from spacenet_toolkit.core.fetch.fetch import FetchError, FetchRequest, fetch
+from spacenet_toolkit.core.fetch.tileindex import TileIndex, cache_path
 
 VEGAS = ("SN2_buildings", "train", "AOI_2_Vegas")
 

@@ -1,12 +1,12 @@
-"""core.live_score: incremental counts equal a full core.f1.score after every edit, and an edit touches only its
-neighbourhood."""
+"""core.score.live_score: incremental counts equal a full core.score.f1.score after every edit, and an edit touches only
+its neighbourhood."""
 
 import numpy as np
 import pytest
 import shapely
 
-from spacenet_toolkit.core import f1
-from spacenet_toolkit.core.live_score import LiveScore
+from spacenet_toolkit.core.score import f1
+from spacenet_toolkit.core.score.live_score import LiveScore
 
 GRID = 12  # truth on a GRID x GRID lattice of 10-unit cells: buildings that never overlap
 CELL = 10.0
@@ -47,7 +47,7 @@ def random_proposal(rng, truth, proposals):
 
 
 def full_score(truth, proposals, options, order=None):
-    """core.f1.score of the current proposals, listed in ascending feature id (or in ``order``)."""
+    """core.score.f1.score of the current proposals, listed in ascending feature id (or in ``order``)."""
     fids = sorted(proposals) if order is None else order
     geometries = np.empty(len(fids), dtype=object)
     geometries[:] = [proposals[fid] for fid in fids]

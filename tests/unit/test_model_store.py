@@ -1,4 +1,4 @@
-"""core.model_store fetching from a real loopback HTTP server: the shipped registry with the shipped files served,
+"""core.fetch.model_store fetching from a real loopback HTTP server: the shipped registry with the shipped files served,
 as if the plugin zip had left the models out."""
 
 import json
@@ -7,8 +7,9 @@ import shutil
 import file_server  # tests/support, on sys.path through tests/conftest.py
 import pytest
 
-from spacenet_toolkit.core import model_registry, runtime
-from spacenet_toolkit.core.model_store import (
+from spacenet_toolkit.core import model_registry
+from spacenet_toolkit.core.extract import runtime
+from spacenet_toolkit.core.fetch.model_store import (
     Canceled,
     ModelDownloadError,
     ModelStore,

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from spacenet_toolkit.core import modelcard, runtime
+from spacenet_toolkit.core.extract import modelcard, runtime
 
 IMAGE = [("image", ["batch", 3, "h", "w"])]
 OUTPUT = [("probabilities", ["batch", 2, "h", "w"])]

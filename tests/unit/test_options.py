@@ -5,8 +5,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from spacenet_toolkit.core.building_options import EXTRACTION, BuildingOptions
-from spacenet_toolkit.core.road_options import RoadOptions
+from spacenet_toolkit.core.extract.building_options import EXTRACTION, BuildingOptions
+from spacenet_toolkit.core.extract.road_options import RoadOptions
 
 CARD = SimpleNamespace(threshold=0.4, interior_threshold=0.6, min_area_m2=5.0, min_score=0.7)
 

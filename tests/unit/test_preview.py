@@ -1,4 +1,5 @@
-"""The thresholds dialog's preview: the same footprints as core.buildings and Apply, cached per threshold, bounded."""
+"""The thresholds dialog's preview: the same footprints as core.extract.buildings and Apply, cached per threshold,
+bounded."""
 
 from dataclasses import replace
 
@@ -10,7 +11,7 @@ from rasterio.transform import from_origin
 from scipy import ndimage
 from shapely.geometry import box
 
-from spacenet_toolkit.core import buildings, preview
+from spacenet_toolkit.core.extract import buildings, preview
 
 PIXEL_M = 0.3
 TRANSFORM = from_origin(740000, 3740000, PIXEL_M, PIXEL_M)
@@ -74,7 +75,7 @@ def wkbs(geometries) -> list:
 
 
 def buildings_own(prob, options, transform=TRANSFORM):
-    """core.buildings itself over the whole grid: footprints_on_grid, finish, to_map."""
+    """core.extract.buildings itself over the whole grid: footprints_on_grid, finish, to_map."""
     found = []
 
     def keep(footprint):
@@ -313,7 +314,7 @@ def test_the_engines_probability_raster_gives_back_the_extractions_footprints(re
     """The shipped model has an interior channel: the engine writes it as band 2 with the run's settings, and the
     preview (what Adjust thresholds shows and Apply writes) splits touching buildings with it, exactly as the
     extraction did. Without it (the building band alone, distance seeds) the split differs."""
-    from spacenet_toolkit.core import extract, probability
+    from spacenet_toolkit.core.extract import extract, probability
 
     path = tmp_path / "probability.tif"
     extraction = extract.extract_buildings(extract.ExtractRequest(

@@ -2,7 +2,10 @@
 
 import pytest
 
-from spacenet_toolkit.core import apls, calibrate, extract, f1, fetch, model_store, preview, progress, s3
+from spacenet_toolkit.core import progress
+from spacenet_toolkit.core.extract import calibrate, extract, preview
+from spacenet_toolkit.core.fetch import fetch, model_store, s3
+from spacenet_toolkit.core.score import apls, f1
 
 
 def test_every_wing_raises_the_one_canceled():

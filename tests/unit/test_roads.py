@@ -10,7 +10,8 @@ from rasterio.transform import Affine
 from scipy import ndimage
 from shapely.geometry import LineString, Point, Polygon
 
-from spacenet_toolkit.core import progress, roads
+from spacenet_toolkit.core import progress
+from spacenet_toolkit.core.extract import roads
 
 PIXEL_M = 0.3
 OPTIONS = roads.RoadOptions()

@@ -1,4 +1,4 @@
-"""core.s3 against a real S3-protocol server on loopback, directly and through a fault-injecting proxy."""
+"""core.fetch.s3 against a real S3-protocol server on loopback, directly and through a fault-injecting proxy."""
 
 import hashlib
 import os
@@ -12,7 +12,7 @@ import time
 import fault_proxy  # tests/support, on sys.path through tests/conftest.py
 import pytest
 
-from spacenet_toolkit.core import s3
+from spacenet_toolkit.core.fetch import s3
 
 FILLER_PREFIX = "spacenet/SN2_buildings/train/AOI_2_Vegas/"
 
@@ -123,7 +123,7 @@ def test_a_killed_download_resumes_where_it_stopped(bucket, tmp_path, plugin_pat
         script = textwrap.dedent(f"""
             import sys
             sys.path.insert(0, {str(plugin_path)!r})
-            from spacenet_toolkit.core import s3
+            from spacenet_toolkit.core.fetch import s3
             obj = s3.S3Object({key!r}, {obj.size}, {obj.etag!r})
             s3.Bucket({endpoint!r}).download(obj, {str(destination)!r})
         """)

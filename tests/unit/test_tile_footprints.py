@@ -8,10 +8,10 @@ import rasterio
 from rasterio.warp import transform_bounds
 from shapely.geometry import box
 
-from spacenet_toolkit.core import catalog
-from spacenet_toolkit.core.geotiff_header import NotAGeoTiff, read_header
-from spacenet_toolkit.core.s3 import S3Object
-from spacenet_toolkit.core.tileindex import Tile, TileIndex, cache_path, footprint_from_header
+from spacenet_toolkit.core.fetch import catalog
+from spacenet_toolkit.core.fetch.geotiff_header import NotAGeoTiff, read_header
+from spacenet_toolkit.core.fetch.s3 import S3Object
+from spacenet_toolkit.core.fetch.tileindex import Tile, TileIndex, cache_path, footprint_from_header
 
 SPACENET = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "spacenet"
 GEOREFERENCED = sorted(p for p in SPACENET.glob("*/*.tif") if "fp_mask" not in p.name)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from spacenet_toolkit.core import tiling
+from spacenet_toolkit.core.extract import tiling
 
 
 @pytest.mark.parametrize("length, size, overlap", [(1000, 256, 32), (256, 256, 32), (100, 256, 32), (513, 256, 0)])

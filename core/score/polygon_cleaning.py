@@ -3,10 +3,10 @@
 One job: from an array of geometries (None, empty, invalid and non-polygonal allowed), the repaired polygonal
 geometries, their areas, which are kept for scoring (non-empty, positive area, at or above the minimum area), and a
 :class:`CleaningReport` that counts every repair and skip, so bad geometry never crashes a scorer and never changes
-a score silently. Shared by :mod:`core.f1` (whole sets) and :mod:`core.live_score` (one edit at a time), so that
-both score the same shapes.
+a score silently. Shared by :mod:`core.score.f1` (whole sets) and :mod:`core.score.live_score` (one edit at a time), so
+that both score the same shapes.
 
-Convex polygons without holes are read into vertex arrays on the way (:mod:`core.convex_clip`): they are valid by
+Convex polygons without holes are read into vertex arrays on the way (:mod:`core.score.convex_clip`): they are valid by
 construction, so GEOS' slower validity check is skipped for them, and their areas come from the same arrays.
 
 No QGIS here.
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
+from ..geometry_arrays import object_array
 from .convex_clip import ConvexRings, convex_rings
-from .geometry_arrays import object_array
 
 _POLYGON, _MULTIPOLYGON, _COLLECTION = 3, 6, 7  # shapely type ids
 
@@ -47,7 +47,7 @@ class Cleaned:
     geometries: np.ndarray  # repaired, polygonal; only meaningful where ``kept``
     shape_areas: np.ndarray  # shapely area of the repaired geometry (for IoU)
     kept: np.ndarray  # bool per input geometry
-    rings: ConvexRings  # the convex ones, for core.convex_clip
+    rings: ConvexRings  # the convex ones, for core.score.convex_clip
     report: CleaningReport
 
 

@@ -1,9 +1,9 @@
 """One-to-one matching of proposals to truth over the overlapping pairs, by the SpaceNet F1 rules.
 
-One job: given the pairs and their IoU (:mod:`core.f1_pairs`), decide which pass the threshold (:func:`passes`) and
-which are matched: greedily (:func:`greedy_match`: proposals in rank order, each taking its remaining truth of
+One job: given the pairs and their IoU (:mod:`core.score.f1_pairs`), decide which pass the threshold (:func:`passes`)
+and which are matched: greedily (:func:`greedy_match`: proposals in rank order, each taking its remaining truth of
 highest IoU, settled in numpy wherever proposals do not compete for a truth) or by a maximum-weight bipartite
-matching per connected component (:func:`optimal_match`). The rules themselves are described in :mod:`core.f1`.
+matching per connected component (:func:`optimal_match`). The rules themselves are described in :mod:`core.score.f1`.
 
 No QGIS here.
 """
@@ -29,7 +29,7 @@ class Matching:
     """The matched pairs, and for greedy what each truth was offered."""
 
     pairs: np.ndarray  # indices into Pairs of the matched pairs
-    offered: np.ndarray | None  # per truth input: see core.f1.F1Result.truth_iou_offered (greedy only)
+    offered: np.ndarray | None  # per truth input: see core.score.f1.F1Result.truth_iou_offered (greedy only)
 
 
 def greedy_match(pairs: Pairs, passing: np.ndarray, proposal_rank: np.ndarray, truth_total: int) -> Matching:

@@ -1,7 +1,7 @@
 """The proposal-truth pairs that overlap, and their IoU: the candidate search and the areas behind F1 matching.
 
 One job: find the pairs whose bounding boxes meet (one STRtree per group, queried once with all of the group's
-proposals), compute their intersection areas in bulk (convex pairs clipped in numpy by :mod:`core.convex_clip`,
+proposals), compute their intersection areas in bulk (convex pairs clipped in numpy by :mod:`core.score.convex_clip`,
 the others through ``shapely.intersection`` in chunks, with a pair-by-pair retry when GEOS fails), and keep those
 with a positive overlap, with IoU = inter / (area_a + area_b - inter).
 

@@ -12,10 +12,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..parallel import map_polling
+from ..progress import Canceled, IsCanceled, Report, check, counted, silent, span
 from . import catalog
 from .geotiff_header import NotAGeoTiff, read_file_header, read_header
-from .parallel import map_polling
-from .progress import Canceled, IsCanceled, Report, check, counted, silent, span
 from .s3 import Bucket, S3Error, S3Object, Transfer, UnsafeKeyError, download_all, safe_destination
 from .tileindex import Tile, TileIndex, cache_path, footprint_from_header
 

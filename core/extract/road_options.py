@@ -1,5 +1,5 @@
-"""How road probabilities become a graph: the options and their defaults, apart from core.roads so that the plugin
-can show them (parameters, help) without loading scikit-image, networkx and scipy at QGIS start. Each option says
+"""How road probabilities become a graph: the options and their defaults, apart from core.extract.roads so that the
+plugin can show them (parameters, help) without loading scikit-image, networkx and scipy at QGIS start. Each option says
 where it travels (core.options): the model card holds the threshold; the run's settings record what the
 extractroads algorithm exposes."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .options import Options, option
+from ..options import Options, option
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from scipy.sparse.csgraph import connected_components
 from shapely.geometry import Polygon, box, shape
 from skimage.segmentation import watershed
 
-from . import progress
+from .. import progress
 from .building_options import HOLE_AREA_M2, BuildingOptions  # noqa: F401 - callers know them from here
 from .raster import to_map  # noqa: F401 - grid pixels to the map, as callers know it from here
 from .tiling import halo_blocks

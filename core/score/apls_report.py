@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from .html_report import bar_chart, notes_section, page, table, write  # noqa: F401 - write is this module's API
+from ..html_report import bar_chart, notes_section, page, table, write  # noqa: F401 - write is this module's API
 
 
 def _row(name, result) -> list:
@@ -14,7 +14,7 @@ def _row(name, result) -> list:
 
 
 def render(groups, options, title: str = "APLS (SpaceNet roads)", notes=()) -> str:
-    """``groups`` is a ``core.apls.AplsGroups``, ``options`` its ``AplsOptions``."""
+    """``groups`` is a ``core.score.apls.AplsGroups``, ``options`` its ``AplsOptions``."""
     summary = table([[f"{groups.mean_apls:.4f}", f"{groups.mean_gt_to_prop:.4f}", f"{groups.mean_prop_to_gt:.4f}",
                       len(groups.groups)]],
                     ["APLS (mean of groups)", "truth → proposal", "proposal → truth", "groups"])

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .choices import DEVICES
+from ..choices import DEVICES
 from .modelcard import ModelCard, read_card
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 A model name resolves to ``NAME.onnx`` in the plugin's ``models/`` folder (bundled in the zip) or in a per-user
 cache folder (the plugin folder may be read-only). A registered model found in neither is downloaded into the
-cache through core.s3's robust download (retries, resume, size check), to a temporary name, checked against the
+cache through core.fetch.s3's robust download (retries, resume, size check), to a temporary name, checked against the
 registry's SHA-256 and only then renamed into place: a cancel or a failure leaves nothing behind.
 """
 
@@ -14,13 +14,13 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .model_registry import ModelEntry, ModelFile, Registry, load_registry, sha256_of
-from .progress import Canceled, IsCanceled, Report, silent
+from ..model_registry import ModelEntry, ModelFile, Registry, load_registry, sha256_of
+from ..progress import Canceled, IsCanceled, Report, silent
 
 __all__ = ["Canceled", "ModelError", "ModelDownloadError", "ModelStore", "NotInstalledError", "UnknownModelError",
            "default_cache_dir"]
 
-BUNDLED_DIR = Path(__file__).resolve().parent.parent / "models"
+BUNDLED_DIR = Path(__file__).resolve().parents[2] / "models"
 STAGING_SUFFIX = ".download"  # bytes arrive under NAME.onnx.download; renamed to NAME.onnx once verified
 _MESSAGE_STEP = 25  # a progress line every quarter: the bar shows the rest
 
@@ -161,7 +161,8 @@ class ModelStore:
             return target
 
     def _download(self, s3, file: ModelFile, target: Path, report: Report, is_canceled) -> None:
-        """Bytes to NAME.onnx.download (core.s3: retries, resume, size), SHA-256 checked, renamed to ``target``."""
+        """Bytes to NAME.onnx.download (core.fetch.s3: retries, resume, size), SHA-256 checked, renamed to
+        ``target``."""
         url = self.registry.url(file)
         staging = target.with_name(file.name + STAGING_SUFFIX)
         obj = s3.S3Object(key=file.name, size=file.size)
@@ -212,7 +213,7 @@ def _why(error: BaseException, folder: Path) -> str:
 
 
 class _Progress:
-    """core.s3's byte counts (negative when a transfer starts over) as a fraction of the file each whole percent,
+    """core.fetch.s3's byte counts (negative when a transfer starts over) as a fraction of the file each whole percent,
     and a line every quarter, in MB."""
 
     def __init__(self, size: int, report: Report):

@@ -27,9 +27,9 @@ from urllib.parse import quote
 import requests
 import urllib3
 
+from ..parallel import map_polling
+from ..progress import Canceled, IsCanceled, Report, check, counted  # noqa: F401 - Canceled: callers know it from here
 from .catalog import BUCKET_URL
-from .parallel import map_polling
-from .progress import Canceled, IsCanceled, Report, check, counted  # noqa: F401 - Canceled: callers know it from here
 
 _NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 _CHUNK = 64 * 1024  # what a cut connection can lose; larger chunks were no faster

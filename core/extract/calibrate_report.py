@@ -8,8 +8,8 @@ import math
 
 import numpy as np
 
+from ..html_report import page, table, write  # noqa: F401 - write is this module's API
 from .calibrate import CalibrationResult
-from .html_report import page, table, write  # noqa: F401 - write is this module's API
 
 PALETTE = ("#3b7dd8", "#d7301f", "#2e9e44", "#8e44ad", "#e67e22", "#16a085", "#7f6a4f", "#c2185b", "#34495e",
            "#b8a000")

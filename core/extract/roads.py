@@ -12,7 +12,7 @@ whole grid (about a hundredth of its pixels), so roads cut by block borders join
 result does not depend on the block size.
 
 Geometries are in grid pixel coordinates until placed on the map: x = column, y = row, pixel corners
-at whole numbers (as core.buildings), so a skeleton pixel lies at its centre (col + 0.5, row + 0.5).
+at whole numbers (as core.extract.buildings), so a skeleton pixel lies at its centre (col + 0.5, row + 0.5).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from scipy.spatial import cKDTree
 from shapely.geometry import LineString, Point
 from skimage.morphology import skeletonize
 
-from . import progress
+from .. import progress
 from .raster import to_map
 from .road_options import RoadOptions
 from .tiling import halo_blocks

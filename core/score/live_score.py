@@ -2,9 +2,9 @@
 
 One job: hold the truth polygons (with an STRtree) and the current proposals by feature id, and after each edit
 re-match only the part of the matching that the edit can change, so that :meth:`LiveScore.counts` always equals
-what :func:`core.f1.score` would say about the current proposals, at a small fraction of its cost.
+what :func:`core.score.f1.score` would say about the current proposals, at a small fraction of its cost.
 
-Why matching is local: the counts of every rule in ``core.f1`` depend only on the *passing* pairs (IoU at or above
+Why matching is local: the counts of every rule in ``core.score.f1`` depend only on the *passing* pairs (IoU at or above
 the threshold, with a positive overlap). Greedy takes each proposal's best remaining truth, which passes exactly
 when some remaining truth passes, and only a passing pick consumes a truth; optimal matching uses passing pairs
 only. So the matching splits into the connected components of the graph of passing pairs, and an edit of one
@@ -15,18 +15,18 @@ most one truth, so a component is one truth and the proposals that pass with it:
 The rule used (it keeps incremental == full rescoring, and the tests hold it to that after every edit):
 
 - ``"greedy>="`` / ``"greedy>"``: proposals are taken in **ascending feature id**, each matched to its remaining
-  passing truth of highest IoU (ties: the lower truth index), exactly as ``core.f1.score`` does with the proposals
+  passing truth of highest IoU (ties: the lower truth index), exactly as ``core.score.f1.score`` does with the proposals
   listed in feature-id order (its input order). When no proposal passes with two truths (non-overlapping truth at
   IoU >= 0.5, the SpaceNet case) the counts do not depend on the order at all, even where proposals overlap each
   other (duplicates): each truth with any passing proposal is matched once, whichever of them comes first. The order
   only decides the counts where truth polygons overlap each other, and then feature-id order is the rule.
 - ``"optimal"``: a maximum-weight matching of each touched component (more matches first, then more total IoU),
-  as ``core.f1`` solves it; its number of matches does not depend on any order.
+  as ``core.score.f1`` solves it; its number of matches does not depend on any order.
 
-Geometries are cleaned by ``core.polygon_cleaning``, the cleaning ``core.f1`` uses: invalid ones repaired with
-``make_valid`` (the polygonal part kept), null, empty and zero-area ones skipped (they count as nothing), the minimum
-areas applied in coordinate units. Intersections go through ``core.f1_pairs.intersection_areas`` (GEOS, with its
-pair-by-pair retry) and the threshold through ``core.f1_matching.passes``.
+Geometries are cleaned by ``core.score.polygon_cleaning``, the cleaning ``core.score.f1`` uses: invalid ones repaired
+with ``make_valid`` (the polygonal part kept), null, empty and zero-area ones skipped (they count as nothing), the
+minimum areas applied in coordinate units. Intersections go through ``core.score.f1_pairs.intersection_areas`` (GEOS,
+with its pair-by-pair retry) and the threshold through ``core.score.f1_matching.passes``.
 All polygons of one instance are one group (no per-image split). IoU needs no metres: a ratio of areas in any CRS.
 
 No QGIS here.
@@ -40,10 +40,10 @@ from typing import Hashable, Iterable, Mapping
 import numpy as np
 import shapely
 
+from ..geometry_arrays import object_array
 from .f1 import FN, FP, SKIPPED, TP, Counts, F1Options
 from .f1_matching import passes
 from .f1_pairs import intersection_areas
-from .geometry_arrays import object_array
 from .polygon_cleaning import clean
 
 
@@ -59,7 +59,7 @@ class EditStats:
 class LiveScore:
     """The F1 counts of a changing set of proposals against fixed truth polygons.
 
-    ``truth``: shapely geometries (None, empty and invalid allowed, as in ``core.f1``), in the same CRS as the
+    ``truth``: shapely geometries (None, empty and invalid allowed, as in ``core.score.f1``), in the same CRS as the
     proposals. Proposals are keyed by a feature id (any orderable value; greedy takes them in ascending id).
     """
 
@@ -287,7 +287,7 @@ def _order_key(fid):
 
 
 def _optimal_pairs(ordered, passing) -> list:
-    """A maximum-weight matching (more matches first, then more IoU), as ``core.f1``'s optimal rule weighs it."""
+    """A maximum-weight matching (more matches first, then more IoU), as ``core.score.f1``'s optimal rule weighs it."""
     from scipy.optimize import linear_sum_assignment
 
     columns = sorted({truth for fid in ordered for truth in passing[fid]})
@@ -302,6 +302,6 @@ def _optimal_pairs(ordered, passing) -> list:
 
 
 def _cleaned(geometries: np.ndarray, min_area: float, inclusive: bool):
-    """(repaired polygonal geometries, their areas with 0 where not kept, kept), cleaned as ``core.f1`` cleans."""
+    """(repaired polygonal geometries, their areas with 0 where not kept, kept), cleaned as ``core.score.f1`` cleans."""
     cleaned = clean(geometries, min_area, inclusive)
     return cleaned.geometries, np.where(cleaned.kept, cleaned.shape_areas, 0.0), cleaned.kept

@@ -19,10 +19,11 @@ counted in a :class:`CleaningReport`.
 
 This module holds the API (options, inputs, results) and runs the stages; each stage has its own module:
 
-- cleaning (``core.polygon_cleaning``, shared with ``core.live_score``): repair, keep the polygonal part, skip;
-- candidate pairs and their IoU (``core.f1_pairs``), with pairs of convex polygons (most footprints) clipped in
-  numpy, many pairs per array operation (``core.convex_clip``), the others through GEOS in chunks;
-- matching (``core.f1_matching``), in numpy, with a Python pass only over the proposals that compete for a truth.
+- cleaning (``core.score.polygon_cleaning``, shared with ``core.score.live_score``): repair, keep the polygonal part,
+skip;
+- candidate pairs and their IoU (``core.score.f1_pairs``), with pairs of convex polygons (most footprints) clipped in
+  numpy, many pairs per array operation (``core.score.convex_clip``), the others through GEOS in chunks;
+- matching (``core.score.f1_matching``), in numpy, with a Python pass only over the proposals that compete for a truth.
 
 Speed comes from working on whole arrays, never on one proposal at a time.
 
@@ -35,11 +36,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .choices import MATCHING
+from ..choices import MATCHING
+from ..progress import Canceled, IsCanceled, Report, check, counted, silent  # noqa: F401 - Canceled: part of this API
 from .f1_matching import Matching, greedy_match, optimal_match, passes
 from .f1_pairs import Pairs, candidate_pairs, overlapping_pairs
 from .polygon_cleaning import Cleaned, CleaningReport, clean
-from .progress import Canceled, IsCanceled, Report, check, counted, silent  # noqa: F401 - Canceled: part of this API
 
 TP, FP, FN, SKIPPED = "TP", "FP", "FN", ""
 

@@ -47,9 +47,9 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra
 from scipy.spatial import cKDTree
 
+from ..geometry_arrays import object_array
+from ..progress import Canceled, IsCanceled, Report, check, counted  # noqa: F401 - Canceled: part of this API
 from .apls_options import CONTROL_SPACING_M, MAX_SNAP_M, AplsOptions  # noqa: F401 - part of this API
-from .geometry_arrays import object_array
-from .progress import Canceled, IsCanceled, Report, check, counted  # noqa: F401 - Canceled: part of this API
 
 _LINESTRING, _LINEARRING, _MULTILINESTRING = 1, 2, 5  # shapely type ids
 _PAIRS_PER_BLOCK = 1 << 20  # pairs of places (or place and node) handled at once: arrays of 8 MiB

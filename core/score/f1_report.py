@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .html_report import bar_chart, notes_section, page, table, write  # noqa: F401 - write is this module's API
+from ..html_report import bar_chart, notes_section, page, table, write  # noqa: F401 - write is this module's API
 
 HISTOGRAM_BINS = 20
 
@@ -27,7 +27,7 @@ def iou_histogram(ious: np.ndarray, bins: int = HISTOGRAM_BINS) -> tuple[list[st
 
 
 def render(result, options, title: str = "SpaceNet F1", notes=()) -> str:
-    """The report as an HTML string. ``result`` is a ``core.f1.F1Result``, ``options`` its ``F1Options``."""
+    """The report as an HTML string. ``result`` is a ``core.score.f1.F1Result``, ``options`` its ``F1Options``."""
     total = result.total
     summary = table([_counts_row("all", total)], ["", "TP", "FP", "FN", "precision", "recall", "F1"])
     settings = table(

@@ -5,7 +5,7 @@ is read once per view window. Each threshold of that window is segmented and pol
 footprints cached; the minimum area, the simplification and the regularisation are post-steps on those polygons
 (vectorised where GEOS allows), cached too, so only what a slider changed is recomputed.
 
-The footprints are ``core.buildings``' own: the same labels as ``buildings.segment``, the same polygons in the
+The footprints are ``core.extract.buildings``' own: the same labels as ``buildings.segment``, the same polygons in the
 same grid pixel coordinates, the same ``finish`` rules and the same placement on the map. A preview covering the
 whole raster equals :func:`footprints_of_raster` (what Apply writes); on a larger raster so does every building
 that reaches into the view (the view is read with a halo), unless Apply's blocks cut it.
@@ -18,8 +18,8 @@ need for their watershed, is computed in their own windows, widened until the wa
 A view larger than ``MAX_VIEW_PX`` pixels across is read decimated (averaged) and the result says so in a note:
 its outlines are coarser than Apply's; one larger than ``MAX_DECIMATION`` times that is not previewed at all.
 Touching buildings are split as the extraction split them: from the interior band and the interior threshold the
-raster was written with (``core.probability``); a raster without one, with distance seeds, as the engine does for a
-model without an interior channel.
+raster was written with (``core.extract.probability``); a raster without one, with distance seeds, as the engine does
+for a model without an interior channel.
 
 No QGIS here.
 """
@@ -41,9 +41,9 @@ import shapely.geometry
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
+from ..progress import Canceled, IsCanceled, Report  # noqa: F401 - Canceled: callers know it from here
 from . import buildings, probability, raster
 from .building_options import EXTRACTION
-from .progress import Canceled, IsCanceled, Report  # noqa: F401 - Canceled: callers know it from here
 
 MAX_VIEW_PX = 2048  # a view wider or taller than this is read decimated: bounded memory and time per update
 # A decimated read still decompresses every block of the view (probability rasters have no overviews): beyond
@@ -73,7 +73,7 @@ class ProbabilityRaster:
 
     bands: probability.ProbabilityBands
     info: raster.RasterInfo
-    pixel_m: float  # side of a pixel in metres (the ground area's square root, as core.extract measures it)
+    pixel_m: float  # side of a pixel in metres (the ground area's square root, as core.extract.extract measures it)
     pixel_area_m2: float
 
     @property
@@ -389,7 +389,7 @@ def _within(inner: Window, outer: Window) -> bool:
 def footprints_of_raster(source, options: buildings.BuildingOptions, report: Report | None = None,
                          is_canceled: IsCanceled | None = None, block: int = buildings.BLOCK) -> Footprints:
     """The footprints of the whole raster at ``options``, as the extraction engine makes them from its
-    probabilities (``core.buildings`` in blocks, bounded memory). ``source`` is a path or a ProbabilityRaster;
+    probabilities (``core.extract.buildings`` in blocks, bounded memory). ``source`` is a path or a ProbabilityRaster;
     ``report(fraction, None)`` after each block; raises Canceled when ``is_canceled()`` turns true."""
     started = time.perf_counter()
     source = source if isinstance(source, ProbabilityRaster) else open_probability(source)

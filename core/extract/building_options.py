@@ -1,12 +1,12 @@
 """How building probabilities become footprints: the options, their defaults and where each travels (model card,
-run settings, probability raster tags), apart from core.buildings so that the plugin can show them without loading
-scikit-image and scipy at QGIS start."""
+run settings, probability raster tags), apart from core.extract.buildings so that the plugin can show them without
+loading scikit-image and scipy at QGIS start."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .options import Options, option
+from ..options import Options, option
 
 HOLE_AREA_M2 = 4.0  # holes smaller than this are noise, not courtyards
 

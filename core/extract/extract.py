@@ -19,9 +19,9 @@ import numpy as np
 import rasterio
 from scipy import ndimage
 
+from ..progress import Canceled, check, silent, span  # noqa: F401 - Canceled: callers know it from here
 from . import buildings, probability, raster, roads, runtime, tiling
 from .building_options import EXTRACTION, BuildingOptions
-from .progress import Canceled, check, silent, span  # noqa: F401 - Canceled: callers know it from here
 
 # Nothing is detected this close to nodata, where resampling can blend data with the blank: 0.3 m, at least one
 # pixel, at most 16. The model itself never sees the blank (`_filled` gives it the nearest pixels with data), so

@@ -2,7 +2,7 @@
 
 Everything about the raster's values comes from ONE decimated read (at most ``PREVIEW_SIZE`` pixels across,
 overviews when present), so a preview costs the same on a 200 MB scene as on a tile. The composite thumbnail
-is stretched the way the engine stretches the model's input (``core.raster``: per-band percentiles, or the
+is stretched the way the engine stretches the model's input (``core.extract.raster``: per-band percentiles, or the
 card's divisor), before the card's mean/std standardisation, so it shows what the model will see.
 """
 
@@ -201,7 +201,7 @@ def choice_value(choice: BandChoice, model_bands) -> tuple | None:
 
 
 def check_choice(choice: BandChoice, info: raster.RasterInfo, model_bands) -> MappingCheck:
-    """The bands a choice gives, checked as the engine checks them (core.raster.check_bands)."""
+    """The bands a choice gives, checked as the engine checks them (core.extract.raster.check_bands)."""
     chosen = choice_value(choice, model_bands)
     if chosen is None:
         try:

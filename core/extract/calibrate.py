@@ -1,11 +1,11 @@
 """Calibration: the building threshold and minimum area that score best against truth (its report:
-``core.calibrate_report``).
+``core.extract.calibrate_report``).
 
 Given a building probability raster (0..1) and the truth polygons of a labelled area, every threshold of a grid is
-vectorised once, exactly as the extraction engine does it (``core.buildings``, read in blocks), and every minimum
-area is then only a filter on the finished footprints' areas before the SpaceNet F1 (IoU >= 0.5, greedy in
+vectorised once, exactly as the extraction engine does it (``core.extract.buildings``, read in blocks), and every
+minimum area is then only a filter on the finished footprints' areas before the SpaceNet F1 (IoU >= 0.5, greedy in
 footprint order, as ``spacenet:scoref1`` scores ``spacenet:extractbuildings``' output) is taken with
-``core.f1.score``. One vectorisation per threshold, not one per pair: the threshold decides the shapes, the
+``core.score.f1.score``. One vectorisation per threshold, not one per pair: the threshold decides the shapes, the
 minimum area only which of them are kept (the engine drops a footprint under the minimum area after simplifying
 it, and so does this filter).
 
@@ -34,9 +34,10 @@ import rasterio
 import shapely
 from rasterio.windows import Window
 
-from . import buildings, f1, probability, raster
-from .geometry_arrays import object_array
-from .progress import Canceled, IsCanceled, Report, silent, span  # noqa: F401 - Canceled: callers know it from here
+from ..geometry_arrays import object_array
+from ..progress import Canceled, IsCanceled, Report, silent, span  # noqa: F401 - Canceled: callers know it from here
+from ..score import f1
+from . import buildings, probability, raster
 
 # 0.20, 0.25, ... 0.80: below 0.2 and above 0.8 a sigmoid output rarely holds a building's outline, and a finer
 # step than 0.05 moves the outline by a fraction of a pixel on a sharp model (the engine's stitched probabilities
@@ -166,8 +167,8 @@ def calibrate(
     ``read_probability(row, col, height, width)`` returns that window of the grid as floats in 0..1, or a
     (building, interior) pair of them; an interior window splits touching buildings at the interior threshold;
     ``grid_shape`` is (height, width) and ``transform`` the grid's affine geotransform; ``pixel_m`` the side of a
-    pixel in metres (its ground area is ``pixel_m ** 2``, as in ``core.extract``). ``truth_polygons`` are shapely
-    geometries in the grid's CRS; the grid is the labelled area. ``options`` are the extraction's the result is
+    pixel in metres (its ground area is ``pixel_m ** 2``, as in ``core.extract.extract``). ``truth_polygons`` are
+    shapely geometries in the grid's CRS; the grid is the labelled area. ``options`` are the extraction's the result is
     for, but the threshold and the minimum area, which are swept. ``report(fraction, None)`` after each block and
     scoring step; ``is_canceled`` is polled at the same points (raises :class:`Canceled`).
     """
@@ -273,11 +274,11 @@ def _truth_on_grid(polygons: Iterable, transform, height: int, width: int) -> tu
 
 def calibrate_raster(path, truth_polygons: Iterable, extent: tuple | None = None, **keywords) -> CalibrationResult:
     """:func:`calibrate` on a probability raster (spacenet:extractbuildings' probability output, read with
-    ``core.probability``: its interior band, when it has one, splits touching buildings at the interior threshold
-    the extraction used, and footprints under the extraction's minimum score are dropped). ``extent`` (xmin,
+    ``core.extract.probability``: its interior band, when it has one, splits touching buildings at the interior
+    threshold the extraction used, and footprints under the extraction's minimum score are dropped). ``extent`` (xmin,
     ymin, xmax, ymax in the raster's CRS) is the labelled area, widened to whole pixels; None: the whole raster.
     Nodata and NaN read as probability 0. ``keywords`` are :func:`calibrate`'s; the options the raster records
-    (``core.probability``), but the swept ones, replace those of its ``options``."""
+    (``core.extract.probability``), but the swept ones, replace those of its ``options``."""
     info = raster.describe(path)  # RasterError: no CRS, rotated, unreadable
     try:
         bands = probability.locate(path, info, first_of_many=True)
