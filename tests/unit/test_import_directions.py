@@ -1,6 +1,6 @@
-"""Imports go one way (DESIGN.md): ``processing_provider``/``ui`` -> ``qgis_adapter`` -> ``core``. Read from the
-sources with ``ast``, so that imports inside functions count too; a string naming a module (Processing's
-``widget_wrapper``) is not an import."""
+"""Imports go one way (DESIGN.md): ``processing_provider``/``ui`` -> ``qgis_adapter`` -> ``core``, and inside ``core``
+between its wings (core/README.md). Read from the sources with ``ast``, so that imports inside functions count too; a
+string naming a module (Processing's ``widget_wrapper``) is not an import."""
 
 import ast
 
@@ -18,6 +18,12 @@ FORBIDDEN = {
 def imported(source: str, module_parts: list, is_package: bool = False) -> list:
     """(line, top-level name) of every import in ``source``, a module at ``module_parts`` under the plugin root:
     the plugin's own folder or module for imports inside the plugin, the first name otherwise."""
+    return [(line, target[0]) for line, target in imported_paths(source, module_parts, is_package)]
+
+
+def imported_paths(source: str, module_parts: list, is_package: bool = False) -> list:
+    """(line, dotted name as a list) of every import in ``source``, as :func:`imported` reads them: under the plugin
+    root for imports inside the plugin (``["core", "score", "f1"]``), whole otherwise."""
     package = module_parts if is_package else module_parts[:-1]
     found = []
     for node in ast.walk(ast.parse(source)):
@@ -36,7 +42,7 @@ def imported(source: str, module_parts: list, is_package: bool = False) -> list:
             if target[0] == PLUGIN:
                 target = target[1:]
             if target:
-                found.append((node.lineno, target[0]))
+                found.append((node.lineno, target))
     return found
 
 
@@ -69,3 +75,46 @@ def test_the_reader_resolves_relative_absolute_and_nested_imports():
         (1, "qgis"), (2, "ui"), (3, "processing_provider"), (4, "plugin"), (5, "ui"), (7, "core"),
     ]
     assert imported("from . import styles\n", ["qgis_adapter"], is_package=True) == [(1, "qgis_adapter")]
+
+
+# core's wings (core/README.md): wing -> the wings it must never import; the shared top modules import no wing.
+WINGS = {"fetch": {"extract", "score"}, "extract": {"fetch", "score"}, "score": {"fetch", "extract"}}
+# The one justified crossing: calibration chooses the extraction's thresholds by the F1 of what each gives.
+WING_EXCEPTIONS = {("core/extract/calibrate.py", "score")}
+MAX_CORE_LINES = 600
+
+
+def test_core_folders_are_the_known_wings(repo_root):
+    folders = {path.name for path in (repo_root / "core").iterdir() if path.is_dir() and path.name != "__pycache__"}
+    assert folders == set(WINGS)
+
+
+def test_core_wings_import_one_way(repo_root):
+    offenders = []
+    for path in sorted((repo_root / "core").rglob("*.py")):
+        relative = path.relative_to(repo_root)
+        parts = list(relative.with_suffix("").parts)
+        is_package = parts[-1] == "__init__"
+        if is_package:
+            parts = parts[:-1]
+        wing = parts[1] if len(parts) > 1 and parts[1] in WINGS else None
+        forbidden = WINGS[wing] if wing else set(WINGS)
+        for line, target in imported_paths(path.read_text(encoding="utf-8"), parts, is_package):
+            crossing = target[0] == "core" and len(target) > 1 and target[1] in forbidden
+            if crossing and (relative.as_posix(), target[1]) not in WING_EXCEPTIONS:
+                offenders.append(f"{relative}:{line} imports core.{target[1]}")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_the_wing_reader_resolves_imports_from_inside_a_wing():
+    source = "from .. import progress\nfrom ..score import f1\nfrom .raster import to_map\nfrom . import tiling\n"
+    assert imported_paths(source, ["core", "extract", "buildings"]) == [
+        (1, ["core", "progress"]), (2, ["core", "score"]), (3, ["core", "extract", "raster"]),
+        (4, ["core", "extract", "tiling"]),
+    ]
+
+
+def test_no_core_file_is_over_the_line_limit(repo_root):
+    long = [f"{path.relative_to(repo_root)}: {count} lines" for path in sorted((repo_root / "core").rglob("*.py"))
+            if (count := len(path.read_text(encoding="utf-8").splitlines())) > MAX_CORE_LINES]
+    assert not long, "\n".join(long)
