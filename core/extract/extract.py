@@ -10,6 +10,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -94,20 +95,27 @@ class Extraction:
 def extract_buildings(request: ExtractRequest, report=silent, is_canceled=None):
     """Footprints of the buildings in the request's raster and extent; ``report(fraction, message)`` as it goes.
     Raises Canceled when ``is_canceled()`` turns True, and writes nothing then."""
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
-        return _extract(request, report, is_canceled)
+    return extract("buildings", request, report, is_canceled)
 
 
 def extract_roads(request: RoadRequest, report=silent, is_canceled=None):
     """The road centerline graph of the request's raster and extent; ``report(fraction, message)`` as it goes.
     Raises Canceled when ``is_canceled()`` turns True, and writes nothing then."""
+    return extract("roads", request, report, is_canceled)
+
+
+def extract(task: str, request: ModelRun, report=silent, is_canceled=None) -> Extraction:
+    """What a model of ``task`` finds in the request's raster and extent, as ``OUTPUT_KINDS[task]`` makes it:
+    the model run, then the kind's options, vectoriser and probability bands."""
+    kind = OUTPUT_KINDS[task]
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), _inferred(request, report, is_canceled) as run:
-        options = roads.RoadOptions.of_card(run.card, **request.options)
-        network = _centerlines(run, options, request.block, report, is_canceled)
+        options = kind.options(run.card, request.options)
+        found = kind.vectorise(run, options, request.block, report, is_canceled)
         if request.probability_path:
-            _write_probability(run.stitched, request.probability_path, [probability.ROAD], {}, is_canceled)
+            descriptions, tags = kind.probability(run.card, options)
+            _write_probability(run.stitched, request.probability_path, descriptions, tags, is_canceled)
     report(1.0, None)
-    return run.extraction(options.settings(), network=network)
+    return run.extraction(options.settings(), **found)
 
 
 @dataclass
@@ -178,20 +186,6 @@ def _inferred(request: ModelRun, report, is_canceled):
                         time.perf_counter())
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def _extract(request: ExtractRequest, report, is_canceled) -> Extraction:
-    with _inferred(request, report, is_canceled) as run:
-        card = run.card
-        options = BuildingOptions.of_card(card, EXTRACTION, **request.options)
-        footprints = _footprints(run.stitched, run.grid, options, run.pixel_m, request.block, report, is_canceled)
-        if request.probability_path:
-            interior = card.interior_channel is not None
-            bands = [probability.BUILDING] + ([probability.INTERIOR] if interior else [])
-            tags = options.tags(leave_out=() if interior else ("interior_threshold",))
-            _write_probability(run.stitched, request.probability_path, bands, tags, is_canceled)
-    report(1.0, None)
-    return run.extraction(options.settings(), footprints=footprints)
 
 
 def _tile_plan(card, grid, tile_size=None):
@@ -330,8 +324,9 @@ class _AlignedRows:
         self._top += rows.shape[1]
 
 
-def _footprints(stitched, grid, options, pixel_m, block, report, is_canceled) -> list:
-    with rasterio.open(stitched) as src:
+def _footprints(run: _Inferred, options, block, report, is_canceled) -> dict:
+    grid, pixel_m = run.grid, run.pixel_m
+    with rasterio.open(run.stitched) as src:
         has_interior = src.count > 1
 
         def read(row, col, h, w):
@@ -347,10 +342,16 @@ def _footprints(stitched, grid, options, pixel_m, block, report, is_canceled) ->
 
         found = buildings.footprints_on_grid(read, grid.height, grid.width, options, pixel_m, block=block,
                                              report=_vectorising(report), is_canceled=is_canceled, keep=keep)
-    return found
+    return {"footprints": found}
 
 
-def _centerlines(run: _Inferred, options, block, report, is_canceled) -> roads.RoadNetwork:
+def _building_probability(card, options) -> tuple:
+    interior = card.interior_channel is not None
+    descriptions = [probability.BUILDING] + ([probability.INTERIOR] if interior else [])
+    return descriptions, options.tags(leave_out=() if interior else ("interior_threshold",))
+
+
+def _centerlines(run: _Inferred, options, block, report, is_canceled) -> dict:
     with rasterio.open(run.stitched) as src:
 
         def read(row, col, h, w):
@@ -359,7 +360,7 @@ def _centerlines(run: _Inferred, options, block, report, is_canceled) -> roads.R
 
         network = roads.centerlines_on_grid(read, run.grid.height, run.grid.width, options, run.pixel_m, block=block,
                                             report=_vectorising(report), is_canceled=is_canceled)
-    return roads.network_on_map(network, run.grid.transform)
+    return {"network": roads.network_on_map(network, run.grid.transform)}
 
 
 def _vectorising(report):
@@ -385,3 +386,25 @@ def _write_probability(stitched, destination, descriptions, tags, is_canceled) -
             os.replace(partial, destination)
         finally:
             partial.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class OutputKind:
+    """What the extraction of one task makes of the model's probabilities."""
+
+    request: type  # the task's ModelRun, with its options by name
+    options: Callable  # (card, the options given by name) -> the task's options (with .settings())
+    vectorise: Callable  # (run, options, block, report, is_canceled) -> the Extraction fields it fills, by name
+    probability: Callable  # (card, options) -> the probability raster's band descriptions and metadata tags
+
+
+# A model card's task chooses its output kind; a new kind is a vectoriser beside buildings and roads, an entry
+# here, and its writer in processing_provider/writers.py.
+OUTPUT_KINDS = {
+    "buildings": OutputKind(request=ExtractRequest,
+                            options=lambda card, given: BuildingOptions.of_card(card, EXTRACTION, **given),
+                            vectorise=_footprints, probability=_building_probability),
+    "roads": OutputKind(request=RoadRequest,
+                        options=lambda card, given: roads.RoadOptions.of_card(card, **given),
+                        vectorise=_centerlines, probability=lambda card, options: ([probability.ROAD], {})),
+}
