@@ -1,19 +1,13 @@
 """spacenet:extractbuildings: building footprints from a raster layer with an ONNX segmentation model."""
 
 from qgis.core import (
-    QgsCoordinateReferenceSystem,
     QgsProcessing,
-    QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterNumber,
-    QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import QVariant
 
-from ..qgis_adapter.sinks import add_feature, fields_of
-from ..qgis_adapter.styles import BuildingStyler
 from .extraction import ExtractionAlgorithm
 
 
@@ -29,10 +23,6 @@ class ExtractBuildings(ExtractionAlgorithm):
     TASK = "buildings"
     DEFAULT_MODEL = "buildings_unet_small"
     PROBABILITY_NAME = "Building probability"
-
-    def __init__(self):
-        super().__init__()
-        self._styler = None
 
     def name(self):
         return "extractbuildings"
@@ -99,42 +89,11 @@ class ExtractBuildings(ExtractionAlgorithm):
         self.add_probability_output()
         self.addOutput(QgsProcessingOutputNumber(self.BUILDING_COUNT, self.tr("Number of buildings")))
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ..core.extract import extract
-
-        common = self.common_request(parameters, context, feedback)
-        if common is None:
-            return {}
-        request = extract.ExtractRequest(**common, options={
+    def task_options(self, parameters, context) -> dict:
+        return {
             "threshold": self.optional_number(parameters, self.THRESHOLD, context),
             "min_area_m2": self.optional_number(parameters, self.MIN_AREA, context),
             "min_score": self.optional_number(parameters, self.MIN_SCORE, context),
             "simplify_m": self.parameterAsDouble(parameters, self.SIMPLIFY, context),
             "regularize": self.parameterAsBoolean(parameters, self.REGULARIZE, context),
-        })
-        result = self.run_engine(extract.extract_buildings, request, feedback)
-        if result is None:
-            return {}
-        self.log_run(feedback, result, f"{len(result.footprints)} buildings")
-
-        dest_id = self._write(parameters, context, result)
-        self._styler = BuildingStyler.for_run(result.settings)
-        if context.willLoadLayerOnCompletion(dest_id):
-            context.layerToLoadOnCompletionDetails(dest_id).setPostProcessor(self._styler)
-        return {self.OUTPUT: dest_id, self.BUILDING_COUNT: len(result.footprints),
-                **self.common_outputs(request, result, context)}
-
-    def _write(self, parameters, context, result) -> str:
-        fields = fields_of(("id", QVariant.Type.Int), ("score", QVariant.Type.Double),
-                           ("area_m2", QVariant.Type.Double), ("model", QVariant.Type.String),
-                           ("device", QVariant.Type.String))
-        crs = QgsCoordinateReferenceSystem.fromWkt(result.crs_wkt)
-        sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT, context, fields,
-                                             QgsWkbTypes.Type.MultiPolygon, crs)
-        if sink is None:
-            raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT))
-        for number, footprint in enumerate(result.footprints, start=1):
-            add_feature(sink, fields, footprint.geometry, [number, round(footprint.score, 4),
-                                                           round(footprint.area_m2, 2), result.model_name,
-                                                           result.device], multi=True)
-        return dest_id
+        }

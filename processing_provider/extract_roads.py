@@ -1,18 +1,12 @@
 """spacenet:extractroads: a road centerline graph from a raster layer with an ONNX segmentation model."""
 
 from qgis.core import (
-    QgsCoordinateReferenceSystem,
     QgsProcessing,
-    QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterNumber,
-    QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import QVariant
 
-from ..qgis_adapter.sinks import add_feature, fields_of
-from ..qgis_adapter.styles import RoadNodeStyler, RoadStyler
 from .extraction import ExtractionAlgorithm
 
 
@@ -93,60 +87,10 @@ class ExtractRoads(ExtractionAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.ROAD_COUNT, self.tr("Number of road segments")))
         self.addOutput(QgsProcessingOutputNumber(self.ROAD_LENGTH_KM, self.tr("Road length, km")))
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ..core.extract import extract
-
-        common = self.common_request(parameters, context, feedback)
-        if common is None:
-            return {}
-        request = extract.RoadRequest(**common, options={
+    def task_options(self, parameters, context) -> dict:
+        return {
             "threshold": self.optional_number(parameters, self.THRESHOLD, context),
             "min_spur_length_m": self.parameterAsDouble(parameters, self.MIN_SPUR_LENGTH, context),
             "max_gap_m": self.parameterAsDouble(parameters, self.MAX_GAP, context),
             "simplify_m": self.parameterAsDouble(parameters, self.SIMPLIFY, context),
-        })
-        result = self.run_engine(extract.extract_roads, request, feedback)
-        if result is None:
-            return {}
-        edges = result.network.edges
-        length_km = sum(edge.length_m for edge in edges) / 1000
-        self.log_run(feedback, result,
-                     f"{len(edges)} road segments, {length_km:.2f} km, {len(result.network.nodes)} nodes")
-
-        crs = QgsCoordinateReferenceSystem.fromWkt(result.crs_wkt)
-        outputs = {self.OUTPUT: self._write_lines(parameters, context, result, crs),
-                   self.ROAD_COUNT: len(edges), self.ROAD_LENGTH_KM: round(length_km, 4),
-                   **self.common_outputs(request, result, context)}
-        nodes_id = self._write_nodes(parameters, context, result, crs)
-        if nodes_id is not None:
-            outputs[self.OUTPUT_NODES] = nodes_id
-        stylers = {self.OUTPUT: RoadStyler.for_run(result.settings), self.OUTPUT_NODES: RoadNodeStyler.shared()}
-        for key, styler in stylers.items():
-            dest_id = outputs.get(key)
-            if dest_id is not None and context.willLoadLayerOnCompletion(dest_id):
-                context.layerToLoadOnCompletionDetails(dest_id).setPostProcessor(styler)
-        return outputs
-
-    def _write_lines(self, parameters, context, result, crs) -> str:
-        fields = fields_of(("id", QVariant.Type.Int), ("length_m", QVariant.Type.Double),
-                         ("start_node", QVariant.Type.Int), ("end_node", QVariant.Type.Int),
-                         ("model", QVariant.Type.String), ("device", QVariant.Type.String))
-        sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.Type.LineString,
-                                             crs)
-        if sink is None:
-            raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT))
-        for number, edge in enumerate(result.network.edges, start=1):
-            add_feature(sink, fields, edge.geometry, [number, round(edge.length_m, 2), edge.start + 1, edge.end + 1,
-                                               result.model_name, result.device])
-        return dest_id
-
-    def _write_nodes(self, parameters, context, result, crs):
-        fields = fields_of(("id", QVariant.Type.Int), ("degree", QVariant.Type.Int), ("kind", QVariant.Type.String))
-        sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT_NODES, context, fields, QgsWkbTypes.Type.Point,
-                                             crs)
-        if sink is None:
-            return None  # not asked for
-        for number, node in enumerate(result.network.nodes, start=1):
-            kind = "dead end" if node.degree == 1 else "junction" if node.degree >= 3 else "through"
-            add_feature(sink, fields, node.geometry, [number, node.degree, kind])
-        return dest_id
+        }

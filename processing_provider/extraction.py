@@ -4,6 +4,7 @@ on first use when it is not bundled) or an .onnx path."""
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 from pathlib import Path
@@ -29,6 +30,7 @@ from ..qgis_adapter.layers import NotARasterFileError, raster_file, source_path
 from ..qgis_adapter.models import model_store
 from ..qgis_adapter.styles import ProbabilityStyler
 from .base import SpaceNetAlgorithm
+from .writers import WRITERS
 
 # the plugin's package is spacenet_toolkit when installed, but whatever its folder is called
 BANDS_WIDGET_WRAPPER = f"{__package__.rpartition('.')[0]}.ui.band_wrapper.BandsWidgetWrapper"
@@ -46,8 +48,9 @@ def resolve_model(value: str, default: str) -> Path:
 
 
 class ExtractionAlgorithm(SpaceNetAlgorithm):
-    """Subclasses set DEFAULT_MODEL and PROBABILITY_NAME, add their own parameters between
-    ``add_source_parameters`` and ``add_run_parameters``, and call ``run_engine``."""
+    """Subclasses set TASK, DEFAULT_MODEL and PROBABILITY_NAME, add their own parameters between
+    ``add_source_parameters`` and ``add_run_parameters``, and read them in ``task_options``; the task's entry in
+    core.extract.extract.OUTPUT_KINDS runs the extraction and its entry in writers.WRITERS writes it."""
 
     INPUT = "INPUT"
     EXTENT = "EXTENT"
@@ -227,6 +230,24 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
         if parameters.get(name) in (None, ""):
             return None
         return self.parameterAsDouble(parameters, name, context)
+
+    def task_options(self, parameters, context) -> dict:
+        """The options of the task's request, by name, from the algorithm's own parameters."""
+        raise NotImplementedError
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        from ..core.extract import extract
+
+        common = self.common_request(parameters, context, feedback)
+        if common is None:
+            return {}
+        request = extract.OUTPUT_KINDS[self.TASK].request(**common, options=self.task_options(parameters, context))
+        result = self.run_engine(functools.partial(extract.extract, self.TASK), request, feedback)
+        if result is None:
+            return {}
+        writer = WRITERS[self.TASK]
+        self.log_run(feedback, result, writer.found(result))
+        return {**writer.write(self, parameters, context, result), **self.common_outputs(request, result, context)}
 
     def run_engine(self, extract_function, request, feedback):
         """The engine's result, or None when canceled; errors a mapper can act on become QgsProcessingException."""
