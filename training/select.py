@@ -14,7 +14,7 @@ import types
 
 import torch
 
-from training import evaluate, export, model, train
+from training import evaluate, model, train
 from training.paths import CACHE_DIR
 
 
@@ -52,16 +52,11 @@ def main():
     net, _ = load(path)
     options = types.SimpleNamespace(task=saved.get("task", "buildings"), arch=saved.get("arch", "unet_small"),
                                     cache=args.cache, batch=saved.get("batch"))
-    timing = os.path.join(args.run_dir, "timing.onnx")
     run = {"hardware": saved["hardware"], "duration_minutes": saved["minutes"],
            "epochs_or_steps": f"{saved['step']} steps of {saved.get('batch')} crops 256x256"}
-    export.export(net, train.card(result, {}, run, options), timing, timing + ".fp16")
-    timings = {"cpu_ms_per_512_tile_1_thread": evaluate.cpu_ms_per_tile(timing, 1),
-               "cpu_ms_per_512_tile_2_threads": evaluate.cpu_ms_per_tile(timing, 2)}
+    timings = train.cpu_timings(net, train.card(result, {}, run, options), args.run_dir)
     card = train.card(result, timings, run, options)
-    export.export(net, card)
-    torch.save({"model": net.state_dict(), "arch": options.arch, "card": card, "step": saved["step"]},
-               os.path.join(args.run_dir, "best.pt"))
+    train.publish(net, card, saved["step"], options.arch, args.run_dir)
     print(json.dumps({"chosen": os.path.basename(path), "card": card}, indent=1))
 
 

@@ -169,7 +169,7 @@ def main():
         nonlocal best_f1, timings
         if snapshots:
             return snapshot()
-        from training import evaluate, export
+        from training import evaluate
         t0 = time.time()
         runner = evaluate.torch_runner(shipped)
         result = evaluate.evaluate(runner) if oam_buildings else evaluate.cache_scores(runner, validation)
@@ -180,16 +180,8 @@ def main():
             return  # without validation tiles the last weights are the ones exported
         best_f1 = result["f1"]
         if timings is None or final:
-            timing = os.path.join(args.run_dir, "timing.onnx")  # per run: two runs may time at once
-            export.export(shipped, _card(result, {}, step, start, args), timing, timing + ".fp16")
-            timings = {"cpu_ms_per_512_tile_1_thread": evaluate.cpu_ms_per_tile(timing, 1),
-                       "cpu_ms_per_512_tile_2_threads": evaluate.cpu_ms_per_tile(timing, 2)}
-        card = _card(result, timings, step, start, args)
-        export.export(shipped, card)
-        torch.save({"model": shipped.state_dict(), "arch": args.arch, "card": card, "step": step},
-                   os.path.join(args.run_dir, "best.pt"))
-        with open(os.path.join(args.run_dir, "card.json"), "w") as f:
-            json.dump(card, f, indent=1)
+            timings = cpu_timings(shipped, _card(result, {}, step, start, args), args.run_dir)
+        publish(shipped, _card(result, timings, step, start, args), step, args.arch, args.run_dir)
         note(event="exported", step=step, seconds=round(time.time() - t0, 1))
 
     net.train()
@@ -229,6 +221,26 @@ def main():
         torch.save({"model": shipped.state_dict(), "arch": args.arch, "step": step},
                    os.path.join(args.run_dir, "last.pt"))
     note(event="done", step=step, best_f1=round(best_f1, 4))
+
+
+def cpu_timings(net, card, run_dir) -> dict:
+    """The card's CPU milliseconds per 512 px tile, from a copy exported into the run folder (per run: two runs
+    may time at once)."""
+    from training import evaluate, export
+    timing = os.path.join(run_dir, "timing.onnx")
+    export.export(net, card, timing, timing + ".fp16")
+    return {"cpu_ms_per_512_tile_1_thread": evaluate.cpu_ms_per_tile(timing, 1),
+            "cpu_ms_per_512_tile_2_threads": evaluate.cpu_ms_per_tile(timing, 2)}
+
+
+def publish(net, card, step, arch, run_dir):
+    """Export the weights to models/ and keep them, with their card, as the run's best.pt and card.json."""
+    from training import export
+    export.export(net, card)
+    torch.save({"model": net.state_dict(), "arch": arch, "card": card, "step": step},
+               os.path.join(run_dir, "best.pt"))
+    with open(os.path.join(run_dir, "card.json"), "w") as f:
+        json.dump(card, f, indent=1)
 
 
 def _card(result, timings, step, start, args):

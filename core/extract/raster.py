@@ -96,11 +96,6 @@ def _declares_validity(src) -> bool:
     return any(flags != [MaskFlags.all_valid] for flags in src.mask_flag_enums)
 
 
-def without_zero_fill(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """`valid` [H, W] less the pixels whose `values` [bands, H, W] are 0 in every band."""
-    return valid & np.any(values != 0, axis=0)
-
-
 def default_bands(info: RasterInfo, model_bands) -> tuple:
     """1-based raster bands for the model's input channels, from descriptions, colour interpretation and count."""
     wanted = [name.lower() for name in model_bands]
@@ -230,7 +225,7 @@ def measure_stretch(info: RasterInfo, bands, grid: Grid, normalisation: Normalis
         unique = sorted(set(bands))
         data = src.read(unique, window=window, out_shape=(len(unique), *out_shape), masked=True)
         if info.zero_is_nodata:
-            blank = ~without_zero_fill(data.data, np.ones(out_shape, bool))
+            blank = np.all(data.data == 0, axis=0)
             data = np.ma.masked_array(data.data, np.ma.getmaskarray(data) | blank[None])
     low, high = [], []
     for band in bands:
