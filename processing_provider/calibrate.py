@@ -6,8 +6,6 @@ from qgis.core import (
     QgsFeature,
     QgsFeatureRequest,
     QgsFeatureSink,
-    QgsField,
-    QgsFields,
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingFeatureSource,
@@ -28,6 +26,7 @@ from qgis.PyQt.QtCore import QVariant
 
 from ..qgis_adapter.geometry import to_shapely, to_wkb
 from ..qgis_adapter.layers import NotARasterFileError, raster_file, source_path
+from ..qgis_adapter.sinks import fields_of
 from .base import SpaceNetAlgorithm, features
 
 PROGRESS_READ_END, PROGRESS_CALIBRATE_END = 5.0, 97.0  # reading the truth, calibrating, writing
@@ -278,13 +277,11 @@ class Calibrate(SpaceNetAlgorithm):
         return notes
 
     def _write_table(self, parameters, context, result):
-        fields = QgsFields()
-        for name, kind in (("threshold", QVariant.Type.Double), ("min_area_m2", QVariant.Type.Double),
+        fields = fields_of(("threshold", QVariant.Type.Double), ("min_area_m2", QVariant.Type.Double),
                            ("footprints", QVariant.Type.LongLong), ("tp", QVariant.Type.LongLong),
                            ("fp", QVariant.Type.LongLong), ("fn", QVariant.Type.LongLong),
                            ("precision", QVariant.Type.Double), ("recall", QVariant.Type.Double),
-                           ("f1", QVariant.Type.Double), ("best", QVariant.Type.Int)):
-            fields.append(QgsField(name, kind))
+                           ("f1", QVariant.Type.Double), ("best", QVariant.Type.Int))
         sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT_TABLE, context, fields,
                                              QgsWkbTypes.Type.NoGeometry, QgsCoordinateReferenceSystem())
         if sink is None:

@@ -7,8 +7,6 @@ from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsFeature,
     QgsFeatureSink,
-    QgsField,
-    QgsFields,
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingOutputNumber,
@@ -28,6 +26,7 @@ from qgis.PyQt.QtCore import QVariant
 
 from ..core.fetch import catalog
 from ..qgis_adapter.geometry import from_shapely
+from ..qgis_adapter.sinks import fields_of
 from .base import SpaceNetAlgorithm
 from .loading import add_fetched_layers
 
@@ -205,12 +204,10 @@ class FetchTiles(SpaceNetAlgorithm):
             feedback.pushWarning(self.tr("Some files failed; run again to retry them (complete files are kept)."))
 
     def _write_index(self, parameters, context, result):
-        fields = QgsFields()
-        for name, kind in (("tile_id", QVariant.Type.String), ("product", QVariant.Type.String),
+        fields = fields_of(("tile_id", QVariant.Type.String), ("product", QVariant.Type.String),
                            ("key", QVariant.Type.String), ("local_path", QVariant.Type.String),
                            ("status", QVariant.Type.String), ("size_bytes", QVariant.Type.LongLong),
-                           ("error", QVariant.Type.String)):
-            fields.append(QgsField(name, kind))
+                           ("error", QVariant.Type.String))
         sink, dest_id = self.parameterAsSink(parameters, self.TILE_INDEX, context, fields,
                                              QgsWkbTypes.Type.Polygon, QgsCoordinateReferenceSystem(WGS84))
         if sink is None:

@@ -6,8 +6,6 @@ from qgis.core import (
     QgsFeature,
     QgsFeatureRequest,
     QgsFeatureSink,
-    QgsField,
-    QgsFields,
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingOutputNumber,
@@ -21,6 +19,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QVariant
 
 from ..qgis_adapter.geometry import to_shapely, to_wkb
+from ..qgis_adapter.sinks import fields_of
 from .base import SpaceNetAlgorithm, features
 
 PROGRESS_READ_END = 20.0
@@ -175,12 +174,11 @@ class ScoreApls(SpaceNetAlgorithm):
         return list(to_shapely(wkbs)), groups
 
     def _write_table(self, parameters, context, groups) -> str:
-        fields = QgsFields()
-        fields.append(QgsField("group", QVariant.Type.String))
-        for name in ("apls", "apls_gt_to_prop", "apls_prop_to_gt", "truth_km", "proposal_km"):
-            fields.append(QgsField(name, QVariant.Type.Double))
-        for name in ("control_points_truth", "control_points_proposal"):
-            fields.append(QgsField(name, QVariant.Type.LongLong))
+        fields = fields_of(("group", QVariant.Type.String),
+                           *((name, QVariant.Type.Double)
+                             for name in ("apls", "apls_gt_to_prop", "apls_prop_to_gt", "truth_km", "proposal_km")),
+                           *((name, QVariant.Type.LongLong)
+                             for name in ("control_points_truth", "control_points_proposal")))
         sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT_TABLE, context, fields,
                                              QgsWkbTypes.Type.NoGeometry, QgsCoordinateReferenceSystem())
         if sink is None:

@@ -4,8 +4,6 @@ from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsFeature,
     QgsFeatureSink,
-    QgsField,
-    QgsFields,
     QgsGeometry,
     QgsProcessing,
     QgsProcessingException,
@@ -22,6 +20,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QVariant
 
 from ..core import choices, dependencies
+from ..qgis_adapter.sinks import fields_of
 from ..qgis_adapter.styles import ScoreStatusStyler
 from .base import SpaceNetAlgorithm
 
@@ -191,11 +190,9 @@ class ScoreF1(SpaceNetAlgorithm):
 
         from ..core.score.f1 import SKIPPED
 
-        fields = QgsFields()
-        for name, kind in (("status", QVariant.Type.String), ("iou", QVariant.Type.Double),
+        fields = fields_of(("status", QVariant.Type.String), ("iou", QVariant.Type.Double),
                            ("match_id", QVariant.Type.LongLong), ("group", QVariant.Type.String),
-                           ("layer", QVariant.Type.String), ("source_id", QVariant.Type.LongLong)):
-            fields.append(QgsField(name, kind))
+                           ("layer", QVariant.Type.String), ("source_id", QVariant.Type.LongLong))
         sink, dest_id = self.parameterAsSink(
             parameters, self.OUTPUT, context, fields, QgsWkbTypes.Type.MultiPolygon, reader.crs
         )
@@ -226,13 +223,9 @@ class ScoreF1(SpaceNetAlgorithm):
         return dest_id
 
     def _write_table(self, parameters, context, result):
-        fields = QgsFields()
-        fields.append(QgsField("level", QVariant.Type.String))
-        fields.append(QgsField("group", QVariant.Type.String))
-        for name in ("tp", "fp", "fn"):
-            fields.append(QgsField(name, QVariant.Type.LongLong))
-        for name in ("precision", "recall", "f1"):
-            fields.append(QgsField(name, QVariant.Type.Double))
+        fields = fields_of(("level", QVariant.Type.String), ("group", QVariant.Type.String),
+                           *((name, QVariant.Type.LongLong) for name in ("tp", "fp", "fn")),
+                           *((name, QVariant.Type.Double) for name in ("precision", "recall", "f1")))
         sink, dest_id = self.parameterAsSink(
             parameters, self.OUTPUT_TABLE, context, fields, QgsWkbTypes.Type.NoGeometry, QgsCoordinateReferenceSystem()
         )

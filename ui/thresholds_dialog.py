@@ -22,7 +22,6 @@ from qgis.core import (
     QgsCsException,
     QgsFeature,
     QgsField,
-    QgsFields,
     QgsFillSymbol,
     QgsMapLayerProxyModel,
     QgsProject,
@@ -41,6 +40,8 @@ from ..core import progress
 from ..core.extract import preview
 from ..core.extract.building_options import BuildingOptions
 from ..qgis_adapter.geometry import from_wkb
+from ..qgis_adapter.layers import NotARasterFileError, raster_file
+from ..qgis_adapter.sinks import fields_of
 from ..qgis_adapter.styles import BuildingStyler
 
 FORM_CLASS, _ = uic.loadUiType(str(Path(__file__).with_name("thresholds.ui")))
@@ -269,14 +270,10 @@ class ThresholdsDialog(QDialog, FORM_CLASS):
         if layer is None:
             self._problem = self.tr("Choose a building probability raster: the probability output of Extract "
                                     "building footprints.")
-        elif layer.providerType() != "gdal":
-            self._problem = self.tr("{name} is not a raster file (provider {provider}): choose the probability "
-                                    "raster written by Extract building footprints.").format(
-                name=layer.name(), provider=layer.providerType())
         else:
             try:
-                self._preview = preview.FootprintPreview(layer.source())
-            except preview.PreviewError as error:
+                self._preview = preview.FootprintPreview(raster_file(layer))
+            except (NotARasterFileError, preview.PreviewError) as error:
                 self._problem = str(error)
             else:
                 self._start_from_extraction(self._preview.source.bands.settings)
@@ -495,10 +492,7 @@ def write_layer(footprints: preview.Footprints, source: preview.ProbabilityRaste
     memory layer when it is empty. Raises OSError when the file cannot be written."""
     name = QgsApplication.translate("ThresholdsDialog", "Building footprints (threshold {threshold:g})").format(
         threshold=options.threshold)
-    fields = QgsFields()
-    for field_name, kind in (("id", QVariant.Type.Int), ("score", QVariant.Type.Double),
-                             ("area_m2", QVariant.Type.Double)):
-        fields.append(QgsField(field_name, kind))
+    fields = fields_of(("id", QVariant.Type.Int), ("score", QVariant.Type.Double), ("area_m2", QVariant.Type.Double))
     memory = QgsVectorLayer("MultiPolygon", name, "memory")
     memory.setCrs(QgsCoordinateReferenceSystem.fromWkt(source.crs_wkt))
     memory.dataProvider().addAttributes(fields.toList())

@@ -285,6 +285,22 @@ def test_an_rgb_raster_is_refused_with_a_message(layers, open_dialog, blobs, rgb
     settle(dialog, qtbot, count=15)
 
 
+def test_a_layer_that_is_not_a_raster_file_is_refused_with_what_to_do(layers, open_dialog, blobs, qtbot):
+    dialog = open_dialog(layers(blobs))
+    settle(dialog, qtbot, count=15)
+    tiles = QgsRasterLayer("type=xyz&url=http://127.0.0.1:9/{z}/{x}/{y}.png&zmin=0&zmax=19", "web tiles", "wms")
+    assert tiles.isValid()
+    QgsProject.instance().addMapLayer(tiles)
+    try:
+        dialog.set_probability_layer(tiles)
+        assert not dialog.is_valid() and not dialog.applyButton.isEnabled()
+        assert dialog.sourceLabel.text().startswith("'web tiles' is not a raster file (provider wms): save it as a "
+                                                    "GeoTIFF first")
+        assert dialog.preview_layer() is None and dialog.apply() is None
+    finally:
+        QgsProject.instance().removeMapLayer(tiles.id())
+
+
 def test_apply_writes_what_the_preview_shows_for_a_view_of_the_whole_raster(layers, open_dialog, engine_probability,
                                                                             qtbot, tmp_path):
     from spacenet_toolkit.qgis_adapter.styles import building_renderer
