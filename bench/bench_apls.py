@@ -21,15 +21,11 @@ import json
 import sys
 from pathlib import Path
 
+import paths  # noqa: F401 - puts the plugin on sys.path
+
 import numpy as np
 import shapely
-
-PLUGIN_PATH = Path(__file__).resolve().parent.parent / ".build" / "plugins"
-for extra in (PLUGIN_PATH, PLUGIN_PATH.parent.parent / "tests" / "support", Path(__file__).resolve().parent):
-    if str(extra) not in sys.path:
-        sys.path.insert(0, str(extra))
-
-from networkx_apls import networkx_half  # noqa: E402 - needs the path above
+from networkx_apls import networkx_half  # found through paths
 from timing import best_time  # noqa: E402
 
 from spacenet_toolkit.core.score import apls  # noqa: E402

@@ -29,17 +29,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from paths import PLUGIN_PATH, REPO
+
 import numpy as np
 import rasterio
 from rasterio.transform import from_origin
 
-REPO = Path(__file__).resolve().parent.parent
-PLUGIN_PATH = REPO / ".build" / "plugins"
-for extra in (PLUGIN_PATH, REPO / "tests" / "support"):
-    if str(extra) not in sys.path:
-        sys.path.insert(0, str(extra))
-
-from spacenet_toolkit.core.extract import extract, raster, runtime, tiling  # noqa: E402 - needs the path above
+from spacenet_toolkit.core.extract import extract, raster, runtime, tiling  # found through paths
 
 FIXTURES = REPO.parent / "shared" / "fixtures" / "spacenet"
 VEGAS = FIXTURES / "sn3_vegas_rgb_roads" / "RGB-PanSharpen_AOI_2_Vegas_img0.tif"

@@ -17,19 +17,14 @@ import os
 import resource
 import sys
 import tracemalloc
-from pathlib import Path
+
+import paths  # noqa: F401 - puts the plugin on sys.path
 
 import numpy as np
 import shapely
-
-PLUGIN_PATH = Path(__file__).resolve().parent.parent / ".build" / "plugins"
-for extra in (PLUGIN_PATH, Path(__file__).resolve().parent):
-    if str(extra) not in sys.path:
-        sys.path.insert(0, str(extra))
-
 from timing import best_time  # noqa: E402
 
-from spacenet_toolkit.core.score import convex_clip, f1  # noqa: E402 - needs the path above
+from spacenet_toolkit.core.score import convex_clip, f1  # found through paths
 
 SEED = 20240601
 TILES = 100

@@ -35,19 +35,13 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import NamedTuple
 
+from paths import PLUGIN_PATH
+
 import numpy as np
+import s3_server  # tests/support, found through paths
 
-REPO = Path(__file__).resolve().parent.parent
-PLUGIN_PATH = REPO / ".build" / "plugins"
-SUPPORT_PATH = REPO / "tests" / "support"
-for _path in (PLUGIN_PATH, SUPPORT_PATH):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
-
-import s3_server  # noqa: E402 - tests/support, put on the path above
-
-from spacenet_toolkit.core.fetch.s3 import Bucket, S3Object  # noqa: E402
-from spacenet_toolkit.core.fetch.tileindex import Tile, TileIndex  # noqa: E402
+from spacenet_toolkit.core.fetch.s3 import Bucket, S3Object
+from spacenet_toolkit.core.fetch.tileindex import Tile, TileIndex
 
 SEED = 20240601
 TILE_PLACE = ("SN2_buildings", "train", "AOI_2_Vegas", "PS-RGB")

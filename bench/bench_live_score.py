@@ -19,16 +19,13 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
+
+import paths  # noqa: F401 - puts the plugin on sys.path
 
 import numpy as np
 import shapely
 
-PLUGIN_PATH = Path(__file__).resolve().parent.parent / ".build" / "plugins"
-if str(PLUGIN_PATH) not in sys.path:
-    sys.path.insert(0, str(PLUGIN_PATH))
-
-from spacenet_toolkit.core.score import f1  # noqa: E402 - needs the path above
+from spacenet_toolkit.core.score import f1  # found through paths
 from spacenet_toolkit.core.score.live_score import LiveScore  # noqa: E402
 
 SEED = 20240817

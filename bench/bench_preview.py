@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import paths  # noqa: F401 - puts the plugin on sys.path
+
 import numpy as np
 import rasterio
 import shapely
@@ -31,12 +33,7 @@ from rasterio.transform import from_origin
 from scipy import ndimage
 from shapely.geometry import box
 
-REPO = Path(__file__).resolve().parent.parent
-PLUGIN_PATH = REPO / ".build" / "plugins"
-if str(PLUGIN_PATH) not in sys.path:
-    sys.path.insert(0, str(PLUGIN_PATH))
-
-from spacenet_toolkit.core.extract import buildings, preview  # noqa: E402 - needs the path above
+from spacenet_toolkit.core.extract import buildings, preview  # found through paths
 
 PIXEL_M = 0.3
 TARGET_S = 0.3

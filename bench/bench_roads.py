@@ -15,7 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
+
+import paths  # noqa: F401 - puts the plugin on sys.path
 
 import numpy as np
 from rasterio import features
@@ -23,12 +24,7 @@ from scipy import ndimage
 from shapely.geometry import LineString, Point, box
 from skimage.morphology import skeletonize
 
-REPO = Path(__file__).resolve().parent.parent
-PLUGIN_PATH = REPO / ".build" / "plugins"
-if str(PLUGIN_PATH) not in sys.path:
-    sys.path.insert(0, str(PLUGIN_PATH))
-
-from spacenet_toolkit.core.extract import roads  # noqa: E402 - needs the path above
+from spacenet_toolkit.core.extract import roads  # found through paths
 
 PIXEL_M = 0.3
 TARGET_KM2_S = 0.5

@@ -10,9 +10,9 @@ import os
 import statistics
 import subprocess
 import sys
-from pathlib import Path
 
-PLUGIN_PATH = Path(__file__).resolve().parent.parent / ".build" / "plugins"
+from paths import PLUGIN_PATH
+
 SAMPLES = 7
 
 TIMED_START = """
