@@ -10,12 +10,12 @@ import shapely
 import shapely.affinity
 from scipy.spatial import cKDTree
 
-from .road_graph import _add_edge, _from, _new_node, _point_at
+from .road_graph import add_edge, coords_from, new_node, point_at
 
 SNAP_PX = 1.5  # a bridge landing this close to a node joins that node instead of cutting the road
 
 
-def _bridge_gaps(graph, max_px: float, angle_deg: float, reach_px: float) -> None:
+def bridge_gaps(graph, max_px: float, angle_deg: float, reach_px: float) -> None:
     """Join dead ends that point at each other across at most max_px, closest pairs first; then join each
     remaining dead end to the road it points at within max_px, cutting that road there."""
     ends, xy, direction = _dead_ends(graph, reach_px)
@@ -34,7 +34,7 @@ def _bridge_gaps(graph, max_px: float, angle_deg: float, reach_px: float) -> Non
             a, b = ends[i[k]], ends[j[k]]
             if not used[i[k]] and not used[j[k]] and not graph.has_edge(a, b):
                 used[i[k]] = used[j[k]] = True
-                _add_edge(graph, a, b, np.vstack([xy[i[k]], xy[j[k]]]))
+                add_edge(graph, a, b, np.vstack([xy[i[k]], xy[j[k]]]))
     remaining = np.flatnonzero(~used)
     if len(remaining):
         _bridge_to_roads(graph, [ends[k] for k in remaining], xy[remaining], direction[remaining], max_px, cos_limit)
@@ -49,10 +49,10 @@ def _dead_ends(graph, reach_px: float) -> tuple:
         if graph.degree[node] != 1 or node in unbridgeable:
             continue
         (_, _, data), = graph.edges(node, data=True)
-        path = _from(data, node)
+        path = coords_from(data, node)
         along = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(path, axis=0).T))])
         far = min(reach_px, along[-1])
-        outwards = _point_at(path, along, far / 4) - _point_at(path, along, far)
+        outwards = point_at(path, along, far / 4) - point_at(path, along, far)
         norm = math.hypot(*outwards)
         if norm > 0:
             ends.append(node)
@@ -82,7 +82,7 @@ def _bridge_to_roads(graph, ends, xy, direction, max_px, cos_limit) -> None:
         landing = _cut_edge(graph, u, v, key, data, sorted(at))
         for e, node in landing.items():
             if not graph.has_edge(ends[e], node):
-                _add_edge(graph, ends[e], node, np.vstack([xy[e], graph.nodes[node]["xy"]]))
+                add_edge(graph, ends[e], node, np.vstack([xy[e], graph.nodes[node]["xy"]]))
 
 
 class _Polylines:
@@ -158,7 +158,7 @@ def _cut_edge(graph, u, v, key, data, at) -> dict:
         elif stops[-1][1] != head and position - stops[-1][0] <= SNAP_PX:
             landing[end] = stops[-1][1]
         else:
-            stops.append((position, _new_node(graph, _point_at(coords, along, position))))
+            stops.append((position, new_node(graph, point_at(coords, along, position))))
             landing[end] = stops[-1][1]
     if len(stops) == 1:
         return landing
@@ -168,5 +168,5 @@ def _cut_edge(graph, u, v, key, data, at) -> dict:
         inner = coords[(along > p0) & (along < p1)]
         start = graph.nodes[n0]["xy"] if n0 != head else coords[0]
         stop = graph.nodes[n1]["xy"] if n1 != tail else coords[-1]
-        _add_edge(graph, n0, n1, np.vstack([start, inner, stop]))
+        add_edge(graph, n0, n1, np.vstack([start, inner, stop]))
     return landing

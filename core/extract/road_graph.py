@@ -14,32 +14,32 @@ DUPLICATE_PX = 2.0  # two edges between the same nodes never further apart than 
 PRUNE_ROUNDS = 8  # spurs on spurs are pruned a round at a time; a skeleton's are a few deep at most
 
 
-def _add_edge(graph, u, v, coords, length=None) -> None:
-    graph.add_edge(u, v, coords=coords, start=u, length=_length(coords) if length is None else length)
+def add_edge(graph, u, v, coords, length=None) -> None:
+    graph.add_edge(u, v, coords=coords, start=u, length=polyline_length(coords) if length is None else length)
 
 
-def _length(coords) -> float:
+def polyline_length(coords) -> float:
     return float(np.hypot(*np.diff(coords, axis=0).T).sum())
 
 
-def _from(data, node) -> np.ndarray:
+def coords_from(data, node) -> np.ndarray:
     """An edge's coordinates starting at ``node``."""
     return data["coords"] if data["start"] == node else data["coords"][::-1]
 
 
-def _merge_pass_through(graph) -> None:
+def merge_pass_through(graph) -> None:
     """Nodes with two edges (no loop) disappear into one edge joining their neighbours."""
     # merging a node changes no other node's degree
     for node in [node for node, degree in graph.degree() if degree == 2]:
         if graph.has_edge(node, node):
             continue
         (_, a, data_a), (_, b, data_b) = graph.edges(node, data=True)
-        coords = np.concatenate([_from(data_a, a), _from(data_b, node)[1:]])
+        coords = np.concatenate([coords_from(data_a, a), coords_from(data_b, node)[1:]])
         graph.remove_node(node)
-        _add_edge(graph, a, b, coords, data_a["length"] + data_b["length"])
+        add_edge(graph, a, b, coords, data_a["length"] + data_b["length"])
 
 
-def _prune_spurs(graph, max_px: float) -> None:
+def prune_spurs(graph, max_px: float) -> None:
     """Remove edges shorter than max_px from a dead end to a junction, shortest first, while the junction
     keeps another edge: a fork ending a road goes whole and the road ends at the fork; of a lone star of
     short branches the longest is left for the piece-length test to judge."""
@@ -56,10 +56,10 @@ def _prune_spurs(graph, max_px: float) -> None:
         for _, end, other in sorted(spurs):
             if end in graph and graph.degree[end] == 1 and graph.degree[other] >= 2:
                 graph.remove_node(end)
-        _merge_pass_through(graph)
+        merge_pass_through(graph)
 
 
-def _merge_close_junctions(graph, max_px: float) -> None:
+def merge_close_junctions(graph, max_px: float) -> None:
     """Junctions joined by an edge shorter than max_px become one, between them."""
     while True:
         short = sorted(
@@ -70,37 +70,37 @@ def _merge_close_junctions(graph, max_px: float) -> None:
         merged = False
         for _, u, v, key in short:
             if graph.has_edge(u, v, key) and graph.degree(u) >= 3 and graph.degree(v) >= 3:
-                _contract(graph, u, v, key)
+                contract(graph, u, v, key)
                 merged = True
         if not merged:
             return
 
 
-def _contract(graph, u, v, key) -> None:
+def contract(graph, u, v, key) -> None:
     data = graph.edges[u, v, key]
-    coords = _from(data, u)
+    coords = coords_from(data, u)
     along = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(coords, axis=0).T))])
-    middle = _point_at(coords, along, along[-1] / 2)
+    middle = point_at(coords, along, along[-1] / 2)
     graph.remove_edge(u, v, key)
-    node = _new_node(graph, middle)
+    node = new_node(graph, middle)
     for a, b, data in list(graph.edges([u, v], data=True)):
-        path = _from(data, a)
+        path = coords_from(data, a)
         if a in (u, v):
             path = np.vstack([middle, path])
         if b in (u, v):
             path = np.vstack([path, middle])
-        _add_edge(graph, node if a in (u, v) else a, node if b in (u, v) else b, path)
+        add_edge(graph, node if a in (u, v) else a, node if b in (u, v) else b, path)
     graph.remove_nodes_from([u, v])
 
 
-def _new_node(graph, xy) -> int:
+def new_node(graph, xy) -> int:
     node = graph.graph["next_node"]
     graph.graph["next_node"] += 1
     graph.add_node(node, xy=np.asarray(xy, float))
     return node
 
 
-def _drop_small_cycles(graph, min_area_px2: float) -> bool:
+def drop_small_cycles(graph, min_area_px2: float) -> bool:
     """Drop loops enclosing less than a small hole, and of two edges between the same nodes the longer where
     they enclose less than that together or never part by more than DUPLICATE_PX: artefacts (the mask's
     small holes were filled before thinning) and doubles. Returns whether it dropped any."""
@@ -114,7 +114,7 @@ def _drop_small_cycles(graph, min_area_px2: float) -> bool:
             elif u < v and len(by_key) > 1:
                 kept: list = []
                 for _, key in sorted((data["length"], key) for key, data in by_key.items()):
-                    path = _from(by_key[key], u)
+                    path = coords_from(by_key[key], u)
                     if any(_doubles(path, other, min_area_px2) for other in kept):
                         dropped.append((u, v, key))
                     else:
@@ -135,11 +135,11 @@ def _enclosed_area(ring) -> float:
     return abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))) / 2
 
 
-def _drop_small_pieces(graph, min_px: float) -> None:
+def drop_small_pieces(graph, min_px: float) -> None:
     for piece in list(nx.connected_components(graph)):
         if graph.subgraph(piece).size(weight="length") < min_px:
             graph.remove_nodes_from(piece)
 
 
-def _point_at(coords, along, position) -> np.ndarray:
+def point_at(coords, along, position) -> np.ndarray:
     return np.array([np.interp(position, along, coords[:, 0]), np.interp(position, along, coords[:, 1])])

@@ -10,13 +10,13 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components, depth_first_order
 
-from .road_graph import _add_edge
+from .road_graph import add_edge
 
 # The neighbours after a pixel in row-major order: each 8-connected link is found once, from its first pixel.
 AHEAD = ((0, 1), (1, -1), (1, 0), (1, 1))
 
 
-def _trace(rows: np.ndarray, cols: np.ndarray, width: int, near_nodata=None) -> nx.MultiGraph:
+def trace_skeleton(rows: np.ndarray, cols: np.ndarray, width: int, near_nodata=None) -> nx.MultiGraph:
     """Nodes at junctions (clusters of pixels with three or more neighbours) and ends; an edge for each
     chain of pixels between them, its coordinates in order from the node ``start``."""
     index = rows * width + cols
@@ -150,7 +150,7 @@ def _add_chain(graph, run, length, closed, xy, cluster_xy, touched_junctions, fi
     if closed:  # a ring touching no junction: one node, the chain closed on it
         graph.add_node(first_free + head, xy=xy[head])
         length += math.hypot(*(xy[head] - xy[tail]))
-        _add_edge(graph, first_free + head, first_free + head, np.vstack([xy[run], xy[head]]), length)
+        add_edge(graph, first_free + head, first_free + head, np.vstack([xy[run], xy[head]]), length)
         return
     at_head = junction_1[head]
     at_tail = junction_2[head] if len(run) == 1 else junction_1[tail]
@@ -167,4 +167,4 @@ def _add_chain(graph, run, length, closed, xy, cluster_xy, touched_junctions, fi
     else:
         at_tail = first_free + tail
         graph.add_node(at_tail, xy=xy[tail])
-    _add_edge(graph, at_head, at_tail, np.concatenate(parts) if len(parts) > 1 else parts[0], length)
+    add_edge(graph, at_head, at_tail, np.concatenate(parts) if len(parts) > 1 else parts[0], length)

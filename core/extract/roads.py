@@ -32,20 +32,20 @@ from skimage.morphology import skeletonize
 
 from .. import progress
 from .raster import to_map
-from .road_gaps import _bridge_gaps
+from .road_gaps import bridge_gaps
 from .road_graph import (
     PRUNE_ROUNDS,
-    _contract,
-    _drop_small_cycles,
-    _drop_small_pieces,
-    _from,
-    _length,
-    _merge_close_junctions,
-    _merge_pass_through,
-    _prune_spurs,
+    contract,
+    coords_from,
+    drop_small_cycles,
+    drop_small_pieces,
+    merge_close_junctions,
+    merge_pass_through,
+    polyline_length,
+    prune_spurs,
 )
 from .road_options import RoadOptions
-from .road_trace import _trace
+from .road_trace import trace_skeleton
 from .tiling import halo_blocks
 
 BLOCK = 2048  # block core size in grid pixels
@@ -165,27 +165,27 @@ def network_from_skeleton(rows, cols, width: int, options: RoadOptions, pixel_m:
                           near_nodata=None) -> RoadNetwork:
     """The cleaned road graph of skeleton pixels given by their grid rows and columns; a dead end on a pixel
     flagged in ``near_nodata`` is never bridged."""
-    graph = _trace(np.asarray(rows, np.int64), np.asarray(cols, np.int64), width, near_nodata)
+    graph = trace_skeleton(np.asarray(rows, np.int64), np.asarray(cols, np.int64), width, near_nodata)
     min_loop_px2 = options.hole_area_m2 / pixel_m**2
-    _drop_small_cycles(graph, min_loop_px2)
-    _merge_pass_through(graph)
-    _prune_spurs(graph, options.min_spur_length_m / pixel_m)
+    drop_small_cycles(graph, min_loop_px2)
+    merge_pass_through(graph)
+    prune_spurs(graph, options.min_spur_length_m / pixel_m)
     _tidy(graph, options.junction_merge_m / pixel_m, min_loop_px2)
     if options.max_gap_m > 0:
-        _drop_small_pieces(graph, END_DIRECTION_M / pixel_m)  # specks: too short to say where they point
-        _bridge_gaps(graph, options.max_gap_m / pixel_m, options.gap_angle_deg, END_DIRECTION_M / pixel_m)
-        _merge_pass_through(graph)
-        _prune_spurs(graph, options.min_spur_length_m / pixel_m)  # a bit of noise a bridge tied to a road
+        drop_small_pieces(graph, END_DIRECTION_M / pixel_m)  # specks: too short to say where they point
+        bridge_gaps(graph, options.max_gap_m / pixel_m, options.gap_angle_deg, END_DIRECTION_M / pixel_m)
+        merge_pass_through(graph)
+        prune_spurs(graph, options.min_spur_length_m / pixel_m)  # a bit of noise a bridge tied to a road
         _tidy(graph, options.junction_merge_m / pixel_m, min_loop_px2)
-    _drop_small_pieces(graph, options.min_piece_length_m / pixel_m)
+    drop_small_pieces(graph, options.min_piece_length_m / pixel_m)
     _simplify(graph, options.simplify_m / pixel_m, min_loop_px2)
     return _network(graph, pixel_m)
 
 
 def _tidy(graph, junction_merge_px: float, min_loop_px2: float) -> None:
-    _merge_close_junctions(graph, junction_merge_px)
-    _drop_small_cycles(graph, min_loop_px2)
-    _merge_pass_through(graph)
+    merge_close_junctions(graph, junction_merge_px)
+    drop_small_cycles(graph, min_loop_px2)
+    merge_pass_through(graph)
 
 
 # --- result -----------------------------------------------------------------------------------------------
@@ -197,15 +197,15 @@ def _simplify(graph, tolerance_px: float, min_loop_px2: float) -> None:
     if tolerance_px > 0:
         for u, v, data in graph.edges(data=True):
             data["coords"] = _simplified(data["coords"], tolerance_px, closed=u == v)
-            data["length"] = _length(data["coords"])
+            data["length"] = polyline_length(data["coords"])
     for _ in range(PRUNE_ROUNDS):
         empty = [(u, v, key) for u, v, key, length in graph.edges(keys=True, data="length") if length == 0 and u != v]
         for u, v, key in empty:
             if graph.has_edge(u, v, key):
-                _contract(graph, u, v, key)
-        if not _drop_small_cycles(graph, min_loop_px2) and not empty:
+                contract(graph, u, v, key)
+        if not drop_small_cycles(graph, min_loop_px2) and not empty:
             return
-        _merge_pass_through(graph)
+        merge_pass_through(graph)
 
 
 def _simplified(coords, tolerance: float, closed: bool) -> np.ndarray:
@@ -223,7 +223,7 @@ def _network(graph, pixel_m: float) -> RoadNetwork:
     edges = []
     for u, v, data in graph.edges(data=True):
         start, stop = sorted((u, v), key=number.get)
-        coords = _from(data, start)
+        coords = coords_from(data, start)
         if start == stop and tuple(coords[1]) > tuple(coords[-2]):
             coords = coords[::-1]  # a loop runs the same way whatever its traced direction
         line = LineString(coords)
