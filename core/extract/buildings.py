@@ -66,16 +66,8 @@ def segment(prob: np.ndarray, interior, options: BuildingOptions, pixel_m: float
         whole = ndimage.distance_transform_edt(mask) if mask.all() else None
         seeds, _ = ndimage.label(whole >= depth if whole is not None else _at_least(mask, depth))
     components, n_components = ndimage.label(mask)
-    # A component with one seed or none is one building; only those with several need a watershed.
-    seed_component = np.zeros(seeds.max() + 1, dtype=np.int64)
-    seed_component[seeds[seeds > 0]] = components[seeds > 0]
-    seed_count = np.bincount(seed_component[1:], minlength=n_components + 1)
     labels = components.copy()
-    objects = ndimage.find_objects(components)
-    for component in np.nonzero(seed_count > 1)[0]:
-        window = objects[component - 1]
-        region = components[window] == component
-        markers = np.where(region, seeds[window], 0).astype(np.int32)
+    for window, region, markers in seeded_components(components, n_components, seeds):
         if interior is not None:
             split = _nearest_seed(markers, region)
         else:
@@ -85,6 +77,19 @@ def segment(prob: np.ndarray, interior, options: BuildingOptions, pixel_m: float
         # split parts are numbered after every component, by their seed: numbers stay unique
         labels[window][region] = split[region] + n_components
     return labels
+
+
+def seeded_components(components: np.ndarray, n_components: int, seeds: np.ndarray):
+    """The components that hold several seeds, as (window, region mask, seed markers in the region): a component
+    with one seed or none is one building; only those with several need splitting."""
+    seed_component = np.zeros(seeds.max() + 1, dtype=np.int64)
+    seed_component[seeds[seeds > 0]] = components[seeds > 0]
+    seed_count = np.bincount(seed_component[1:], minlength=n_components + 1)
+    objects = ndimage.find_objects(components)
+    for component in np.nonzero(seed_count > 1)[0]:
+        window = objects[component - 1]
+        region = components[window] == component
+        yield window, region, np.where(region, seeds[window], 0).astype(np.int32)
 
 
 def _at_least(mask: np.ndarray, depth: float) -> np.ndarray:

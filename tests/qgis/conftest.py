@@ -2,6 +2,7 @@
 
 import pytest
 from qgis.core import QgsApplication
+from qgis.PyQt.QtCore import QCoreApplication, QEvent
 
 
 @pytest.fixture(scope="module")
@@ -16,3 +17,15 @@ def provider(qgis_processing):
         registry.addProvider(registered)
     yield registered
     registry.removeProvider(registered)
+
+
+@pytest.fixture
+def plugin(qgis_iface):
+    """The plugin as QGIS loads it (classFactory, initGui), unloaded after the test."""
+    import spacenet_toolkit
+
+    loaded = spacenet_toolkit.classFactory(qgis_iface)
+    loaded.initGui()
+    yield loaded
+    loaded.unload()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)  # what unload deleted is gone now

@@ -3,7 +3,6 @@
 import logging
 from xml.etree import ElementTree
 
-import pytest
 from qgis.core import QgsApplication
 from qgis.PyQt.QtCore import QCoreApplication, QEvent, QTimer
 from qgis.PyQt.QtWidgets import QAction, QApplication, QMenu, QMessageBox, QToolBar
@@ -41,15 +40,6 @@ def footprint(iface):
         "providers": sorted(p.id() for p in registry.providers()),
         "log handlers": len(PACKAGE_LOGGER.handlers),
     }
-
-
-@pytest.fixture
-def plugin(qgis_iface):
-    loaded = spacenet_toolkit.classFactory(qgis_iface)
-    loaded.initGui()
-    yield loaded
-    loaded.unload()
-    flush_deleted_objects()
 
 
 def test_plugin_registers_the_spacenet_provider_menu_and_toolbar(plugin, qgis_iface):

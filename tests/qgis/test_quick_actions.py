@@ -1,7 +1,6 @@
 """The mapper's one-click jobs on the SpaceNet toolbar and menu: each opens the right algorithm with the map's
 active layer and extent filled in."""
 
-import pytest
 from qgis.core import QgsCoordinateReferenceSystem, QgsProject, QgsRasterLayer, QgsRectangle, QgsVectorLayer
 from qgis.PyQt.QtWidgets import QMenu
 
@@ -9,14 +8,6 @@ import spacenet_toolkit
 from spacenet_toolkit.plugin import MENU_OBJECT_NAME, QUICK_ACTIONS
 
 ATLANTA = "spacenet/sn4_atlanta_pan/sample_geotiff.tif"
-
-
-@pytest.fixture
-def plugin(qgis_iface):
-    loaded = spacenet_toolkit.classFactory(qgis_iface)
-    loaded.initGui()
-    yield loaded
-    loaded.unload()
 
 
 def test_the_toolbar_holds_the_four_jobs_and_the_menu_starts_with_them(plugin, qgis_iface):

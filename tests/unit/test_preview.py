@@ -101,16 +101,9 @@ def whole_transform_segment(prob, options, pixel_m):
     distance = ndimage.distance_transform_edt(mask)
     seeds, _ = ndimage.label(distance >= max(1.0, buildings.SEED_DEPTH_M / pixel_m))
     components, n_components = ndimage.label(mask)
-    seed_component = np.zeros(seeds.max() + 1, dtype=np.int64)
-    seed_component[seeds[seeds > 0]] = components[seeds > 0]
-    seed_count = np.bincount(seed_component[1:], minlength=n_components + 1)
     labels = components.copy()
-    objects = ndimage.find_objects(components)
-    for component in np.nonzero(seed_count > 1)[0]:
-        window = objects[component - 1]
-        region = components[window] == component
+    for window, region, markers in buildings.seeded_components(components, n_components, seeds):
         cost = np.clip(254 - distance[window] * 8, 0, 254)
-        markers = np.where(region, seeds[window], 0).astype(np.int32)
         labels[window][region] = buildings._watershed(cost.astype(np.uint8), markers, region)[region] + n_components
     return labels
 
