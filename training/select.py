@@ -4,7 +4,7 @@ A GPU machine lent without the validation data trains with `--snapshot-every-min
 snapshot with `training.evaluate` (object F1 on the validation areas, defaults tuned there; Kampala's pixel IoU is
 reported, never used) and exports the best one to models/ as `training.train` would have.
 
-    training/.venv/bin/python -m training.select training/runs/RUN [--cache training/cache]
+    training/.venv/bin/python -m training.select training/runs/RUN [--cache training/cache] [--min-score F1]
 """
 import argparse
 import glob
@@ -31,6 +31,9 @@ def main():
     ap.add_argument("run_dir")
     ap.add_argument("--cache", default=CACHE_DIR)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--min-score", type=float, default=-1.0,
+                    help="export only when the best snapshot's validation F1 is above this (e.g. the shipped "
+                         "model's, when fine-tuning); 1: score the snapshots and export nothing")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     paths = sorted(glob.glob(os.path.join(args.run_dir, "snapshot-*.pt")))
@@ -48,7 +51,10 @@ def main():
         scored.append((result["f1"], saved["step"], path, result, saved))
         print(json.dumps({"snapshot": os.path.basename(path), "step": saved["step"],
                           **{k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}}), flush=True)
-    _, _, path, result, saved = max(scored, key=lambda item: item[:2])
+    best_f1, _, path, result, saved = max(scored, key=lambda item: item[:2])
+    if best_f1 <= args.min_score:
+        print(json.dumps({"chosen": None, "best_f1": round(best_f1, 4), "min_score": args.min_score}))
+        return
     net, _ = load(path)
     options = types.SimpleNamespace(task=saved.get("task", "buildings"), arch=saved.get("arch", "unet_small"),
                                     cache=args.cache, batch=saved.get("batch"))
