@@ -29,3 +29,17 @@ def plugin(qgis_iface):
     yield loaded
     loaded.unload()
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)  # what unload deleted is gone now
+
+
+@pytest.fixture
+def save_screenshot(repo_root):
+    """save(widget, name): the widget's picture as artifacts/screenshots/NAME.png, for a person to look at
+    (docs/screenshots/ holds copies); asserts it is not blank-small and returns its path."""
+
+    def save(widget, name, min_bytes=10_000):
+        path = repo_root / "artifacts" / "screenshots" / f"{name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        assert widget.grab().save(str(path)) and path.stat().st_size > min_bytes
+        return path
+
+    return save

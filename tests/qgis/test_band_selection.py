@@ -209,14 +209,11 @@ def test_the_modeler_offers_presets_and_band_lists(dialogs, qtbot):
     assert combo.currentText() == "Panchromatic to gray (band 1 to every input)" and wrapper.value() == [1]
 
 
-def test_screenshot_of_the_widget(widget, layer, shipped_model, repo_root):
+def test_screenshot_of_the_widget(widget, layer, shipped_model, save_screenshot):
     """artifacts/screenshots/band_selection.png, for a person to look at (docs/screenshots/ holds a copy)."""
     widget.set_model(shipped_model)
     widget.set_raster(layer(VEGAS_RGBA).source())
     widget.resize(760, 560)
     widget.show()
-    path = repo_root / "artifacts" / "screenshots" / "band_selection.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    assert widget.grab().save(str(path))
-    assert path.stat().st_size > 10_000
+    save_screenshot(widget, "band_selection")
     assert re.match(r"Automatic: red ← 1", widget.message())

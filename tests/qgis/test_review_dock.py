@@ -198,7 +198,7 @@ def test_show_review_dock_creates_it_once_docked_right(qgis_app, qtbot, oracle_l
     assert show_review_dock(iface) is not first  # after a close, a new one
 
 
-def test_screenshot_of_the_dock(dock, oracle_layers, repo_root, qtbot):
+def test_screenshot_of_the_dock(dock, oracle_layers, save_screenshot, qtbot):
     """artifacts/screenshots/review_dock.png, for a person to look at (docs/screenshots/ holds a copy)."""
     _, proposals = oracle_layers
     assert dock.start()
@@ -208,8 +208,5 @@ def test_screenshot_of_the_dock(dock, oracle_layers, repo_root, qtbot):
     qtbot.waitUntil(lambda: dock.fpLabel.text() == "19", timeout=TIMEOUT_MS)
     dock.resize(360, 420)
     dock.show()
-    path = repo_root / "artifacts" / "screenshots" / "review_dock.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    assert dock.grab().save(str(path))
-    assert path.stat().st_size > 5_000
+    save_screenshot(dock, "review_dock", min_bytes=5_000)
     proposals.rollBack()

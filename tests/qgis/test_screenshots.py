@@ -20,7 +20,7 @@ def dialogs(provider, qgis_iface, monkeypatch):
 
 
 @pytest.mark.parametrize("name", [cls().name() for cls in ALGORITHMS])
-def test_the_dialog_opens_and_is_saved_as_a_screenshot(dialogs, name, fixtures, repo_root, qtbot):
+def test_the_dialog_opens_and_is_saved_as_a_screenshot(dialogs, name, fixtures, save_screenshot, qtbot):
     from processing.gui.AlgorithmDialog import AlgorithmDialog
 
     raster = QgsRasterLayer(str(fixtures / ATLANTA), "atlanta")
@@ -37,8 +37,6 @@ def test_the_dialog_opens_and_is_saved_as_a_screenshot(dialogs, name, fixtures, 
         assert algorithm.shortHelpString() and len(algorithm.shortHelpString()) > 200
         wrappers = dialog.mainWidget().wrappers
         assert {p.name() for p in algorithm.parameterDefinitions()} <= set(wrappers)
-        path = repo_root / "artifacts" / "screenshots" / f"{name}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        assert dialog.grab().save(str(path)) and path.stat().st_size > 10_000
+        save_screenshot(dialog, name)
     finally:
         QgsProject.instance().removeAllMapLayers()

@@ -402,7 +402,8 @@ def test_open_thresholds_dialog_shows_one_dialog(qgis_iface, layers, blobs, qtbo
     assert thresholds_dialog._open_dialog is None and first.preview_layer() is None
 
 
-def test_screenshot_of_the_dialog_and_its_preview(layers, open_dialog, engine_probability, canvas, repo_root, qtbot):
+def test_screenshot_of_the_dialog_and_its_preview(layers, open_dialog, engine_probability, canvas, save_screenshot,
+                                                  qtbot):
     """artifacts/screenshots/thresholds_dialog.png for a person to look at (docs/screenshots/ holds a copy), and
     the map with the preview over the probability raster (thresholds_preview.png)."""
     probability = layers(engine_probability, "building probability")
@@ -412,11 +413,7 @@ def test_screenshot_of_the_dialog_and_its_preview(layers, open_dialog, engine_pr
     dialog.resize(540, 480)
     dialog.show()
     qtbot.waitExposed(dialog)
-    folder = repo_root / "artifacts" / "screenshots"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "thresholds_dialog.png"
-    assert dialog.grab().save(str(path))
-    assert path.stat().st_size > 10_000
+    folder = save_screenshot(dialog, "thresholds_dialog").parent
 
     settings = QgsMapSettings()
     settings.setLayers([dialog.preview_layer(), probability])
