@@ -83,7 +83,7 @@ class Extraction:
     crs_wkt: str
     model_name: str
     device: str  # what ran it, e.g. "GPU (CUDA)" or "CPU"
-    note: str  # why a GPU was not used, or ""
+    note: str  # what the user is warned of, a line each (why a GPU was not used, an extent without data), or ""
     bands: tuple
     settings: dict
     tiles_run: int
@@ -133,6 +133,7 @@ class _Inferred:
     tiles_skipped: int
     started: float
     inferred: float
+    warnings: tuple = ()  # what the user must know about the result beside the predictor's note
 
     @property
     def card(self):
@@ -153,7 +154,7 @@ class _Inferred:
             crs_wkt=self.info.crs_wkt,
             model_name=self.card.name,
             device=self.predictor.device_label,
-            note=self.predictor.note,
+            note="\n".join(note for note in (self.predictor.note, *self.warnings) if note),
             bands=self.bands,
             settings=common | settings,
             tiles_run=self.tiles_run,
@@ -171,7 +172,10 @@ def _inferred(request: ModelRun, report, is_canceled):
     info = raster.describe(request.raster_path)
     bands = raster.check_bands(request.bands or raster.default_bands(info, card.bands), info, card.bands)
     grid = raster.model_grid(info, request.extent, card.gsd_m)
-    stretch = raster.measure_stretch(info, bands, grid, card.normalisation)
+    try:
+        stretch = raster.measure_stretch(info, bands, grid, card.normalisation)
+    except raster.NoDataError:
+        stretch = None  # an empty result, not a failure: a batch over fetched tiles goes on past a blank one
     size, overlap = _tile_plan(card, grid, request.tile_size)
     report(0.0, f"{card.summary()} on {predictor.device_label}; bands {', '.join(map(str, bands))}; "
            f"{grid.width} x {grid.height} px at {np.sqrt(grid.pixel_area_m2):.2f} m")
@@ -182,8 +186,10 @@ def _inferred(request: ModelRun, report, is_canceled):
         stitched = work / "probabilities.tif"
         run, skipped = _infer(predictor, info, bands, grid, stretch, stitched, (size, overlap), request.batch_size,
                               report, is_canceled)
+        # every tile skipped, whether the stretch's sample or the tiles found no data: said, as the result is empty
+        warnings = (str(raster.NoDataError.of(info)),) if run == 0 else ()
         yield _Inferred(stitched, predictor, info, bands, grid, size, overlap, run, skipped, started,
-                        time.perf_counter())
+                        time.perf_counter(), warnings)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -217,6 +223,11 @@ def _infer(predictor, info, bands, grid, stretch, path, tile_plan, batch_size, r
         "crs": rasterio.crs.CRS.from_wkt(info.crs_wkt), "transform": grid.transform, "tiled": True,
         "blockxsize": 256, "blockysize": 256, "compress": "deflate", "zlevel": 1, "BIGTIFF": "IF_SAFER",
     }
+    if stretch is None:  # no data in the extent: no tile is read or run, and the probabilities stay 0
+        with rasterio.open(path, "w", **profile):
+            pass  # GDAL fills the blocks never written with 0 when it closes the file
+        report(PROGRESS_INFERENCE_END, None)
+        return 0, len(plan)
     batches = [plan[first : first + batch_size] for first in range(0, len(plan), batch_size)]
     blank = np.zeros((len(channels), size, size), np.float32)
     run = skipped = done = 0

@@ -40,6 +40,16 @@ class RasterError(ValueError):
     """The raster or the extent cannot be used; the message says why."""
 
 
+class NoDataError(RasterError):
+    """The extent holds no pixel with data: a run finds nothing there (a fetched tile may be all blank)."""
+
+    @classmethod
+    def of(cls, info: RasterInfo) -> NoDataError:
+        blank = "nodata or 0 in every band" if info.zero_is_nodata else "nodata"
+        return cls(f"The raster holds no data in the extent (every pixel is {blank}): nothing can be found there, "
+                   "the outputs are empty.")
+
+
 @dataclass(frozen=True)
 class RasterInfo:
     path: str
@@ -231,7 +241,7 @@ def measure_stretch(info: RasterInfo, bands, grid: Grid, normalisation: Normalis
     for band in bands:
         values = data[unique.index(band)].compressed()
         if values.size == 0:
-            raise RasterError("The extent holds no valid pixels (all nodata).")
+            raise NoDataError.of(info)
         lo, hi = np.percentile(values, [normalisation.low_percentile, normalisation.high_percentile])
         low.append(lo)
         high.append(hi if hi > lo else lo + 1)
