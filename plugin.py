@@ -10,6 +10,7 @@ from . import qgis_logging
 from .core import dependencies
 from .processing_provider.base import tr
 from .processing_provider.provider import SpaceNetProvider
+from .qgis_adapter import gdal_messages
 
 MENU_OBJECT_NAME = "SpaceNetMenu"
 TOOLBAR_OBJECT_NAME = "SpaceNetToolbar"
@@ -38,6 +39,7 @@ class SpaceNetToolkitPlugin:
     def initProcessing(self):  # noqa: N802 - QGIS API
         if self._log_handler is None:
             self._log_handler = qgis_logging.install()
+        gdal_messages.install()  # qgis_process only: no raw GDAL "ERROR" for a raster that is all nodata
         if self.provider is None:
             self.provider = SpaceNetProvider()
             QgsApplication.processingRegistry().addProvider(self.provider)
