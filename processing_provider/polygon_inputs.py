@@ -26,6 +26,7 @@ from ..qgis_adapter.layers import source_path
 from .base import features
 
 CSV_COLUMNS = ("ImageId", "PolygonWKT_Pix")
+POLYGONS, CSV, EMPTY = "polygons", "csv", "empty"  # the kinds of input
 READ_PROGRESS = 30.0  # share of the progress bar for reading both inputs
 
 
@@ -51,6 +52,7 @@ class InputReader:
         self.crs = QgsCoordinateReferenceSystem()
         self.truth = self.proposals = None
         self.group_count = 0
+        self.kinds = {}
 
     def error(self, message):
         return QgsProcessingException(self.algorithm.tr(message))
@@ -63,12 +65,14 @@ class InputReader:
 
     def read(self):
         truth_source, proposal_source = self.source(self.truth_key), self.source(self.proposals_key)
-        kinds = {key: self.kind(key, source) for key, source in
-                 ((self.truth_key, truth_source), (self.proposals_key, proposal_source))}
-        if kinds[self.truth_key] != kinds[self.proposals_key]:
+        self.kinds = kinds = {key: self.kind(key, source) for key, source in
+                              ((self.truth_key, truth_source), (self.proposals_key, proposal_source))}
+        # an empty input is scored as one of the other's kind (both empty: as polygon layers)
+        known = {kind for kind in kinds.values() if kind != EMPTY} or {POLYGONS}
+        if len(known) > 1:
             raise self.error("TRUTH and PROPOSALS must both be polygon layers or both challenge CSV files "
                              f"(got {kinds[self.truth_key]} and {kinds[self.proposals_key]}).")
-        if kinds[self.truth_key] == "csv":
+        if known == {CSV}:
             self.truth = self.read_csv(self.truth_key, order_field=None)
             self.proposals = self.read_csv(self.proposals_key, order_field=self.order_field(proposal_source))
         else:
@@ -89,28 +93,32 @@ class InputReader:
         names = set(source.fields().names())
         if source.wkbType() == QgsWkbTypes.Type.NoGeometry:
             if set(CSV_COLUMNS) <= names:
-                return "csv"
+                return CSV
+            if source.featureCount() == 0:
+                # a GeoJSON FeatureCollection without features has no geometry type in QGIS: it is an empty
+                # input (scored, with a warning), not a table
+                return EMPTY
             raise self.error(f"{key} has no geometry and is not a SpaceNet challenge CSV (it needs the columns "
                              f"{', '.join(CSV_COLUMNS)}; found {', '.join(sorted(names)) or 'none'}).")
         geometry_type = QgsWkbTypes.geometryType(source.wkbType())
         if geometry_type != QgsWkbTypes.GeometryType.PolygonGeometry:
             raise self.error(f"{key} must be a polygon layer, but its geometries are "
                              f"{QgsWkbTypes.displayString(source.wkbType())}: buildings are scored as polygons.")
-        return "polygons"
+        return POLYGONS
 
     def group_field(self, truth_source, proposal_source):
         name = self.algorithm.parameterAsString(self.parameters, self.group_key, self.context)
         if not name:
             return None
         for key, source in ((self.truth_key, truth_source), (self.proposals_key, proposal_source)):
-            if source.fields().lookupField(name) < 0:
+            if self.kinds.get(key) != EMPTY and source.fields().lookupField(name) < 0:  # an empty one has no fields
                 raise self.error(f"The group field '{name}' is missing from {key}: it must have the same name in "
                                  "both layers (or leave GROUP_FIELD empty to score everything as one group).")
         return name
 
     def order_field(self, proposal_source):
         name = self.algorithm.parameterAsString(self.parameters, self.order_key, self.context)
-        if name and proposal_source.fields().lookupField(name) < 0:
+        if name and self.kinds.get(self.proposals_key) != EMPTY and proposal_source.fields().lookupField(name) < 0:
             raise self.error(f"The order field '{name}' is not a field of PROPOSALS.")
         return name or None
 
@@ -143,6 +151,9 @@ class InputReader:
         return Side(polygon_set, geometries, np.array(ids, dtype=np.int64))
 
     def read_csv(self, key, order_field):
+        if self.kinds.get(key) == EMPTY:  # facing a challenge CSV: an empty one (no image, no building)
+            return Side(f1.PolygonSet(geometries=np.empty(0, dtype=object), groups=np.empty(0, dtype=object)),
+                        [], np.empty(0, dtype=np.int64))
         path = file_path(self.algorithm.parameterAsVectorLayer(self.parameters, key, self.context))
         try:
             polygon_set = challenge_csv.read_challenge_csv(path)
