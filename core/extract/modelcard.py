@@ -10,6 +10,7 @@ A model with no metadata at all is read the Deepness way with the sizes of its i
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 
 CARD_KEY = "spacenet_model_card"
@@ -17,8 +18,16 @@ DEFAULT_TILE_SIZE = 512
 DEFAULT_THRESHOLD = 0.5
 
 
+# What each task's output channel is called; a card that states no task is placed by these names.
+TASK_CLASSES = {"buildings": "building", "roads": "road"}
+
+
 class ModelCardError(ValueError):
     """The model's metadata or tensors do not describe something this engine can run."""
+
+
+class WrongTaskError(ModelCardError):
+    """The model does another task than the one it was asked to run for."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +49,7 @@ class Normalisation:
 @dataclass(frozen=True)
 class ModelCard:
     name: str
-    task: str
+    task: str  # "buildings", "roads", ...; "" when neither the card nor its channel names say
     bands: tuple  # names of the model's input channels, in order
     input_name: str
     output_name: str
@@ -76,7 +85,7 @@ class ModelCard:
     def summary(self) -> str:
         gsd = f"{self.gsd_m:g} m" if self.gsd_m else "the raster's own resolution"
         return (
-            f"{self.name} ({self.task}; {len(self.bands)} input bands {', '.join(self.bands)}; "
+            f"{self.name} ({self.task or 'task not stated'}; {len(self.bands)} input bands {', '.join(self.bands)}; "
             f"{self.tile_size} px tiles at {gsd}; outputs {', '.join(self.channels)})"
         )
 
@@ -135,7 +144,7 @@ def _our_card(text, input_name, output_name, channels_in, batch, height, fixed_s
     tile_size = height if fixed_size else int(spec_in.get("tile_size", DEFAULT_TILE_SIZE))
     return ModelCard(
         name=str(card.get("name", "model")),
-        task=str(card.get("task", "buildings")),
+        task=str(card.get("task") or task_of_channels(channels)),
         bands=bands,
         input_name=input_name,
         output_name=output_name,
@@ -178,7 +187,7 @@ def _deepness_card(metadata, input_name, output_name, output_shape, channels_in,
     standard = values.get("standardization_parameters") or {}
     return ModelCard(
         name=str(values.get("model_name", "model")),
-        task="buildings",
+        task=task_of_channels(names),
         bands=tuple(["red", "green", "blue", "alpha"][:channels_in] if channels_in <= 4 else [
             f"band {i + 1}" for i in range(channels_in)
         ]),
@@ -218,3 +227,29 @@ def _class_names(class_names, out_channels: int) -> tuple:
             names = ["background"] + [str(class_names.get(str(i), f"class {i + 1}")) for i in range(out_channels - 1)]
         return tuple(names)
     return tuple(f"class {i}" for i in range(out_channels))
+
+
+def task_of_channels(channels) -> str:
+    """The task that the output channel names point to ("Road", "buildings" ...), or "" when they name none or
+    several: Deepness models and cards without a task say what they find only there."""
+    named = {task for task, word in TASK_CLASSES.items()
+             for name in channels if re.search(rf"\b{word}s?\b", str(name), re.IGNORECASE)}
+    return named.pop() if len(named) == 1 else ""
+
+
+def check_task(card: ModelCard, task: str, algorithms: dict | None = None, models=()) -> None:
+    """Raise WrongTaskError, in one sentence, when ``card`` says its model does something else than ``task``.
+
+    A model whose card states no task and whose channels name none (a generic Deepness model) is let through:
+    nothing says it does not fit. ``algorithms`` (task -> what runs models of that task) and ``models`` (the
+    models of ``task`` to choose from) name what to use instead."""
+    if not card.task or card.task == task:
+        return
+    outputs = ", ".join(map(str, card.channels))
+    other = (algorithms or {}).get(card.task)
+    run_it = f"run it with {other}" if other else f"nothing here extracts {card.task}"
+    choose = f"choose a {task} model" + (f" ({', '.join(models)})" if models else "")
+    raise WrongTaskError(
+        f"The model '{card.name}' is made for {card.task} (its output channels: {outputs}), not for {task}: "
+        f"{run_it}, or {choose} for this algorithm."
+    )
