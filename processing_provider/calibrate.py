@@ -171,9 +171,7 @@ class Calibrate(SpaceNetAlgorithm):
         return outputs
 
     def _probability_layer(self, parameters, context, feedback):
-        layer = self.parameterAsRasterLayer(parameters, self.PROBABILITY, context)
-        if layer is None:
-            raise QgsProcessingException(self.invalidRasterError(parameters, self.PROBABILITY))
+        layer = self.raster_parameter(parameters, self.PROBABILITY, context)
         try:
             path = raster_file(layer)
         except NotARasterFileError as error:

@@ -171,9 +171,7 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
     def common_request(self, parameters, context, feedback) -> dict | None:
         """The keyword arguments of core.extract.extract.ModelRun from the shared parameters; None when the user
         canceled the model's download."""
-        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
-        if layer is None:
-            raise QgsProcessingException(self.invalidRasterError(parameters, self.INPUT))
+        layer = self.raster_parameter(parameters, self.INPUT, context)
         try:
             raster_path = raster_file(layer)
         except NotARasterFileError as error:

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from qgis.core import QgsApplication
+from qgis.core import QgsApplication, QgsProcessingUtils
 
 
 class NotARasterFileError(ValueError):
@@ -23,3 +23,16 @@ def raster_file(layer) -> str:
             "SpaceNet", "'{name}' is not a raster file (provider {provider}): save it as a GeoTIFF first "
             "(right-click > Export > Save As…).").format(name=layer.name(), provider=layer.providerType()))
     return path
+
+
+def unreadable_raster(value, context) -> str:
+    """Why ``value``, a raster parameter's value, is a file GDAL cannot open as a raster (a text file named .tif):
+    QGIS would say "not found" of a file that is there. "" when it reads, or when it is not a file (a layer id,
+    a URI, nothing: QGIS's own check answers those)."""
+    if not isinstance(value, str) or not Path(value).is_file():
+        return ""
+    # The layer loaded here stays in the context: the run's parameterAsRasterLayer finds it there, loaded once.
+    if QgsProcessingUtils.mapLayerFromString(value, context, True, QgsProcessingUtils.LayerHint.Raster) is not None:
+        return ""
+    return QgsApplication.translate(
+        "SpaceNet", "'{path}' is not a raster GDAL can read: give an image file such as a GeoTIFF.").format(path=value)
