@@ -145,24 +145,25 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
         self.addOutput(QgsProcessingOutputString(self.MODEL_NAME, self.tr("Model")))
 
     def checkParameterValues(self, parameters, context):  # noqa: N802 - QGIS API
-        """Refuse, before the run starts, bands the raster or the model cannot take (the dialog shows why)."""
+        """Refuse, before the run starts, a model made for another task, and bands the raster or the model cannot
+        take (the dialog shows why)."""
         ok, message = super().checkParameterValues(parameters, context)
-        bands = self.parameterAsInts(parameters, self.BANDS, context) if ok else []
-        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context) if bands else None
-        if layer is None or layer.providerType() != "gdal":
+        if not ok:
             return ok, message
         from ..core.extract import modelcard, raster, runtime
 
         try:
             model = resolve_model(self.parameterAsString(parameters, self.MODEL, context), self.DEFAULT_MODEL)
         except NotInstalledError:
-            return ok, message  # downloaded when the run starts; its bands are checked then
+            return True, ""  # downloaded when the run starts; its task and bands are checked then
         except QgsProcessingException as error:
             return False, str(error)
+        bands = self.parameterAsInts(parameters, self.BANDS, context)
+        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context) if bands else None
         try:
-            info = raster.describe(source_path(layer))
-            card = runtime.load(str(model), "cpu").card  # the session the band widget opened, from the cache
-            raster.check_bands(tuple(bands), info, card.bands)
+            card = self.model_card(model, self.parameterAsString(parameters, self.DEVICE, context) or "auto")
+            if layer is not None and layer.providerType() == "gdal":
+                raster.check_bands(tuple(bands), raster.describe(source_path(layer)), card.bands)
         except (raster.RasterError, raster.BandMappingError, modelcard.ModelCardError,
                 runtime.RuntimeUnavailableError) as error:
             return False, str(error)
@@ -224,6 +225,21 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
         except (ModelError, RegistryError) as error:
             raise QgsProcessingException(str(error)) from error
 
+    def model_card(self, model_path, device: str):
+        """The card of the model at ``model_path``; modelcard.WrongTaskError when it says the model finds something
+        else than this algorithm's TASK (a road model's lines are no footprints), naming what to use instead."""
+        from ..core.extract import modelcard, runtime
+
+        # the session the run itself uses (cached per file and device): the check costs no second load
+        card = runtime.load(str(model_path), device).card
+        algorithms = {cls.TASK: f"spacenet:{cls().name()}" for cls in ExtractionAlgorithm.__subclasses__()}
+        try:
+            models = model_store().names(self.TASK)
+        except RegistryError:
+            models = []
+        modelcard.check_task(card, self.TASK, algorithms, models)
+        return card
+
     def optional_number(self, parameters, name, context):
         if parameters.get(name) in (None, ""):
             return None
@@ -234,11 +250,15 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
         raise NotImplementedError
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ..core.extract import extract
+        from ..core.extract import extract, modelcard, runtime
 
         common = self.common_request(parameters, context, feedback)
         if common is None:
             return {}
+        try:  # checked before the run too, unless the model was downloaded for it just now
+            self.model_card(common["model_path"], common["device"])
+        except (modelcard.ModelCardError, runtime.RuntimeUnavailableError) as error:
+            raise QgsProcessingException(str(error)) from error
         request = extract.OUTPUT_KINDS[self.TASK].request(**common, options=self.task_options(parameters, context))
         result = self.run_engine(functools.partial(extract.extract, self.TASK), request, feedback)
         if result is None:
