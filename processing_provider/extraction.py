@@ -152,10 +152,17 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
             return ok, message
         from ..core.extract import modelcard, raster, runtime
 
+        name = self.parameterAsString(parameters, self.MODEL, context) or self.DEFAULT_MODEL
         try:
-            model = resolve_model(self.parameterAsString(parameters, self.MODEL, context), self.DEFAULT_MODEL)
+            model = resolve_model(name, self.DEFAULT_MODEL)
         except NotInstalledError:
-            return True, ""  # downloaded when the run starts; its task and bands are checked then
+            # downloaded when the run starts (its bands are checked then); the registry knows its task already
+            entry = model_store().registry.get(name.strip())
+            try:
+                modelcard.check_model_task(entry.name, entry.task, self.TASK, (), *self.task_hints())
+            except modelcard.WrongTaskError as error:
+                return False, str(error)
+            return True, ""
         except QgsProcessingException as error:
             return False, str(error)
         bands = self.parameterAsInts(parameters, self.BANDS, context)
@@ -232,13 +239,18 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
 
         # the session the run itself uses (cached per file and device): the check costs no second load
         card = runtime.load(str(model_path), device).card
+        modelcard.check_task(card, self.TASK, *self.task_hints())
+        return card
+
+    def task_hints(self) -> tuple:
+        """What a refusal of a model made for another task suggests: the algorithm of each task, and this task's
+        models."""
         algorithms = {cls.TASK: f"spacenet:{cls().name()}" for cls in ExtractionAlgorithm.__subclasses__()}
         try:
             models = model_store().names(self.TASK)
         except RegistryError:
             models = []
-        modelcard.check_task(card, self.TASK, algorithms, models)
-        return card
+        return algorithms, models
 
     def optional_number(self, parameters, name, context):
         if parameters.get(name) in (None, ""):

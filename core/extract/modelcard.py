@@ -243,13 +243,19 @@ def check_task(card: ModelCard, task: str, algorithms: dict | None = None, model
     A model whose card states no task and whose channels name none (a generic Deepness model) is let through:
     nothing says it does not fit. ``algorithms`` (task -> what runs models of that task) and ``models`` (the
     models of ``task`` to choose from) name what to use instead."""
-    if not card.task or card.task == task:
+    check_model_task(card.name, card.task, task, card.channels, algorithms, models)
+
+
+def check_model_task(name: str, model_task: str, task: str, channels=(), algorithms: dict | None = None,
+                     models=()) -> None:
+    """check_task for a model known by its name and task only (a registered model not downloaded yet)."""
+    if not model_task or model_task == task:
         return
-    outputs = ", ".join(map(str, card.channels))
-    other = (algorithms or {}).get(card.task)
-    run_it = f"run it with {other}" if other else f"nothing here extracts {card.task}"
+    outputs = f" (its output channels: {', '.join(map(str, channels))})" if channels else ""
+    other = (algorithms or {}).get(model_task)
+    run_it = f"run it with {other}" if other else f"nothing here extracts {model_task}"
     choose = f"choose a {task} model" + (f" ({', '.join(models)})" if models else "")
     raise WrongTaskError(
-        f"The model '{card.name}' is made for {card.task} (its output channels: {outputs}), not for {task}: "
-        f"{run_it}, or {choose} for this algorithm."
+        f"The model '{name}' is made for {model_task}{outputs}, not for {task}: {run_it}, or {choose} for this "
+        "algorithm."
     )

@@ -76,3 +76,15 @@ def test_deepness_models_are_placed_by_their_class_names_and_generic_ones_fit_ev
         for task in ALGORITHMS:
             modelcard.check_task(generic, task, ALGORITHMS)
         assert "task not stated" in generic.summary()
+
+
+def test_a_registered_model_not_downloaded_yet_is_refused_by_its_registry_task():
+    """Before its download: the registry's task alone (no card yet, so no channels in the sentence)."""
+    with pytest.raises(modelcard.WrongTaskError) as refused:
+        modelcard.check_model_task("buildings_effnet_lite0", "buildings", "roads", (), ALGORITHMS,
+                                   ["roads_effnet_lite0"])
+    assert str(refused.value) == (
+        "The model 'buildings_effnet_lite0' is made for buildings, not for roads: run it with "
+        "spacenet:extractbuildings, or choose a roads model (roads_effnet_lite0) for this algorithm.")
+    modelcard.check_model_task("buildings_effnet_lite0", "buildings", "buildings")  # fits: nothing raised
+    modelcard.check_model_task("someone_elses", "", "roads")  # no task known: let through
