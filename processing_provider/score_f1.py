@@ -77,7 +77,7 @@ class ScoreF1(SpaceNetAlgorithm):
             "<p><b>Outputs</b>: the scored layer (proposals and missed truth polygons with <i>status</i> TP/FP/FN, "
             "<i>iou</i>, <i>match_id</i> and group; styled green/red/blue), a per-group table with per-AOI and "
             "overall rows, an HTML report with charts, and the numbers PRECISION, RECALL, F1, TP, FP, FN for the "
-            "next step of a model.</p>"
+            "next step of a model. Each file output is optional: left out, only the numbers are computed.</p>"
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802
@@ -124,7 +124,8 @@ class ScoreF1(SpaceNetAlgorithm):
             self.addParameter(parameter)
         self.addParameter(
             QgsProcessingParameterFeatureSink(
-                self.OUTPUT, self.tr("Scored footprints"), QgsProcessing.SourceType.TypeVectorPolygon
+                self.OUTPUT, self.tr("Scored footprints"), QgsProcessing.SourceType.TypeVectorPolygon,
+                optional=True, createByDefault=True,  # left out (qgis_process, a model): the numbers only
             )
         )
         self.addParameter(
@@ -170,7 +171,9 @@ class ScoreF1(SpaceNetAlgorithm):
         for note in notes:
             feedback.pushWarning(note)
 
-        outputs = {self.OUTPUT: self._write_scored(parameters, context, reader, result)}
+        outputs = {}
+        if parameters.get(self.OUTPUT) is not None:
+            outputs[self.OUTPUT] = self._write_scored(parameters, context, reader, result)
         if parameters.get(self.OUTPUT_TABLE) is not None:
             outputs[self.OUTPUT_TABLE] = self._write_table(parameters, context, result)
         html_path = self.parameterAsFileOutput(parameters, self.OUTPUT_HTML, context)

@@ -34,3 +34,19 @@ def test_a_line_layer_is_refused_with_a_message(qgis_process_factory, plugin_pat
     assert result.returncode != 0
     assert "must be a polygon layer" in result.stdout + result.stderr
     assert not (tmp_path / "out.gpkg").exists()
+
+
+def test_a_numbers_only_run_writes_nothing(qgis_process_factory, plugin_path, oracle, tmp_path):
+    """OUTPUT is optional: without any output parameter the run returns the numbers and writes no file."""
+    qgis_process = qgis_process_factory(plugin_path=plugin_path)
+    qgis_process.enable("spacenet_toolkit")
+    result = qgis_process(
+        "--json", "run", "spacenet:scoref1",
+        f"--TRUTH={oracle / 'SN2_sample_truth.csv'}", f"--PROPOSALS={oracle / 'SN2_sample_preds.csv'}",
+        "--MATCHING=1", "--MIN_AREA_TRUTH=20", "--MIN_AREA_PROPOSALS=20",
+    )
+    assert result.returncode == 0, result.stderr
+    results = json.loads(result.stdout[result.stdout.index("{"):])["results"]
+    assert (results["TP"], results["FP"], results["FN"]) == (35 + 52, 2 + 55, 7 + 75)
+    assert "OUTPUT" not in results
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and "profile" not in p.relative_to(tmp_path).parts[0]]
