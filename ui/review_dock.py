@@ -367,7 +367,9 @@ class ReviewDock(QgsDockWidget, FORM_CLASS):
         self.startButton.blockSignals(True)
         self.startButton.setChecked(running)
         self.startButton.blockSignals(False)
-        self.startButton.setText(self.tr("Stop") if running else self.tr("Start"))
+        self.startButton.setText(self.tr("Stop live scoring") if running else self.tr("Start"))
+        self.startButton.setToolTip(self.tr("Stop following the edits; the last scores stay shown.") if running
+                                    else self.tr("Score the layers now and again after every edit."))
 
     # --- what the mapper does ---------------------------------------------------------------------------------
     def _start_toggled(self, checked):

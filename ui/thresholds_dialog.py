@@ -192,6 +192,7 @@ class ThresholdsDialog(QDialog, FORM_CLASS):
         self.noteLabel.setVisible(False)
         self.outputFile.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
         self.outputFile.setFilter(self.tr("GeoPackage (*.gpkg)"))
+        self.outputFile.lineEdit().setPlaceholderText(self.tr("[Save to temporary layer]"))
         self.applyButton = self.buttonBox.button(QDialogButtonBox.StandardButton.Apply)
         self.applyButton.setText(self.tr("Apply: write the footprints"))
         self.applyButton.setToolTip(self.tr("Footprints of the whole raster (not only the view) at these settings."))

@@ -55,7 +55,7 @@ def test_opens_with_the_oracle_layers_chosen_and_scores_them(dock, oracle_layers
     assert dock.message() == "Press Start to score 'pred' against 'gt'."
     assert shown(dock)["f1"] == "–"
     dock.startButton.click()
-    assert dock.is_running() and dock.startButton.isChecked() and dock.startButton.text() == "Stop"
+    assert dock.is_running() and dock.startButton.isChecked() and dock.startButton.text() == "Stop live scoring"
     assert shown(dock) == {"precision": "0.2857", "recall": "0.2857", "f1": "0.2857", "tp": "8", "fp": "20",
                            "fn": "20"}
     assert "28 proposal(s) of 'pred' against 28 truth polygon(s) of 'gt'" in dock.message()

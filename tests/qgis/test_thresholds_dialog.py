@@ -285,6 +285,12 @@ def test_an_rgb_raster_is_refused_with_a_message(layers, open_dialog, blobs, rgb
     settle(dialog, qtbot, count=15)
 
 
+def test_save_to_says_what_an_empty_path_does(layers, open_dialog, blobs):
+    dialog = open_dialog(layers(blobs))
+    assert dialog.outputFile.filePath() == ""
+    assert dialog.outputFile.lineEdit().placeholderText() == "[Save to temporary layer]"
+
+
 def test_a_layer_that_is_not_a_raster_file_is_refused_with_what_to_do(layers, open_dialog, blobs, qtbot):
     dialog = open_dialog(layers(blobs))
     settle(dialog, qtbot, count=15)
