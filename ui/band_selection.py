@@ -16,7 +16,7 @@ from ..core.extract.band_preview import AUTOMATIC, CUSTOM, BandChoice
 
 FORM_CLASS, _ = uic.loadUiType(str(Path(__file__).with_name("band_selection.ui")))
 
-SPARKLINE_SIZE = QSize(96, 18)
+SPARKLINE_SIZE = QSize(64, 18)
 ERROR_STYLE = "color: #b3261e;"
 COLUMN_HISTOGRAM = 6
 

@@ -37,6 +37,13 @@ def test_the_dialog_opens_and_is_saved_as_a_screenshot(dialogs, name, fixtures, 
         assert algorithm.shortHelpString() and len(algorithm.shortHelpString()) > 200
         wrappers = dialog.mainWidget().wrappers
         assert {p.name() for p in algorithm.parameterDefinitions()} <= set(wrappers)
+        # nothing is cut at the right edge: the parameters fit the panel's width (they may scroll down)
+        from qgis.PyQt.QtWidgets import QScrollArea
+
+        qtbot.wait(50)  # the layout settles
+        overflow = [area.horizontalScrollBar().maximum() for area in dialog.mainWidget().findChildren(QScrollArea)
+                    if area.isVisible()]
         save_screenshot(dialog, name)
+        assert overflow and max(overflow) <= 4, overflow
     finally:
         QgsProject.instance().removeAllMapLayers()
