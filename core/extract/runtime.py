@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes.util
 import logging
 import os
+import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +77,24 @@ def to_probabilities(raw: np.ndarray, activation: str) -> np.ndarray:
         out = np.exp(out - out.max(axis=1, keepdims=True))
         out /= out.sum(axis=1, keepdims=True)
     return out
+
+
+def nvidia_gpu_present() -> bool:
+    """An NVIDIA driver answers on this machine (its kernel module on Linux, its nvidia-smi on Windows)."""
+    if os.path.exists("/proc/driver/nvidia/version"):
+        return True
+    return os.name == "nt" and shutil.which("nvidia-smi") is not None
+
+
+_HINTS_GIVEN: set = set()
+
+
+def gpu_hint(predictor: Predictor) -> str:
+    """The predictor's note (why a GPU that is here is not used) the first time this session, then ""."""
+    if not predictor.note or predictor.note in _HINTS_GIVEN:
+        return ""
+    _HINTS_GIVEN.add(predictor.note)
+    return predictor.note
 
 
 def _gpu_absence_reason(ort) -> str:
@@ -161,7 +180,8 @@ def _create(path: Path, device: str, cpu_threads: int) -> Predictor:
         reason = _gpu_absence_reason(ort)
         if device == "gpu":
             raise RuntimeUnavailableError(f"A GPU was requested but cannot be used: {reason}. Choose CPU or auto.")
-        note = f"Running on the CPU: {reason}."
+        if nvidia_gpu_present():  # where no NVIDIA GPU answers, running on the CPU needs no explaining
+            note = f"Running on the CPU: {reason}."
     half = fp16_variant(path) if actual in GPU_PROVIDERS else None
     if half is not None:
         session = _session(half, options, providers, ort)

@@ -240,7 +240,8 @@ def test_cancel_raises_and_leaves_nothing(fixtures, brightness_model, tmp_path):
     assert not destination.exists() and not any(work.iterdir())
 
 
-def test_a_gpu_that_cannot_run_is_said_plainly(brightness_model):
+def test_a_gpu_that_cannot_run_is_said_plainly(brightness_model, monkeypatch):
+    monkeypatch.setattr(runtime, "nvidia_gpu_present", lambda: True)  # a GPU answers, and the CPU build runs
     runtime.clear_cache()
     import onnxruntime
 
@@ -254,8 +255,19 @@ def test_a_gpu_that_cannot_run_is_said_plainly(brightness_model):
     else:
         predictor = runtime.load(brightness_model, "auto")
     assert predictor.provider == "CPUExecutionProvider" and "Running on the CPU" in predictor.note
+    # said once a session
+    monkeypatch.setattr(runtime, "_HINTS_GIVEN", set())
+    assert runtime.gpu_hint(predictor) == predictor.note and runtime.gpu_hint(predictor) == ""
     with pytest.raises(runtime.RuntimeUnavailableError, match="A GPU was requested but cannot be used: .*"):
         runtime.load(brightness_model, "gpu")
+
+
+def test_without_an_nvidia_gpu_running_on_the_cpu_is_not_worth_a_note(brightness_model, monkeypatch):
+    monkeypatch.setattr(runtime, "nvidia_gpu_present", lambda: False)
+    runtime.clear_cache()
+    predictor = runtime.load(brightness_model, "auto")
+    runtime.clear_cache()
+    assert not predictor.on_gpu and predictor.note == ""
 
 
 def test_sessions_are_cached_and_io_binding_matches_run(brightness_model):
