@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 
 BUCKET_URL = "https://spacenet-dataset.s3.amazonaws.com"
+DEFAULT_TIMEOUT = 30.0  # seconds a request may wait for an answer before it is tried again
 ROOT = "spacenet"
 
 IMAGERY_PRODUCTS = ("PS-RGB", "PS-MS", "PAN", "MS")

@@ -39,8 +39,11 @@ class FetchRequest:
     cache_dir: Path | None = None  # None: no footprint cache
     workers: int = 8
     refresh: bool = False  # list again even when the cache is fresh
+    timeout: float = catalog.DEFAULT_TIMEOUT  # seconds without an answer before a request is tried again
 
     def __post_init__(self):
+        if not self.timeout > 0:
+            raise catalog.CatalogError(f"The timeout must be more than 0 seconds, not {self.timeout:g}.")
         catalog.dataset(self.dataset).check(self.split, self.aoi)
         if not self.products:
             raise catalog.CatalogError("Choose at least one product (e.g. PS-RGB and labels).")
@@ -83,11 +86,12 @@ def fetch(request: FetchRequest, *, bucket: Bucket | None = None, report: Report
           is_canceled: IsCanceled | None = None) -> FetchResult:
     """List, locate and download through ``bucket`` (the caller's, kept open; by default one opened on
     ``request.endpoint`` for this call); ``report(fraction, message when a new step starts)``. Raises Canceled
-    when ``is_canceled()`` turns True: partial downloads stay in place and resume on the next run."""
+    when ``is_canceled()`` turns True: partial downloads stay in place and resume on the next run. A request
+    left waiting for an answer is said in a message of ``report`` before it is tried again."""
     report = report or silent
     if bucket is not None:
         return _Fetcher(request, bucket, report, is_canceled).run()
-    with Bucket(request.endpoint, pool_size=max(16, request.workers)) as own:
+    with Bucket(request.endpoint, timeout=request.timeout, pool_size=max(16, request.workers)) as own:
         return _Fetcher(request, own, report, is_canceled).run()
 
 
@@ -95,11 +99,41 @@ class _Fetcher:
     def __init__(self, request: FetchRequest, bucket: Bucket, report: Report, is_canceled):
         self.request = request
         self.bucket = bucket
-        self.report = report
+        self._outer = report
         self.is_canceled = is_canceled
         self.warnings: list[str] = []
+        # The bucket's notices come from worker threads too; only the caller's thread may report.
+        self._owner = threading.get_ident()
+        self._fraction = 0.0
+        self._notices: list[str] = []
+        self._lock = threading.Lock()
+
+    def report(self, fraction: float, message: str | None = None) -> None:
+        """The caller's ``report``, saying first what the workers' requests noticed since the last call."""
+        self._fraction = fraction
+        with self._lock:
+            notices, self._notices = self._notices, []
+        for notice in notices:
+            self._outer(fraction, notice)
+        self._outer(fraction, message)
+
+    def notice(self, message: str) -> None:
+        """A line from the bucket (a request waiting for an answer): said now on the caller's thread, else at the
+        next report (the pollers of the worker threads report every 0.1 s)."""
+        if threading.get_ident() == self._owner:
+            self._outer(self._fraction, message)
+        else:
+            with self._lock:
+                self._notices.append(message)
 
     def run(self) -> FetchResult:
+        previous, self.bucket.notify = self.bucket.notify, self.notice
+        try:
+            return self._run()
+        finally:
+            self.bucket.notify = previous
+
+    def _run(self) -> FetchResult:
         request = self.request
         self.report(0.0, f"Listing {request.dataset} {request.split} {request.aoi} in {request.endpoint}")
         listings = {product: self.listing(product) for product in request.products}

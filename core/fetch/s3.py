@@ -3,7 +3,9 @@
 No credentials and no AWS SDK: the SpaceNet bucket is public, and ``requests`` is all QGIS users need
 to install. Every request goes through one pooled session, with timeouts and retries (exponential
 backoff with full jitter) on connection errors, truncated bodies and the statuses S3 uses to say
-"try again" (500, 502, 503 SlowDown, 504). Downloads resume from a partial file with a Range request,
+"try again" (500, 502, 503 SlowDown, 504). A request that gets no answer within the timeout is retried the
+same way, a few times only (each try costs the whole timeout), and ``notify`` says which request is waiting.
+Downloads resume from a partial file with a Range request,
 are checked against the listed size and the ETag (when it is a plain MD5), and are renamed into place
 only when complete.
 """
@@ -35,6 +37,7 @@ _NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 _CHUNK = 64 * 1024  # what a cut connection can lose; larger chunks were no faster
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
 USER_AGENT = "SpaceNetToolkit (QGIS plugin; anonymous)"
+CONNECT_TIMEOUT = 10.0  # seconds: a server that is there accepts a connection at once
 
 
 class S3Error(Exception):
@@ -43,6 +46,26 @@ class S3Error(Exception):
 
 class EndpointUnreachableError(S3Error):
     pass
+
+
+class TimedOutError(EndpointUnreachableError):
+    """Every attempt of a request waited the whole timeout: the server is there but does not answer."""
+
+    def __init__(self, endpoint: str, url: str, timeout: float, attempts: int, connecting: bool):
+        self.endpoint, self.url, self.timeout, self.attempts, self.connecting = (
+            endpoint, url, timeout, attempts, connecting)
+        super().__init__(self.sentence())
+
+    def sentence(self, setting: str = "the timeout") -> str:
+        """The error in one sentence; ``setting`` names what the user raises (e.g. a parameter's name)."""
+        tries = f"{self.attempts} attempts" if self.attempts > 1 else "1 attempt"
+        if self.url != self.endpoint:  # a listing asks the endpoint itself
+            tries += f", for {self.url}"
+        if self.connecting:
+            return (f"The endpoint {self.endpoint} did not accept a connection within {self.timeout:g} s ({tries}): "
+                    "check its address, the network and any firewall.")
+        return (f"The endpoint {self.endpoint} accepted the connection but sent no answer within {self.timeout:g} s "
+                f"({tries}): check its address and the network, or raise {setting}.")
 
 
 class AccessDeniedError(S3Error):
@@ -101,6 +124,7 @@ class S3Object:
 class RetryPolicy:
     attempts: int = 8  # tries after a failure that made no progress
     unreached_attempts: int = 2  # while the endpoint has never answered: fail fast on a wrong URL
+    timeout_attempts: int = 2  # after a timeout: each try costs the whole timeout
     base_delay: float = 0.2
     max_delay: float = 10.0
     rng: random.Random = field(default_factory=random.Random)
@@ -116,15 +140,25 @@ class Bucket:
     ``endpoint`` is virtual-hosted (``https://spacenet-dataset.s3.amazonaws.com``) or path-style
     (``http://127.0.0.1:9000/spacenet-dataset``, a mirror or a local S3 server): objects are at
     ``endpoint/key`` and listings at ``endpoint?list-type=2`` either way.
+
+    ``timeout``: seconds a request may wait for an answer (the connection gets at most ``CONNECT_TIMEOUT`` of them),
+    or a (connect, read) pair. ``notify(line)``, called from the thread of the request, says which request is
+    waiting and tried again after a timeout.
     """
 
-    def __init__(self, endpoint: str = BUCKET_URL, *, timeout: tuple[float, float] = (10.0, 60.0),
-                 retry: RetryPolicy | None = None, pool_size: int = 16, sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, endpoint: str = BUCKET_URL, *, timeout: float | tuple[float, float] = (10.0, 60.0),
+                 retry: RetryPolicy | None = None, pool_size: int = 16, sleep: Callable[[float], None] = time.sleep,
+                 notify: Callable[[str], None] | None = None):
         if not re.match(r"^https?://[^/]+", endpoint or ""):
             raise S3Error(f"The endpoint '{endpoint}' is not an http(s) URL; "
                           f"use e.g. {BUCKET_URL} or http://127.0.0.1:9000/spacenet-dataset.")
+        if not isinstance(timeout, tuple):
+            timeout = (min(CONNECT_TIMEOUT, float(timeout)), float(timeout))
+        if min(timeout) <= 0:
+            raise S3Error(f"The timeout must be more than 0 seconds, not {max(timeout):g}.")
         self.endpoint = endpoint.rstrip("/")
         self.timeout = timeout
+        self.notify = notify
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
         self._reached = False
@@ -167,9 +201,7 @@ class Bucket:
                 return response
             except _TRANSIENT as error:
                 failures += 1
-                if failures > self._attempts():
-                    raise self._gave_up(url, error) from error
-                self._sleep(self.retry.delay(failures))
+                self._wait_to_retry(url, error, failures)
 
     def _raise_for_status(self, response: requests.Response, url: str) -> None:
         status = response.status_code
@@ -188,7 +220,26 @@ class Bucket:
                            "AOI and split.")
         raise S3Error(f"{url} answered HTTP {status} {code}.")
 
-    def _gave_up(self, url: str, error: Exception) -> S3Error:
+    def _wait_to_retry(self, url: str, error: Exception, failures: int) -> None:
+        """Back off before the next try, or raise the error for the user when the tries are spent. A timeout
+        is said through ``notify`` (the user has been waiting a while) and allows fewer tries."""
+        timed_out = _timed_out(error)
+        limit = min(self._attempts(), self.retry.timeout_attempts) if timed_out else self._attempts()
+        if failures > limit:
+            raise self._gave_up(url, error, failures) from error
+        delay = self.retry.delay(failures)
+        if timed_out and self.notify is not None:
+            self.notify(f"Waiting for {url}: no answer within {self._timeout_of(error):g} s (attempt {failures} of "
+                        f"{limit + 1}); trying again in {delay:.1f} s.")
+        self._sleep(delay)
+
+    def _timeout_of(self, error: Exception) -> float:
+        return self.timeout[0] if isinstance(error, requests.ConnectTimeout) else self.timeout[1]
+
+    def _gave_up(self, url: str, error: Exception, failures: int) -> S3Error:
+        if _timed_out(error):
+            return TimedOutError(self.endpoint, url, self._timeout_of(error), failures,
+                                 connecting=isinstance(error, requests.ConnectTimeout))
         if not self._reached:
             return EndpointUnreachableError(f"Cannot reach {url}: {failure_reason(error)}. Check the internet "
                                             "connection, a proxy, or the endpoint URL.")
@@ -311,9 +362,7 @@ class Bucket:
                         raise urllib3.exceptions.IncompleteRead(have, obj.size - have)
             except _TRANSIENT as error:
                 failures = 1 if progressed else failures + 1
-                if failures > self._attempts():
-                    raise self._gave_up(url, error) from error
-                self._sleep(self.retry.delay(failures))
+                self._wait_to_retry(url, error, failures)
         return have, digest
 
 
@@ -398,6 +447,13 @@ def _error_code(response: requests.Response) -> str:
         return ElementTree.fromstring(response.content).findtext("Code") or ""
     except (ElementTree.ParseError, requests.RequestException, urllib3.exceptions.HTTPError):
         return ""
+
+
+def _timed_out(error: Exception) -> bool:
+    """Whether a failed request waited its whole timeout (requests wraps a body's read timeout in ConnectionError)."""
+    if isinstance(error, (requests.Timeout, urllib3.exceptions.TimeoutError)):
+        return True
+    return bool(error.args) and isinstance(error.args[0], urllib3.exceptions.TimeoutError)
 
 
 def failure_reason(error: Exception) -> str:
