@@ -47,6 +47,7 @@ class FetchTiles(SpaceNetAlgorithm):
     MAX_TILES = "MAX_TILES"
     OUTPUT_FOLDER = "OUTPUT_FOLDER"
     ENDPOINT = "ENDPOINT"
+    TIMEOUT = "TIMEOUT"
     LOAD_OUTPUTS = "LOAD_OUTPUTS"
     TILE_INDEX = "TILE_INDEX"
     TILE_COUNT = "TILE_COUNT"
@@ -83,6 +84,9 @@ class FetchTiles(SpaceNetAlgorithm):
             "checked against the listed size and MD5 before it takes its final name.</p>"
             "<p><b>Endpoint</b> (advanced): the bucket's base URL, for a mirror or a local S3 server, e.g. "
             "http://127.0.0.1:9000/spacenet-dataset.</p>"
+            "<p><b>Timeout</b> (advanced): seconds a request may wait for an answer before it is tried again "
+            "(default 30); the log says which request is waiting, and a server that never answers fails after "
+            "three tries.</p>"
             "<p><b>Outputs</b>: the folder, the number of tiles fetched, and the tile index: one footprint per "
             "tile and product with its id, key, local path and status (downloaded, present, failed, canceled or "
             "refused). For the next step of a model: the <b>imagery</b> and <b>labels</b> of the first tile "
@@ -111,6 +115,11 @@ class FetchTiles(SpaceNetAlgorithm):
                                                 defaultValue=catalog.BUCKET_URL)
         endpoint.setFlags(endpoint.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
         self.addParameter(endpoint)
+        timeout = QgsProcessingParameterNumber(
+            self.TIMEOUT, self.tr("Timeout for an answer (seconds)"), QgsProcessingParameterNumber.Type.Double,
+            defaultValue=catalog.DEFAULT_TIMEOUT, minValue=1)
+        timeout.setFlags(timeout.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+        self.addParameter(timeout)
         self.addParameter(QgsProcessingParameterBoolean(self.LOAD_OUTPUTS, self.tr("Add the tiles to the project"),
                                                         defaultValue=True))
         self.addParameter(QgsProcessingParameterFeatureSink(
@@ -145,6 +154,7 @@ class FetchTiles(SpaceNetAlgorithm):
             max_tiles=self.parameterAsInt(parameters, self.MAX_TILES, context),
             endpoint=(self.parameterAsString(parameters, self.ENDPOINT, context) or catalog.BUCKET_URL).strip(),
             cache_dir=cache_dir(),
+            timeout=self.parameterAsDouble(parameters, self.TIMEOUT, context),
         )
 
     def _extent_wgs84(self, parameters, context):
@@ -171,6 +181,8 @@ class FetchTiles(SpaceNetAlgorithm):
         try:
             result = self.run_core(feedback, fetch, request, canceled=self.tr(
                 "Canceled. Partial downloads are kept and resume on the next run."))
+        except s3.TimedOutError as error:
+            raise QgsProcessingException(error.sentence(self.TIMEOUT)) from error
         except (s3.S3Error, catalog.CatalogError) as error:
             raise QgsProcessingException(str(error)) from error
         if result is None:
