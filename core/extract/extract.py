@@ -154,7 +154,7 @@ class _Inferred:
             crs_wkt=self.info.crs_wkt,
             model_name=self.card.name,
             device=self.predictor.device_label,
-            note="\n".join(note for note in (self.predictor.note, *self.warnings) if note),
+            note="\n".join(note for note in (runtime.gpu_hint(self.predictor), *self.warnings) if note),
             bands=self.bands,
             settings=common | settings,
             tiles_run=self.tiles_run,
@@ -179,8 +179,6 @@ def _inferred(request: ModelRun, report, is_canceled):
     size, overlap = _tile_plan(card, grid, request.tile_size)
     report(0.0, f"{card.summary()} on {predictor.device_label}; bands {', '.join(map(str, bands))}; "
            f"{grid.width} x {grid.height} px at {np.sqrt(grid.pixel_area_m2):.2f} m")
-    if predictor.note:
-        report(0.0, predictor.note)
     work = Path(tempfile.mkdtemp(prefix="spacenet-extract-", dir=request.work_dir))
     try:
         stitched = work / "probabilities.tif"

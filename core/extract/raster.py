@@ -50,6 +50,15 @@ class NoDataError(RasterError):
                    "the outputs are empty.")
 
 
+def corner_bounds(transform, width: int, height: int) -> tuple:
+    """(left, bottom, right, top) of a width x height grid, from its first and last corners (as
+    ``transform * (0, 0)`` and ``transform * (width, height)``, which newer affine releases deprecate: a warning
+    on the user's console)."""
+    a, b, c, d, e, f = transform[:6]
+    xs = (c, a * width + b * height + c)
+    ys = (f, d * width + e * height + f)
+    return min(xs), min(ys), max(xs), max(ys)
+
 @dataclass(frozen=True)
 class RasterInfo:
     path: str
@@ -66,9 +75,7 @@ class RasterInfo:
 
     @property
     def bounds(self) -> tuple:
-        left, top = self.transform * (0, 0)
-        right, bottom = self.transform * (self.width, self.height)
-        return min(left, right), min(top, bottom), max(left, right), max(top, bottom)
+        return corner_bounds(self.transform, self.width, self.height)
 
     @property
     def alpha_band(self) -> int | None:
@@ -224,8 +231,7 @@ def measure_stretch(info: RasterInfo, bands, grid: Grid, normalisation: Normalis
     if normalisation.stretch == "divide":
         zeros = np.zeros(n, dtype=np.float32)
         return Stretch(zeros, zeros + normalisation.divisor, mean, std)
-    left, top = grid.transform * (0, 0)
-    right, bottom = grid.transform * (grid.width, grid.height)
+    left, bottom, right, top = corner_bounds(grid.transform, grid.width, grid.height)
     with rasterio.open(info.path) as src:
         window = from_bounds(left, bottom, right, top, transform=src.transform).intersection(
             Window(0, 0, src.width, src.height)

@@ -1,6 +1,7 @@
 """spacenet:extractbuildings from the command line: the shipped model on a real tile, chained into scoref1."""
 
 import json
+import re
 
 import pytest
 import rasterio
@@ -58,3 +59,23 @@ def test_a_model_file_and_bad_bands_from_the_command_line(qgis_process_factory, 
     assert bad.returncode != 0
     assert "2 band(s) were chosen (1, 2) but the model takes 3" in bad.stdout + bad.stderr
     assert not (tmp_path / "b.gpkg").exists()
+
+
+def test_a_run_prints_each_line_once_and_no_warnings_of_ours(qgis_process_factory, plugin_path, repo_root, tmp_path):
+    """No Python warnings from the plugin's modules, no GPU hint where no NVIDIA GPU answers, no line twice."""
+    from spacenet_toolkit.core.extract import runtime
+
+    qgis_process = qgis_process_factory(plugin_path=plugin_path)
+    qgis_process.enable("spacenet_toolkit")
+    completed = qgis_process("run", "spacenet:extractbuildings",
+                             f"--INPUT={repo_root / 'sample_data' / 'sn4_atlanta_pan.tif'}",
+                             f"--OUTPUT={tmp_path / 'buildings.gpkg'}")
+    text = completed.stdout + completed.stderr
+    assert completed.returncode == 0, text
+    assert "spacenet_toolkit" not in completed.stderr  # a warning names the module that raised it
+    if not runtime.nvidia_gpu_present():
+        assert "onnxruntime-gpu" not in text
+    # messages, not the Inputs and Results blocks (an output path is in both, by design)
+    lines = [line.strip() for line in text.splitlines()
+             if len(line.strip()) > 20 and not re.match(r"[A-Z_]+:\t", line)]
+    assert len(lines) == len(set(lines)), [line for line in lines if lines.count(line) > 1]
