@@ -1,8 +1,20 @@
 """Fixtures of the in-process QGIS tier."""
 
 import pytest
-from qgis.core import QgsApplication
+from qgis.core import QgsApplication, QgsProject
 from qgis.PyQt.QtCore import QCoreApplication, QEvent
+
+
+@pytest.fixture(autouse=True)
+def project_layers_left_as_found(qgis_app):
+    """Each test leaves the project's layers as it found them: a layer one test loads (a model's output, say)
+    must not change what the next test sees, whatever order the tests run in."""
+    project = QgsProject.instance()
+    before = set(project.mapLayers())
+    yield
+    added = [layer_id for layer_id in project.mapLayers() if layer_id not in before]
+    if added:
+        project.removeMapLayers(added)
 
 
 @pytest.fixture(scope="module")
