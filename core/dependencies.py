@@ -6,7 +6,10 @@ the plugin can start without paying for heavy imports such as onnxruntime.
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
+import re
+import sys
 from dataclasses import dataclass
 
 
@@ -45,6 +48,31 @@ def is_installed(module: str) -> bool:
 def missing(modules) -> list[str]:
     """The modules of ``modules`` that are not installed, in the order given."""
     return [module for module in modules if not is_installed(module)]
+
+
+def installed_version(module: str) -> str:
+    """The version of the installed distribution that provides ``module`` (read from its metadata, without
+    importing it); "" when the module is missing, "version unknown" when no metadata says."""
+    if not is_installed(module):
+        return ""
+    for name in _distributions(module):
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    version = getattr(sys.modules.get(module), "__version__", "")
+    return version if isinstance(version, str) and version else "version unknown"
+
+
+def _distributions(module: str):
+    """Distribution names that may provide ``module``: its pip name, its own name, then (only when those are not
+    installed: it reads every distribution's metadata) what the metadata says, e.g. onnxruntime-gpu."""
+    if module in PACKAGES:
+        yield re.split(r"[<>=!~ \[;]", PACKAGES[module].pip_name, maxsplit=1)[0]
+    yield module
+    lookup = getattr(importlib.metadata, "packages_distributions", None)  # Python 3.10+
+    if lookup is not None:
+        yield from lookup().get(module.split(".")[0], [])
 
 
 def install_command(modules) -> str:

@@ -16,11 +16,12 @@ from .extract_roads import ExtractRoads
 from .fetch_tiles import FetchTiles
 from .score_apls import ScoreApls
 from .score_f1 import ScoreF1
+from .status import Status
 
 log = logging.getLogger(__name__)
 
 # Every algorithm of the plugin, in toolbox order. Algorithms arrive with their own issues.
-ALGORITHMS = (FetchTiles, ExtractBuildings, ExtractRoads, ScoreF1, ScoreApls, Calibrate)
+ALGORITHMS = (FetchTiles, ExtractBuildings, ExtractRoads, ScoreF1, ScoreApls, Calibrate, Status)
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 
 
@@ -51,17 +52,30 @@ class SpaceNetProvider(QgsProcessingProvider):
         super().__init__()
         self._algorithm_classes = tuple(algorithm_classes)
         self._models_dir = models_dir
-        # "provider:name" -> why it cannot run; the plugin shows this to the user.
+        # "provider:name" -> why it cannot run; the plugin and spacenet:status show this to the user.
         self.unavailable = {}
+        # "provider:name" -> the modules it needs, offered or not; spacenet:status says which package serves what.
+        self.requirements = {}
 
     def id(self) -> str:
         return "spacenet"
 
     def name(self) -> str:
-        return tr("SpaceNet")
+        # qgis_process list prints name() above the algorithms (--json: name and long_name), the toolbox shows it
+        # as the group: where algorithms are left out, both say so.
+        return self._with_missing_note(tr("SpaceNet"))
 
     def longName(self) -> str:  # noqa: N802 - QGIS API
-        return tr("SpaceNet Toolkit")
+        return self._with_missing_note(tr("SpaceNet Toolkit"))
+
+    def _with_missing_note(self, name: str) -> str:
+        count = len(self.unavailable)
+        if not count:
+            return name
+        if count == 1:
+            return tr("{name} (1 algorithm needs missing packages: run spacenet:status)").format(name=name)
+        return tr("{name} ({count} algorithms need missing packages: run spacenet:status)").format(
+            name=name, count=count)
 
     def icon(self) -> QIcon:
         return QIcon(str(ICON_PATH))
@@ -84,11 +98,13 @@ class SpaceNetProvider(QgsProcessingProvider):
 
     def loadAlgorithms(self) -> None:  # noqa: N802 - QGIS API
         self.unavailable = {}
+        self.requirements = {}
         for algorithm_class in self._algorithm_classes:
             algorithm = algorithm_class()
+            algorithm_id = f"{self.id()}:{algorithm.name()}"
+            self.requirements[algorithm_id] = tuple(algorithm_class.REQUIRES)
             reason = algorithm_class.missing_dependencies()
             if reason:
-                algorithm_id = f"{self.id()}:{algorithm.name()}"
                 self.unavailable[algorithm_id] = reason
                 log.warning("%s (%s) is not available. %s", algorithm.displayName(), algorithm_id, reason)
             else:

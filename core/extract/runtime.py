@@ -9,7 +9,6 @@ from __future__ import annotations
 import ctypes.util
 import logging
 import os
-import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..choices import DEVICES
+from .gpu import gpu_absence_reason, nvidia_gpu_present
 from .modelcard import ModelCard, read_card
 
 log = logging.getLogger(__name__)
@@ -79,13 +79,6 @@ def to_probabilities(raw: np.ndarray, activation: str) -> np.ndarray:
     return out
 
 
-def nvidia_gpu_present() -> bool:
-    """An NVIDIA driver answers on this machine (its kernel module on Linux, its nvidia-smi on Windows)."""
-    if os.path.exists("/proc/driver/nvidia/version"):
-        return True
-    return os.name == "nt" and shutil.which("nvidia-smi") is not None
-
-
 _HINTS_GIVEN: set = set()
 
 
@@ -99,15 +92,7 @@ def gpu_hint(predictor: Predictor) -> str:
 
 def _gpu_absence_reason(ort) -> str:
     """Why onnxruntime cannot use a GPU here, as a user can act on it."""
-    available = ort.get_available_providers()
-    if "CUDAExecutionProvider" not in available:
-        return (
-            "the installed onnxruntime is the CPU build (no CUDA provider); install onnxruntime-gpu "
-            "(and remove onnxruntime) to use an NVIDIA GPU"
-        )
-    if ctypes.util.find_library("cuda") is None:
-        return "no NVIDIA driver was found (libcuda is missing), so CUDA cannot start"
-    return "onnxruntime could not start its CUDA provider (CUDA 12/13 and cuDNN 9 libraries must be installed)"
+    return gpu_absence_reason(ort.get_available_providers())
 
 
 def _providers_for(device: str, ort) -> list:
