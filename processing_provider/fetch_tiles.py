@@ -1,5 +1,7 @@
 """spacenet:fetchtiles: download SpaceNet imagery and labels for an extent from the public bucket."""
 
+import contextlib
+import os
 from pathlib import Path
 
 from qgis.core import (
@@ -167,25 +169,22 @@ class FetchTiles(SpaceNetAlgorithm):
         return (rectangle.xMinimum(), rectangle.yMinimum(), rectangle.xMaximum(), rectangle.yMaximum())
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ..core.fetch import s3
-        from ..core.fetch.fetch import fetch
-
         try:
             request = self._request(parameters, context)
         except catalog.CatalogError as error:  # a model's steps are not checked beforehand
             raise QgsProcessingException(str(error)) from error
+        created = missing_folders(request.output_folder)
         request.output_folder.mkdir(parents=True, exist_ok=True)
         feedback.pushInfo(self.tr(f"{request.dataset} {request.split} {request.aoi}: {', '.join(request.products)} "
                                   f"from {request.endpoint}"))
 
         try:
-            result = self.run_core(feedback, fetch, request, canceled=self.tr(
-                "Canceled. Partial downloads are kept and resume on the next run."))
-        except s3.TimedOutError as error:
-            raise QgsProcessingException(error.sentence(self.TIMEOUT)) from error
-        except (s3.S3Error, catalog.CatalogError) as error:
-            raise QgsProcessingException(str(error)) from error
-        if result is None:
+            result = self._fetch(request, feedback)
+        except BaseException:
+            remove_empty_folders(created)  # a failed run leaves no empty folder of its own behind
+            raise
+        if result is None:  # canceled
+            remove_empty_folders(created)
             return {}
         for warning in result.warnings:
             feedback.pushWarning(warning)
@@ -197,6 +196,18 @@ class FetchTiles(SpaceNetAlgorithm):
         if parameters.get(self.TILE_INDEX) is not None:
             outputs[self.TILE_INDEX] = self._write_index(parameters, context, result)
         return outputs
+
+    def _fetch(self, request, feedback):
+        from ..core.fetch import s3
+        from ..core.fetch.fetch import fetch
+
+        try:
+            return self.run_core(feedback, fetch, request, canceled=self.tr(
+                "Canceled. Partial downloads are kept and resume on the next run."))
+        except s3.TimedOutError as error:
+            raise QgsProcessingException(error.sentence(self.TIMEOUT)) from error
+        except (s3.S3Error, catalog.CatalogError) as error:
+            raise QgsProcessingException(str(error)) from error
 
     def postProcessAlgorithm(self, context, feedback):  # noqa: N802
         if self._fetched is not None and context.project() is not None:
@@ -233,6 +244,31 @@ class FetchTiles(SpaceNetAlgorithm):
                                    file.error or None])
             sink.addFeature(feature, QgsFeatureSink.Flag.FastInsert)
         return dest_id
+
+
+def missing_folders(folder: Path) -> list:
+    """``folder`` and those of its parents that are not there yet, deepest first: what ``mkdir(parents=True)``
+    creates."""
+    missing = []
+    for path in (folder.absolute(), *folder.absolute().parents):
+        if path.exists():
+            break
+        missing.append(path)
+    return missing
+
+
+def remove_empty_folders(created: list) -> None:
+    """After a run that failed or was canceled: the folders this run created (``missing_folders``, deepest first)
+    that hold no file, with the empty folders the run made inside them. A file, and any folder that was there
+    before the run, stays."""
+    if not created:
+        return
+    for root, _, _ in sorted(os.walk(created[0]), key=lambda entry: entry[0].count(os.sep), reverse=True):
+        with contextlib.suppress(OSError):  # not empty: a partial download to resume, or a file of someone else
+            Path(root).rmdir()
+    for folder in created[1:]:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def _first_tile(result) -> dict:
