@@ -1,6 +1,14 @@
 """The small base every SpaceNet algorithm shares: translation, instances, groups, dependencies, the checks every
-run passes before any work (raster inputs GDAL reads, output folders that are there), and the one bridge from
-core's progress contract (``report(fraction, message)``, ``is_canceled``, ``Canceled``) to the feedback.
+run passes before any work (raster inputs GDAL reads, output folders that are there, choices given by name or by
+number), and the one bridge from core's progress contract (``report(fraction, message)``, ``is_canceled``,
+``Canceled``) to the feedback.
+
+Choices: every enum parameter of the plugin uses static strings (models and scripts store the name, which stays
+right when options are added), but ``qgis_process help`` lists the options as "0: name, 1: name", and QGIS 3.22
+refuses the number, or, where no check ran first (a model's step), silently takes the default instead. So a number
+(an int, a string of digits, or either in a list for a multiple choice) is read as the option it numbers
+(``enum_names``), a value that is neither an option nor its number is refused in one sentence that lists the
+choices (``invalid_enum_value``), and algorithms read their choices with ``enum_value`` / ``enum_values``.
 """
 
 from pathlib import Path
@@ -8,6 +16,7 @@ from pathlib import Path
 from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingException,
+    QgsProcessingParameterEnum,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterRasterLayer,
 )
@@ -59,12 +68,66 @@ class SpaceNetAlgorithm(QgsProcessingAlgorithm):
         return HELP_URL
 
     def checkParameterValues(self, parameters, context):  # noqa: N802 - QGIS API
-        """Refuse, before any work, a raster input GDAL cannot read (QGIS would call it "not found") and an output
-        into a folder that is not there (found only when writing, after the whole run, with a traceback)."""
+        """Refuse, before any work, a choice that is neither an option nor its number, a raster input GDAL cannot
+        read (QGIS would call it "not found") and an output into a folder that is not there (found only when
+        writing, after the whole run, with a traceback). QGIS's own checks see the choices by name."""
+        message = self.invalid_enum_value(parameters)
+        if message:
+            return False, message
+        parameters = self.enum_names(parameters)
         message = self.unreadable_raster_input(parameters, context) or self.missing_output_folder(parameters, context)
         if message:
             return False, message
         return super().checkParameterValues(parameters, context)
+
+    def static_enums(self) -> list:
+        """The enum parameters whose values are their options' names."""
+        return [definition for definition in self.parameterDefinitions()
+                if definition.type() == QgsProcessingParameterEnum.typeName() and definition.usesStaticStrings()]
+
+    def enum_names(self, parameters: dict) -> dict:
+        """``parameters`` with every choice given by number given by name instead (a copy; the rest as it was)."""
+        named = dict(parameters)
+        for definition in self.static_enums():
+            if definition.name() in named:
+                named[definition.name()] = enum_name(definition, named[definition.name()])
+        return named
+
+    def invalid_enum_value(self, parameters: dict) -> str:
+        """The first choice that is neither an option nor an option's number, said in one sentence; "" when none."""
+        for definition in self.static_enums():
+            wrong = invalid_choices(definition, parameters.get(definition.name()))
+            if wrong:
+                return self.enum_error(definition, wrong)
+        return ""
+
+    def enum_error(self, definition, wrong: list) -> str:
+        choices = ", ".join(f"{number}: {option}" for number, option in enumerate(definition.options()))
+        given = ", ".join(str(value) if str(value).strip().lstrip("-").isdigit() else repr(value) for value in wrong)
+        verb = "is" if len(wrong) == 1 else "are"
+        return self.tr(f"{definition.name()} ({definition.description()}): {given} {verb} not among the choices: "
+                       f"give a name or its number ({choices}).")
+
+    def enum_value(self, parameters, name: str, context) -> str:
+        """The option chosen for the enum parameter ``name``, given by name or by number (the default when none is
+        given); QgsProcessingException when the value is neither (QGIS would take the default without a word)."""
+        return self._enum(parameters, name, context, multiple=False)
+
+    def enum_values(self, parameters, name: str, context) -> list:
+        """The options chosen for the multiple-choice enum parameter ``name``, each by name or by number."""
+        return self._enum(parameters, name, context, multiple=True)
+
+    def _enum(self, parameters, name, context, multiple):
+        definition = self.parameterDefinition(name)
+        value = parameters.get(name)
+        if definition.usesStaticStrings():
+            wrong = invalid_choices(definition, value)
+            if wrong:
+                raise QgsProcessingException(self.enum_error(definition, wrong))
+            parameters = {**parameters, name: enum_name(definition, value)}
+        if multiple:
+            return list(self.parameterAsEnumStrings(parameters, name, context))
+        return self.parameterAsEnumString(parameters, name, context)
 
     def unreadable_raster_input(self, parameters, context) -> str:
         """The first raster parameter whose file GDAL cannot read, said in one sentence; "" when none."""
@@ -115,6 +178,56 @@ class SpaceNetAlgorithm(QgsProcessingAlgorithm):
     def missing_dependencies(cls) -> str:
         """Why this algorithm cannot run here, or "" when it can."""
         return dependencies.describe_missing(cls.REQUIRES)
+
+
+def _choices(definition, value) -> list | None:
+    """The values a static-string enum is given, one by one; None for what is not a plain value (an expression,
+    a model's reference to another step's output), which QGIS evaluates itself."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (list, tuple)):
+        values = list(value)
+    elif isinstance(value, (int, str)):
+        values = [value]
+    else:
+        return None
+    if definition.allowMultiple():  # "PS-RGB,labels" or "0,4", as QGIS splits a string for a multiple choice
+        values = [part.strip() if isinstance(part, str) else part
+                  for value in values for part in (value.split(",") if isinstance(value, str) else [value])]
+    if not all(isinstance(value, (int, str)) and not isinstance(value, bool) for value in values):
+        return None
+    return values
+
+
+def _option(definition, value):
+    """The option ``value`` names or numbers; None when it does neither."""
+    options = definition.options()
+    if isinstance(value, str) and value in options:
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, int) and 0 <= value < len(options):
+        return options[value]
+    return None
+
+
+def enum_name(definition, value):
+    """``value`` of the static-string enum ``definition`` with each option given by number given by name; anything
+    else as it was (QGIS judges it: a default, an expression, an unknown name)."""
+    values = _choices(definition, value)
+    if not values or any(_option(definition, choice) is None for choice in values):
+        return value
+    names = [_option(definition, choice) for choice in values]
+    return names if definition.allowMultiple() else names[0]
+
+
+def invalid_choices(definition, value) -> list:
+    """The values of ``value`` that are neither an option of ``definition`` nor an option's number; [] when all
+    are (or when ``value`` is empty or not a plain value: QGIS uses the default, or evaluates it)."""
+    values = _choices(definition, value)
+    if not values:
+        return []
+    return [choice for choice in values if choice != "" and _option(definition, choice) is None]
 
 
 def reporting(feedback, low: float = 0.0, high: float = 100.0) -> progress.Report:

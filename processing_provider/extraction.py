@@ -168,7 +168,7 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
         bands = self.parameterAsInts(parameters, self.BANDS, context)
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context) if bands else None
         try:
-            card = self.model_card(model, self.parameterAsString(parameters, self.DEVICE, context) or "auto")
+            card = self.model_card(model, self.enum_value(parameters, self.DEVICE, context) or "auto")
             if layer is not None and layer.providerType() == "gdal":
                 raster.check_bands(tuple(bands), raster.describe(source_path(layer)), card.bands)
         except (raster.RasterError, raster.BandMappingError, modelcard.ModelCardError,
@@ -192,7 +192,7 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
         probability_path = None
         if parameters.get(self.OUTPUT_PROBABILITY) is not None:
             probability_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_PROBABILITY, context) or None
-        device = self.parameterAsString(parameters, self.DEVICE, context) or "auto"
+        device = self.enum_value(parameters, self.DEVICE, context) or "auto"
         model = self.model_for_run(self.parameterAsString(parameters, self.MODEL, context) or self.DEFAULT_MODEL,
                                    device, feedback)
         if model is None:

@@ -96,7 +96,8 @@ class FetchTiles(SpaceNetAlgorithm):
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        # Static strings: scripts and qgis_process pass the plain names (SN2_buildings, AOI_2_Vegas, PS-RGB).
+        # Static strings: scripts and models store the plain names (SN2_buildings, AOI_2_Vegas, PS-RGB); the
+        # numbers `qgis_process help` lists work too (SpaceNetAlgorithm.enum_value).
         for key, label, options, default in (
             (self.DATASET, "Dataset", list(catalog.DATASETS), "SN2_buildings"),
             (self.AOI, "AOI", list(catalog.ALL_AOIS), "AOI_2_Vegas"),
@@ -145,11 +146,11 @@ class FetchTiles(SpaceNetAlgorithm):
     def _request(self, parameters, context):
         from ..core.fetch.fetch import FetchRequest
 
-        products = self.parameterAsEnumStrings(parameters, self.PRODUCTS, context)
+        products = self.enum_values(parameters, self.PRODUCTS, context)
         return FetchRequest(
-            dataset=self.parameterAsEnumString(parameters, self.DATASET, context),
-            split=self.parameterAsEnumString(parameters, self.SPLIT, context),
-            aoi=self.parameterAsEnumString(parameters, self.AOI, context),
+            dataset=self.enum_value(parameters, self.DATASET, context),
+            split=self.enum_value(parameters, self.SPLIT, context),
+            aoi=self.enum_value(parameters, self.AOI, context),
             products=tuple(products),
             output_folder=Path(self.parameterAsString(parameters, self.OUTPUT_FOLDER, context) or "."),
             extent=self._extent_wgs84(parameters, context),
