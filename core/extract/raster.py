@@ -195,13 +195,21 @@ def model_grid(info: RasterInfo, extent, gsd_m: float | None) -> Grid:
                 f"({info.bounds[0]:g}, {info.bounds[1]:g}) - ({info.bounds[2]:g}, {info.bounds[3]:g}) in its CRS."
             )
     per_x, per_y = _metres_per_unit(info, (left, bottom, right, top))
+    size_x, size_y = abs(info.transform.a), abs(info.transform.e)
+    pixel_area_m2 = size_x * per_x * size_y * per_y
     if gsd_m:
-        size_x, size_y = gsd_m / per_x, gsd_m / per_y
-    else:
-        size_x, size_y = abs(info.transform.a), abs(info.transform.e)
+        # The grid is the raster's pixels scaled by a ratio kept to six significant digits: the same pixels
+        # georeferenced in another CRS (whose geotransform carries other rounding) resample identically.
+        size_x *= _significant(gsd_m / (size_x * per_x))
+        size_y *= _significant(gsd_m / (size_y * per_y))
+        pixel_area_m2 = gsd_m * gsd_m
     width = max(1, int(math.ceil((right - left) / size_x - 1e-6)))
     height = max(1, int(math.ceil((top - bottom) / size_y - 1e-6)))
-    return Grid(Affine(size_x, 0, left, 0, -size_y, top), width, height, size_x * per_x * size_y * per_y)
+    return Grid(Affine(size_x, 0, left, 0, -size_y, top), width, height, pixel_area_m2)
+
+
+def _significant(ratio: float, digits: int = 6) -> float:
+    return float(f"{ratio:.{digits}g}")
 
 
 @dataclass(frozen=True)
