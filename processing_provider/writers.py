@@ -19,14 +19,22 @@ class Writer:
     write: Callable  # (algorithm, parameters, context, result) -> the algorithm's outputs of this kind
 
 
+# Every feature says what made it: the scoring reports read these fields (processing_provider/report_facts.py).
+MODEL_FIELDS = (("model", QVariant.Type.String), ("model_version", QVariant.Type.String),
+                ("device", QVariant.Type.String))
+
+
+def _model_values(result) -> list:
+    return [result.model_name, result.model_version or None, result.device]
+
+
 def _buildings_found(result) -> str:
     return f"{len(result.footprints)} buildings"
 
 
 def _write_buildings(algorithm, parameters, context, result) -> dict:
     fields = fields_of(("id", QVariant.Type.Int), ("score", QVariant.Type.Double),
-                       ("area_m2", QVariant.Type.Double), ("model", QVariant.Type.String),
-                       ("device", QVariant.Type.String))
+                       ("area_m2", QVariant.Type.Double), *MODEL_FIELDS)
     crs = QgsCoordinateReferenceSystem.fromWkt(result.crs_wkt)
     sink, dest_id = algorithm.parameterAsSink(parameters, algorithm.OUTPUT, context, fields,
                                               QgsWkbTypes.Type.MultiPolygon, crs)
@@ -34,8 +42,8 @@ def _write_buildings(algorithm, parameters, context, result) -> dict:
         raise QgsProcessingException(algorithm.invalidSinkError(parameters, algorithm.OUTPUT))
     for number, footprint in enumerate(result.footprints, start=1):
         add_feature(sink, fields, footprint.geometry, [number, round(footprint.score, 4),
-                                                       round(footprint.area_m2, 2), result.model_name,
-                                                       result.device], multi=True)
+                                                       round(footprint.area_m2, 2), *_model_values(result)],
+                    multi=True)
     _style(algorithm, context, {dest_id: BuildingStyler.for_run(result.settings)})
     return {algorithm.OUTPUT: dest_id, algorithm.BUILDING_COUNT: len(result.footprints)}
 
@@ -53,15 +61,14 @@ def _length_km(result) -> float:
 def _write_roads(algorithm, parameters, context, result) -> dict:
     crs = QgsCoordinateReferenceSystem.fromWkt(result.crs_wkt)
     fields = fields_of(("id", QVariant.Type.Int), ("length_m", QVariant.Type.Double),
-                       ("start_node", QVariant.Type.Int), ("end_node", QVariant.Type.Int),
-                       ("model", QVariant.Type.String), ("device", QVariant.Type.String))
+                       ("start_node", QVariant.Type.Int), ("end_node", QVariant.Type.Int), *MODEL_FIELDS)
     sink, lines_id = algorithm.parameterAsSink(parameters, algorithm.OUTPUT, context, fields,
                                                QgsWkbTypes.Type.LineString, crs)
     if sink is None:
         raise QgsProcessingException(algorithm.invalidSinkError(parameters, algorithm.OUTPUT))
     for number, edge in enumerate(result.network.edges, start=1):
         add_feature(sink, fields, edge.geometry, [number, round(edge.length_m, 2), edge.start + 1, edge.end + 1,
-                                                  result.model_name, result.device])
+                                                  *_model_values(result)])
     outputs = {algorithm.OUTPUT: lines_id, algorithm.ROAD_COUNT: len(result.network.edges),
                algorithm.ROAD_LENGTH_KM: round(_length_km(result), 4)}
     stylers = {lines_id: RoadStyler.for_run(result.settings)}

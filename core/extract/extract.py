@@ -90,6 +90,7 @@ class Extraction:
     tiles_skipped: int
     timings: dict = field(default_factory=dict)
     network: roads.RoadNetwork | None = None  # roads: edges and nodes in the raster's CRS
+    model_version: str = ""  # the card's version; "" when it states none (Deepness models)
 
 
 def extract_buildings(request: ExtractRequest, report=silent, is_canceled=None):
@@ -145,7 +146,9 @@ class _Inferred:
 
     def extraction(self, settings: dict, footprints=(), network=None) -> Extraction:
         """The run's result: what was found, the task's settings after the common ones, counts and timings."""
-        common = {"model": self.card.name, "model_file": os.path.basename(self.predictor.path),
+        version = str(self.card.raw.get("version") or "") if self.card.source == "spacenet" else ""
+        common = {"model": self.card.name, **({"model_version": version} if version else {}),
+                  "model_file": os.path.basename(self.predictor.path),
                   "device": self.predictor.device_label, "bands": list(self.bands), "gsd_m": round(self.pixel_m, 4),
                   "tile_size": self.tile_size, "overlap": self.overlap}
         return Extraction(
@@ -153,6 +156,7 @@ class _Inferred:
             network=network,
             crs_wkt=self.info.crs_wkt,
             model_name=self.card.name,
+            model_version=version,
             device=self.predictor.device_label,
             note="\n".join(note for note in (runtime.gpu_hint(self.predictor), *self.warnings) if note),
             bands=self.bands,

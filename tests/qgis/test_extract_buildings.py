@@ -29,11 +29,12 @@ def test_footprints_with_fields_crs_and_the_run_recorded(provider, fixtures, bri
                   "OUTPUT_PROBABILITY": str(probability), "DEVICE": "cpu", "MIN_AREA": 4, "REGULARIZE": True})
     layer = QgsVectorLayer(result["OUTPUT"], "buildings")
     assert layer.isValid() and layer.featureCount() == result["BUILDING_COUNT"] > 10
-    assert [f.name() for f in layer.fields()][-5:] == ["id", "score", "area_m2", "model", "device"]
+    assert [f.name() for f in layer.fields()][-6:] == ["id", "score", "area_m2", "model", "model_version", "device"]
     assert layer.crs().authid() == "EPSG:32616"
     features = list(layer.getFeatures())
     assert all(f["area_m2"] >= 4 and 0.5 <= f["score"] <= 1 for f in features)
     assert {f["model"] for f in features} == {"brightness_test_model"} and {f["device"] for f in features} == {"CPU"}
+    assert {f["model_version"] for f in features} == {"0.0.1"}  # the card's: the scoring reports name it
     assert abs(features[0].geometry().area() - features[0]["area_m2"]) < 0.01 * features[0]["area_m2"] + 0.01
     assert result["DEVICE_USED"] == "CPU" and result["MODEL_NAME"] == "brightness_test_model"
     raster = QgsRasterLayer(result["OUTPUT_PROBABILITY"], "p")

@@ -45,7 +45,8 @@ def test_centerlines_and_nodes_with_their_fields(provider, plus_sign, road_model
     nodes = QgsVectorLayer(result["OUTPUT_NODES"], "nodes")
     assert lines.isValid() and nodes.isValid() and lines.crs().authid() == "EPSG:32611"
     assert QgsWkbTypes.geometryType(lines.wkbType()) == QgsWkbTypes.GeometryType.LineGeometry
-    assert [f.name() for f in lines.fields()][-6:] == ["id", "length_m", "start_node", "end_node", "model", "device"]
+    assert [f.name() for f in lines.fields()][-7:] == ["id", "length_m", "start_node", "end_node", "model",
+                                                       "model_version", "device"]
     assert lines.featureCount() == result["ROAD_COUNT"] == 4
     edges = list(lines.getFeatures())
     assert all(f["length_m"] == pytest.approx(f.geometry().length(), rel=0.01) for f in edges)
