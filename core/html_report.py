@@ -1,7 +1,7 @@
-"""Self-contained HTML reports: tables, inline SVG bar charts, one page, written atomically.
+"""Self-contained HTML reports: what was scored, tables, inline SVG bar charts, one page, written atomically.
 
 Charts are inline SVG written here, so a report is one file that opens in any browser and in QGIS's results
-viewer, with no plotting library to install.
+viewer, with no plotting library to install. Every text that reaches the page is escaped here.
 """
 
 from __future__ import annotations
@@ -17,14 +17,38 @@ table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
 th, td { border: 1px solid #bbb; padding: 3px 8px; text-align: right; }
 th { background: #eef2f7; }
 td:first-child { text-align: left; }
+table.facts td, table.facts th { text-align: left; }
 svg text { font-size: 12px; font-family: sans-serif; }
 """
 
 
-def table(rows, header) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+def table(rows, header, css_class: str = "") -> str:
+    """Rows of cells under ``header`` (None: no header row)."""
+    head = ""
+    if header is not None:
+        head = "<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr></thead>"
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    opening = f'<table class="{html.escape(css_class)}">' if css_class else "<table>"
+    return f"{opening}{head}<tbody>{body}</tbody></table>"
+
+
+def run_section(facts) -> str:
+    """What was scored, when and with what (a ``core.run_facts.RunFacts``); "" for None."""
+    if facts is None:
+        return ""
+    rows = [
+        ["Algorithm", facts.algorithm],
+        ["Run at (local time)", facts.started],
+        ["Plugin", f"SpaceNet Toolkit {facts.plugin_version}".strip()],
+        ["Compared in", facts.compared_in or "not stated"],
+        ["Group field", facts.group_field or "none: everything is one group"],
+    ]
+    if facts.models:
+        rows.append(["Model of the proposals", ", ".join(model.label() for model in facts.models)])
+    inputs = [[item.role, item.name, item.source, "unknown" if item.feature_count is None else item.feature_count,
+               item.crs or "none"] for item in facts.inputs]
+    return ("<h2>What was scored</h2>" + table(rows, None, "facts")
+            + table(inputs, ["input", "name", "source", "features", "CRS"], "facts"))
 
 
 def bar_chart(labels, values, title, value_format="{:.3f}", width=720, bar_height=16) -> str:
@@ -50,6 +74,16 @@ def bar_chart(labels, values, title, value_format="{:.3f}", width=720, bar_heigh
         ]
     parts.append("</svg>")
     return "".join(parts)
+
+
+def ungrouped(group_names) -> bool:
+    """True for a run without groups: its one group, named "", is the summary itself and gets no per-group table."""
+    return list(group_names) == [""]
+
+
+def group_label(name: str) -> str:
+    """A group's name in a table; the features with an empty group value form a group too."""
+    return name if name else "(empty value)"
 
 
 def notes_section(notes) -> str:
