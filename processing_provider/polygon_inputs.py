@@ -24,6 +24,7 @@ from ..core.score import challenge_csv, f1
 from ..qgis_adapter.geometry import from_shapely, linear, to_shapely, to_wkb
 from ..qgis_adapter.layers import source_path
 from .base import features
+from .score_fields import group_field
 
 CSV_COLUMNS = ("ImageId", "PolygonWKT_Pix")
 POLYGONS, CSV, EMPTY = "polygons", "csv", "empty"  # the kinds of input
@@ -53,6 +54,8 @@ class InputReader:
         self.truth = self.proposals = None
         self.group_count = 0
         self.kinds = {}
+        self.sources = {}  # parameter key -> its QgsProcessingFeatureSource
+        self.group_by = (None, None)  # the truth's and the proposals' group field (None: no groups)
 
     def error(self, message):
         return QgsProcessingException(self.algorithm.tr(message))
@@ -65,6 +68,7 @@ class InputReader:
 
     def read(self):
         truth_source, proposal_source = self.source(self.truth_key), self.source(self.proposals_key)
+        self.sources = {self.truth_key: truth_source, self.proposals_key: proposal_source}
         self.kinds = kinds = {key: self.kind(key, source) for key, source in
                               ((self.truth_key, truth_source), (self.proposals_key, proposal_source))}
         # an empty input is scored as one of the other's kind (both empty: as polygon layers)
@@ -77,9 +81,9 @@ class InputReader:
             self.proposals = self.read_csv(self.proposals_key, order_field=self.order_field(proposal_source))
         else:
             self.crs = truth_source.sourceCrs()
-            group_field = self.group_field(truth_source, proposal_source)
-            self.truth = self.read_layer(truth_source, group_field, None, self.options.min_area_truth, 0)
-            self.proposals = self.read_layer(proposal_source, group_field, self.order_field(proposal_source),
+            self.group_by = truth_group, proposal_group = self.group_fields(truth_source, proposal_source)
+            self.truth = self.read_layer(truth_source, truth_group, None, self.options.min_area_truth, 0)
+            self.proposals = self.read_layer(proposal_source, proposal_group, self.order_field(proposal_source),
                                              self.options.min_area_proposals, 1)
         consequences = {self.truth_key: "every proposal is a false positive",
                         self.proposals_key: "every truth polygon is a false negative"}
@@ -106,15 +110,36 @@ class InputReader:
                              f"{QgsWkbTypes.displayString(source.wkbType())}: buildings are scored as polygons.")
         return POLYGONS
 
-    def group_field(self, truth_source, proposal_source):
-        name = self.algorithm.parameterAsString(self.parameters, self.group_key, self.context)
+    def group_name(self) -> str:
+        """The GROUP_FIELD asked for; "" for none."""
+        return self.algorithm.parameterAsString(self.parameters, self.group_key, self.context) or ""
+
+    def group_fields(self, truth_source, proposal_source):
+        """(truth's, proposals') group field: GROUP_FIELD in each, or its other spelling where a layer has only
+        that (``group`` in older scored layers, ``group_name`` in newer ones); (None, None) for no groups."""
+        name = self.group_name()
         if not name:
-            return None
+            return None, None
+        found = []
         for key, source in ((self.truth_key, truth_source), (self.proposals_key, proposal_source)):
-            if self.kinds.get(key) != EMPTY and source.fields().lookupField(name) < 0:  # an empty one has no fields
+            if self.kinds.get(key) == EMPTY:  # an empty one has no fields
+                found.append(name)
+                continue
+            field = group_field(source, name)
+            if not field:
                 raise self.error(f"The group field '{name}' is missing from {key}: it must have the same name in "
                                  "both layers (or leave GROUP_FIELD empty to score everything as one group).")
-        return name
+            found.append(field)
+        return tuple(found)
+
+    def group_description(self) -> str:
+        """The group field as a report states it; "" for no groups."""
+        if CSV in self.kinds.values():
+            return "ImageId (challenge CSV)"
+        truth_group, proposal_group = self.group_by
+        if truth_group == proposal_group:
+            return truth_group or ""
+        return f"{truth_group} (truth), {proposal_group} (proposals)"
 
     def order_field(self, proposal_source):
         name = self.algorithm.parameterAsString(self.parameters, self.order_key, self.context)

@@ -21,6 +21,7 @@ from qgis.PyQt.QtCore import QVariant
 from ..qgis_adapter.geometry import to_shapely, to_wkb
 from ..qgis_adapter.sinks import fields_of
 from .base import SpaceNetAlgorithm, features
+from .score_fields import group_field
 
 PROGRESS_READ_END = 20.0
 
@@ -67,8 +68,9 @@ class ScoreApls(SpaceNetAlgorithm):
             "challenges.</p>"
             "<p><b>Group field</b>: the tile or image id field, with the same name in both layers; each group is "
             "scored on its own and APLS is the mean of the groups, as in the challenge. Empty: one group.</p>"
-            "<p><b>Outputs</b>: APLS and its halves as numbers for the next step of a model, a per-group table, "
-            "and an HTML report.</p>"
+            "<p><b>Outputs</b>: APLS and its halves as numbers for the next step of a model, a table (<i>level</i> "
+            "group with <i>group_name</i>, and their mean; a run without groups has one row, level total), and an "
+            "HTML report that says what was scored (inputs, feature counts, CRS, time, plugin and model versions).</p>"
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802
@@ -96,20 +98,25 @@ class ScoreApls(SpaceNetAlgorithm):
             self.addOutput(QgsProcessingOutputNumber(key, self.tr(label)))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        from ..core.run_facts import local_time
         from ..core.score import apls, apls_report
 
+        started = local_time()
         truth_source = self._source(parameters, self.TRUTH, context)
         proposal_source = self._source(parameters, self.PROPOSALS, context)
         crs = truth_source.sourceCrs()
         if not crs.isValid():
             raise QgsProcessingException(self.tr("The truth layer has no CRS: set one (Layer Properties > Source) "
                                                  "so that lengths can be measured in metres."))
-        group_field = self.parameterAsString(parameters, self.GROUP_FIELD, context) or None
-        if group_field and proposal_source.fields().indexOf(group_field) < 0:
-            raise QgsProcessingException(self.tr(
-                f"The proposal layer has no field '{group_field}': both layers need the group field."))
-        truth, truth_groups = self._read(truth_source, crs, group_field, context, feedback, 0.0)
-        proposals, proposal_groups = self._read(proposal_source, crs, group_field, context, feedback, 0.5)
+        group_name = self.parameterAsString(parameters, self.GROUP_FIELD, context) or ""
+        fields = {}  # each layer's own spelling of the group field (older layers: "group")
+        for role, source in (("truth", truth_source), ("proposal", proposal_source)):
+            fields[role] = group_field(source, group_name) if group_name else None
+            if group_name and not fields[role]:
+                raise QgsProcessingException(self.tr(
+                    f"The {role} layer has no field '{group_name}': both layers need the group field."))
+        truth, truth_groups = self._read(truth_source, crs, fields["truth"], context, feedback, 0.0)
+        proposals, proposal_groups = self._read(proposal_source, crs, fields["proposal"], context, feedback, 0.5)
         if feedback.isCanceled():
             return {}
         if not truth:
@@ -123,7 +130,7 @@ class ScoreApls(SpaceNetAlgorithm):
         try:
             groups = self.run_core(
                 feedback, apls.score_by_group,
-                truth, truth_groups if group_field else None, proposals, proposal_groups if group_field else None,
+                truth, truth_groups if group_name else None, proposals, proposal_groups if group_name else None,
                 options, crs=crs.toWkt(QgsCoordinateReferenceSystem.WktVariant.WKT_PREFERRED),
                 low=PROGRESS_READ_END, high=99.0)
         except apls.AplsInputError as error:
@@ -137,13 +144,29 @@ class ScoreApls(SpaceNetAlgorithm):
             outputs[self.OUTPUT_TABLE] = self._write_table(parameters, context, groups)
         html_path = self.parameterAsFileOutput(parameters, self.OUTPUT_HTML, context)
         if html_path:
-            apls_report.write(html_path, apls_report.render(groups, options))
+            facts = self._facts(parameters, context, truth_source, proposal_source, crs, group_name, fields, started)
+            apls_report.write(html_path, apls_report.render(groups, options, facts=facts))
             outputs[self.OUTPUT_HTML] = html_path
         feedback.pushInfo(self.tr(
             f"APLS {groups.mean_apls:.4f} (truth to proposal {groups.mean_gt_to_prop:.4f}, proposal to truth "
             f"{groups.mean_prop_to_gt:.4f}) over {len(groups.groups)} group(s)."))
         feedback.setProgress(100)
         return outputs
+
+    def _facts(self, parameters, context, truth_source, proposal_source, crs, group_name, fields, started):
+        """What the report says was scored (``core.run_facts.RunFacts``)."""
+        from . import report_facts
+
+        inputs = [report_facts.input_facts(self, parameters, key, role, source, context)
+                  for key, role, source in ((self.TRUTH, "Truth", truth_source),
+                                            (self.PROPOSALS, "Proposals", proposal_source))]
+        compared_in = (f"{report_facts.crs_text(crs)} (the truth's; proposals transformed to it), lengths in metres "
+                       "in the UTM zone of each group")
+        group = group_name
+        if group_name and fields["truth"] != fields["proposal"]:
+            group = f"{fields['truth']} (truth), {fields['proposal']} (proposals)"
+        models = report_facts.model_facts(self, parameters, self.PROPOSALS, proposal_source, context)
+        return report_facts.run_facts(self, started, inputs, compared_in, group, models)
 
     def _source(self, parameters, name, context):
         source = self.parameterAsSource(parameters, name, context)
@@ -156,7 +179,7 @@ class ScoreApls(SpaceNetAlgorithm):
                 "APLS compares road centerlines: choose a line layer."))
         return source
 
-    def _read(self, source, crs, group_field, context, feedback, start) -> tuple:
+    def _read(self, source, crs, field, context, feedback, start) -> tuple:
         """(shapely lines in ``crs``, group keys); null and empty geometries skipped. The bar moves over the half
         of the reading's share from ``start`` (0 or 0.5); the user's cancel stops it early."""
         request = QgsFeatureRequest().setDestinationCrs(crs, context.transformContext())
@@ -170,28 +193,35 @@ class ScoreApls(SpaceNetAlgorithm):
             if wkb is None:
                 continue
             wkbs.append(wkb)
-            groups.append(str(feature[group_field]) if group_field else "")
+            groups.append(str(feature[field]) if field else "")
         return list(to_shapely(wkbs)), groups
 
     def _write_table(self, parameters, context, groups) -> str:
-        fields = fields_of(("group", QVariant.Type.String),
+        """``level`` "group" rows and their "mean"; a run without groups has one row, ``level`` "total"."""
+        from ..core.html_report import ungrouped
+        from ..core.score.scored_fields import GROUP_NAME
+        from .score_fields import table_layer_options
+
+        fields = fields_of(("level", QVariant.Type.String), (GROUP_NAME, QVariant.Type.String),
                            *((name, QVariant.Type.Double)
                              for name in ("apls", "apls_gt_to_prop", "apls_prop_to_gt", "truth_km", "proposal_km")),
                            *((name, QVariant.Type.LongLong)
                              for name in ("control_points_truth", "control_points_proposal")))
+        destination = self.parameterAsOutputLayer(parameters, self.OUTPUT_TABLE, context)
         sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT_TABLE, context, fields,
-                                             QgsWkbTypes.Type.NoGeometry, QgsCoordinateReferenceSystem())
+                                             QgsWkbTypes.Type.NoGeometry, QgsCoordinateReferenceSystem(),
+                                             layerOptions=table_layer_options(destination))
         if sink is None:
             raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT_TABLE))
-        rows = [(name, r) for name, r in groups.groups.items()]
-        for name, r in rows:
+        level = "total" if ungrouped(groups.groups) else "group"
+        for name, r in groups.groups.items():
             feature = QgsFeature(fields)
-            feature.setAttributes([name, r.apls, r.gt_to_prop, r.prop_to_gt, r.length_truth_m / 1000,
+            feature.setAttributes([level, name, r.apls, r.gt_to_prop, r.prop_to_gt, r.length_truth_m / 1000,
                                    r.length_proposal_m / 1000, r.control_points_truth, r.control_points_proposal])
             sink.addFeature(feature, QgsFeatureSink.Flag.FastInsert)
-        if len(rows) > 1:
+        if level == "group":
             feature = QgsFeature(fields)
-            feature.setAttributes(["mean", groups.mean_apls, groups.mean_gt_to_prop, groups.mean_prop_to_gt,
+            feature.setAttributes(["mean", "", groups.mean_apls, groups.mean_gt_to_prop, groups.mean_prop_to_gt,
                                    None, None, None, None])
             sink.addFeature(feature, QgsFeatureSink.Flag.FastInsert)
         return dest_id

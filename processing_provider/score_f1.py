@@ -75,8 +75,10 @@ class ScoreF1(SpaceNetAlgorithm):
             "<p>Invalid polygons are repaired (their polygonal part is kept) and empty or zero-area ones skipped; "
             "the log reports every repair and skip.</p>"
             "<p><b>Outputs</b>: the scored layer (proposals and missed truth polygons with <i>status</i> TP/FP/FN, "
-            "<i>iou</i>, <i>match_id</i> and group; styled green/red/blue), a per-group table with per-AOI and "
-            "overall rows, an HTML report with charts, and the numbers PRECISION, RECALL, F1, TP, FP, FN for the "
+            "<i>iou</i>, <i>match_id</i> and <i>group_name</i>; styled green/red/blue), a per-group table "
+            "(<i>level</i>, <i>group_name</i>, counts and scores; per-AOI and overall rows; a run without groups "
+            "has the overall row only), an HTML report that says what was scored (inputs, feature counts, CRS, "
+            "time, plugin and model versions) with charts, and the numbers PRECISION, RECALL, F1, TP, FP, FN for the "
             "next step of a model. Each file output is optional: left out, only the numbers are computed.</p>"
         )
 
@@ -144,9 +146,11 @@ class ScoreF1(SpaceNetAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         # numpy and shapely are imported on first use, not at plugin start (the plugin loads without them).
+        from ..core.run_facts import local_time
         from ..core.score import f1, f1_report
         from . import polygon_inputs
 
+        started = local_time()
         options = f1.F1Options(
             iou_threshold=self.parameterAsDouble(parameters, self.IOU_THRESHOLD, context),
             matching=choices.MATCHING[self.parameterAsEnum(parameters, self.MATCHING, context)],
@@ -178,7 +182,8 @@ class ScoreF1(SpaceNetAlgorithm):
             outputs[self.OUTPUT_TABLE] = self._write_table(parameters, context, result)
         html_path = self.parameterAsFileOutput(parameters, self.OUTPUT_HTML, context)
         if html_path:
-            f1_report.write(html_path, f1_report.render(result, options, notes=notes))
+            facts = self._facts(parameters, context, reader, started)
+            f1_report.write(html_path, f1_report.render(result, options, notes=notes, facts=facts))
             outputs[self.OUTPUT_HTML] = html_path
         total = result.total
         outputs.update(PRECISION=total.precision, RECALL=total.recall, F1=total.f1, TP=total.tp, FP=total.fp,
@@ -188,19 +193,43 @@ class ScoreF1(SpaceNetAlgorithm):
         feedback.setProgress(100)
         return outputs
 
+    def _facts(self, parameters, context, reader, started):
+        """What the report says was scored (``core.run_facts.RunFacts``)."""
+        from . import polygon_inputs, report_facts
+
+        pixels = polygon_inputs.CSV in reader.kinds.values()
+        inputs = [
+            report_facts.input_facts(self, parameters, key, role, reader.sources[key], context,
+                                     crs=report_facts.PIXELS if reader.kinds.get(key) == polygon_inputs.CSV else None)
+            for key, role in ((self.TRUTH, "Truth"), (self.PROPOSALS, "Proposals"))
+        ]
+        compared_in = ("pixel coordinates (challenge CSV)" if pixels else
+                       f"{report_facts.crs_text(reader.crs) or 'no CRS'} (the truth's; proposals transformed to it)")
+        models = report_facts.model_facts(self, parameters, self.PROPOSALS, reader.sources[self.PROPOSALS], context)
+        return report_facts.run_facts(self, started, inputs, compared_in, reader.group_description(), models)
+
+    def _sink(self, parameters, name, context, fields, geometry_type, crs):
+        """The sink of output ``name``; a CSV file writes its numbers unquoted (score_fields.CSV_TABLE_OPTIONS)."""
+        from .score_fields import table_layer_options
+
+        destination = self.parameterAsOutputLayer(parameters, name, context)
+        sink, dest_id = self.parameterAsSink(parameters, name, context, fields, geometry_type, crs,
+                                             layerOptions=table_layer_options(destination))
+        if sink is None:
+            raise QgsProcessingException(self.invalidSinkError(parameters, name))
+        return sink, dest_id
+
     def _write_scored(self, parameters, context, reader, result):
         import numpy as np
 
         from ..core.score.f1 import SKIPPED
+        from ..core.score.scored_fields import GROUP_NAME
 
         fields = fields_of(("status", QVariant.Type.String), ("iou", QVariant.Type.Double),
-                           ("match_id", QVariant.Type.LongLong), ("group", QVariant.Type.String),
+                           ("match_id", QVariant.Type.LongLong), (GROUP_NAME, QVariant.Type.String),
                            ("layer", QVariant.Type.String), ("source_id", QVariant.Type.LongLong))
-        sink, dest_id = self.parameterAsSink(
-            parameters, self.OUTPUT, context, fields, QgsWkbTypes.Type.MultiPolygon, reader.crs
-        )
-        if sink is None:
-            raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT))
+        sink, dest_id = self._sink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.Type.MultiPolygon,
+                                   reader.crs)
 
         def add(layer, indices, status, iou, match, own, other):
             for i in indices:
@@ -226,16 +255,20 @@ class ScoreF1(SpaceNetAlgorithm):
         return dest_id
 
     def _write_table(self, parameters, context, result):
-        fields = fields_of(("level", QVariant.Type.String), ("group", QVariant.Type.String),
+        """One row per group, per AOI (when group ids name SpaceNet AOIs) and the total; a run without groups has
+        the total row only (its one group would repeat it with an empty name)."""
+        from ..core.html_report import ungrouped
+        from ..core.score.scored_fields import GROUP_NAME
+
+        fields = fields_of(("level", QVariant.Type.String), (GROUP_NAME, QVariant.Type.String),
                            *((name, QVariant.Type.LongLong) for name in ("tp", "fp", "fn")),
                            *((name, QVariant.Type.Double) for name in ("precision", "recall", "f1")))
-        sink, dest_id = self.parameterAsSink(
-            parameters, self.OUTPUT_TABLE, context, fields, QgsWkbTypes.Type.NoGeometry, QgsCoordinateReferenceSystem()
-        )
-        if sink is None:
-            raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT_TABLE))
-        rows = [("group", key, counts) for key, counts in result.groups.items()]
-        rows += [("aoi", key, counts) for key, counts in result.aoi_sums().items()]
+        sink, dest_id = self._sink(parameters, self.OUTPUT_TABLE, context, fields, QgsWkbTypes.Type.NoGeometry,
+                                   QgsCoordinateReferenceSystem())
+        rows = []
+        if not ungrouped(result.groups):
+            rows += [("group", key, counts) for key, counts in result.groups.items()]
+            rows += [("aoi", key, counts) for key, counts in result.aoi_sums().items()]
         rows.append(("total", "", result.total))
         for level, key, counts in rows:
             feature = QgsFeature(fields)

@@ -23,18 +23,18 @@ def reference(fixtures):
         return {row["outroot"]: row for row in csv.DictReader(f)}
 
 
-def merged(fixtures, side, tmp_path, crs=None):
-    """The tiles' lines in one GeoJSON with a `tile` field (optionally reprojected)."""
+def merged(fixtures, side, tmp_path, crs=None, field="tile"):
+    """The tiles' lines in one GeoJSON with a ``field`` naming the tile (optionally reprojected)."""
     features = []
     for tile in TILES:
         with open(fixtures / "apls_oracle" / side / f"{tile}.geojson") as f:
             for feature in json.load(f)["features"]:
                 geometry = feature["geometry"] if crs is None else transform_geom("EPSG:4326", crs, feature["geometry"])
-                features.append({"type": "Feature", "properties": {"tile": tile}, "geometry": geometry})
+                features.append({"type": "Feature", "properties": {field: tile}, "geometry": geometry})
     collection = {"type": "FeatureCollection", "features": features}
     if crs:
         collection["crs"] = {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{crs.split(':')[1]}"}}
-    path = tmp_path / f"{side}_{(crs or 'wgs84').replace(':', '')}.geojson"
+    path = tmp_path / f"{side}_{(crs or 'wgs84').replace(':', '')}_{field}.geojson"
     path.write_text(json.dumps(collection))
     return str(path)
 
@@ -49,7 +49,8 @@ def test_one_tile_scores_as_the_reference(provider, fixtures, reference, tmp_pat
     assert result["APLS_GT_TO_PROP"] == pytest.approx(float(expected["APLS_gt_onto_prop"]), abs=0.02)
     assert result["APLS_PROP_TO_GT"] == pytest.approx(float(expected["APLS_prop_onto_gt"]), abs=0.02)
     html = (tmp_path / "report.html").read_text()
-    assert "APLS" in html and f"{result['APLS']:.4f}" in html and "<svg" in html
+    assert "APLS" in html and f"{result['APLS']:.4f}" in html and "What was scored" in html
+    assert "<svg" not in html  # one tile, no groups: no per-group chart
 
 
 def test_groups_are_scored_apart_and_averaged(provider, fixtures, reference, tmp_path):
@@ -57,11 +58,25 @@ def test_groups_are_scored_apart_and_averaged(provider, fixtures, reference, tmp
                   "GROUP_FIELD": "tile", "OUTPUT_TABLE": "memory:"})
     expected = [float(reference[t]["APLS"]) for t in TILES]
     assert result["APLS"] == pytest.approx(sum(expected) / 2, abs=0.02)
-    rows = {f["group"]: f for f in result["OUTPUT_TABLE"].getFeatures()}
-    assert set(rows) == {*TILES, "mean"}
+    rows = {(f["level"], f["group_name"]): f for f in result["OUTPUT_TABLE"].getFeatures()}
+    assert set(rows) == {*(("group", tile) for tile in TILES), ("mean", "")}
     for tile, value in zip(TILES, expected):
-        assert rows[tile]["apls"] == pytest.approx(value, abs=0.02) and rows[tile]["truth_km"] > 0.1
-    assert rows["mean"]["apls"] == pytest.approx(result["APLS"])
+        assert rows["group", tile]["apls"] == pytest.approx(value, abs=0.02) and rows["group", tile]["truth_km"] > 0.1
+    assert rows["mean", ""]["apls"] == pytest.approx(result["APLS"])
+
+
+def test_a_group_field_under_its_old_name_is_still_read(provider, fixtures, tmp_path):
+    """Layers of older versions name the group field `group`; newer ones `group_name`: either answers for the
+    other, on either side."""
+    old_truth = merged(fixtures, "spacenet", tmp_path, field="group")
+    new_proposals = merged(fixtures, "osm", tmp_path, field="group_name")
+    by_tile = run({"TRUTH": merged(fixtures, "spacenet", tmp_path), "PROPOSALS": merged(fixtures, "osm", tmp_path),
+                   "GROUP_FIELD": "tile"})
+    for name in ("group_name", "group"):
+        result = run({"TRUTH": old_truth, "PROPOSALS": new_proposals, "GROUP_FIELD": name, "OUTPUT_TABLE": "memory:"})
+        assert result["APLS"] == pytest.approx(by_tile["APLS"])
+        groups = {f["group_name"] for f in result["OUTPUT_TABLE"].getFeatures() if f["level"] == "group"}
+        assert groups == set(TILES)
 
 
 def test_lengths_are_metres_whatever_the_crs(provider, fixtures, tmp_path):
@@ -94,6 +109,8 @@ def test_errors_name_the_problem(provider, fixtures, tmp_path):
     no_field = str(fixtures / "apls_oracle" / "osm" / "AOI_2_Vegas_img99.geojson")
     with pytest.raises(QgsProcessingException, match="The proposal layer has no field 'tile'"):
         run({"TRUTH": truth, "PROPOSALS": no_field, "GROUP_FIELD": "tile"})
+    with pytest.raises(QgsProcessingException, match="The truth layer has no field 'tile'"):
+        run({"TRUTH": no_field, "PROPOSALS": truth, "GROUP_FIELD": "tile"})
 
 
 class CancelAt(QgsProcessingFeedback):

@@ -54,7 +54,8 @@ def test_geojson_layers_give_the_reference_counts(provider, oracle, tmp_path):
     assert all(f["iou"] >= 0.5 and f["match_id"] is not None for f in features if f["status"] == "TP")
     assert all(f["iou"] < 0.5 for f in features if f["status"] == "FP")
     report = (tmp_path / "report.html").read_text()
-    assert "<svg" in report and "F1 per group" in report
+    assert "<svg" in report and "What was scored" in report
+    assert "F1 per group" not in report  # one group: the summary says it all
     assert not list(tmp_path.glob("*.part"))
 
 
@@ -65,7 +66,7 @@ def test_challenge_csvs_reproduce_every_image_of_the_oracle(provider, oracle, tm
         "OUTPUT": str(tmp_path / "scored.gpkg"), "OUTPUT_TABLE": str(tmp_path / "table.csv"),
     })
     with open(tmp_path / "table.csv", newline="") as table:
-        rows = {(r["level"], r["group"]): r for r in csv.DictReader(table)}
+        rows = {(r["level"], r["group_name"]): r for r in csv.DictReader(table)}
     with open(oracle / "SN2_test_results_full.csv", newline="") as expected_file:
         expected = list(csv.DictReader(expected_file))
     image_column = next(c for c in expected[0] if c not in {"F1Score", "FalseNeg", "FalsePos", "Precision",
@@ -207,3 +208,36 @@ def test_one_instance_runs_row_after_row_as_batch_mode_does(provider, oracle, tm
         assert ok
         statuses.append(Counter(f["status"] for f in layer_features(output)))
     assert statuses == [{"TP": 8, "FP": 20, "FN": 20}, {"TP": 28}]
+
+
+def proposals_layer(oracle, fields=()):
+    """pred.geojson as a memory layer, with ``fields`` (name, value) added to every feature."""
+    layer = QgsVectorLayer(str(oracle / "pred.geojson"), "pred", "ogr").materialize(QgsFeatureRequest())
+    layer.dataProvider().addAttributes([QgsField(name, QVariant.Type.String) for name, _ in fields])
+    layer.updateFields()
+    values = {layer.fields().lookupField(name): value for name, value in fields}
+    layer.dataProvider().changeAttributeValues({feature.id(): values for feature in layer.getFeatures()})
+    return layer
+
+
+@pytest.mark.parametrize(("fields", "keywords", "model"), [
+    ((("model", "buildings_unet_small"), ("model_version", "0.4.1"), ("device", "CPU")), None,
+     "buildings_unet_small 0.4.1"),
+    ((("model", "buildings_unet_small"), ("device", "CPU")), None, "buildings_unet_small"),  # older outputs
+    ((), ["model=roads_effnet_lite0", "model_version=1.0.0", "device=CPU"], "roads_effnet_lite0 1.0.0"),
+    ((("model", "Citroën 2CV"),), None, None),  # a "model" field alone is not our extraction's
+    ((), None, None),
+])
+def test_the_report_names_the_model_only_where_the_proposals_record_it(provider, oracle, tmp_path, fields, keywords,
+                                                                       model):
+    proposals = proposals_layer(oracle, fields)
+    if keywords:  # what BuildingStyler records in a layer loaded into a project
+        metadata = proposals.metadata()
+        metadata.setKeywords({"spacenet": keywords})
+        proposals.setMetadata(metadata)
+    run({"TRUTH": str(oracle / "gt.geojson"), "PROPOSALS": proposals, "OUTPUT_HTML": str(tmp_path / "r.html")})
+    report = (tmp_path / "r.html").read_text()
+    if model is None:
+        assert "Model of the proposals" not in report
+    else:
+        assert f"<td>Model of the proposals</td><td>{model}</td>" in report
