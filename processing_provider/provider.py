@@ -6,10 +6,10 @@ import contextlib
 import logging
 from pathlib import Path
 
-from qgis.core import QgsApplication, QgsProcessingModelAlgorithm, QgsProcessingProvider
+from qgis.core import QgsApplication, QgsProcessingModelAlgorithm, QgsProcessingParameterEnum, QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
-from .base import ICON_PATH, PLUGIN_DIR, tr
+from .base import ICON_PATH, PLUGIN_DIR, enum_name, tr
 from .calibrate import Calibrate
 from .extract_buildings import ExtractBuildings
 from .extract_roads import ExtractRoads
@@ -45,6 +45,23 @@ class ShippedModel(QgsProcessingModelAlgorithm):
 
     def createInstance(self):  # noqa: N802 - QGIS API
         return ShippedModel(self._name, self.toVariant())
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802 - QGIS API
+        """A choice is taken by number as by name, as in the plugin's algorithms (QGIS 3.22 refuses the number
+        of a static-string choice)."""
+        return super().checkParameterValues(self._named_choices(parameters), context)
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API
+        # the steps get the option's name: a number means the model's own list, not the step's
+        return super().processAlgorithm(self._named_choices(parameters), context, feedback)
+
+    def _named_choices(self, parameters) -> dict:
+        named = dict(parameters)
+        for definition in self.parameterDefinitions():
+            if definition.name() in named and definition.type() == QgsProcessingParameterEnum.typeName() \
+                    and definition.usesStaticStrings():
+                named[definition.name()] = enum_name(definition, named[definition.name()])
+        return named
 
 
 class SpaceNetProvider(QgsProcessingProvider):

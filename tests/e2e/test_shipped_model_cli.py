@@ -23,9 +23,10 @@ def test_the_model_fetches_extracts_and_scores_one_tile(qgis_process_factory, pl
     qgis_process = qgis_process_factory(plugin_path=plugin_path)
     qgis_process.enable("spacenet_toolkit")
 
-    # Model inputs by name; its outputs are named <step>:<output>, as in every QGIS model.
+    # Model inputs by number (DATASET 2: SN4_buildings, AOI 5: AOI_6_Atlanta, as `help` lists them) or by name;
+    # its outputs are named <step>:<output>, as in every QGIS model.
     run = qgis_process(
-        "--json", "run", "spacenet:fetchextractscore", "--DATASET=SN4_buildings", "--AOI=AOI_6_Atlanta",
+        "--json", "run", "spacenet:fetchextractscore", "--DATASET=2", "--AOI=5",
         "--IMAGERY=PAN", f"--EXTENT={west},{east},{south},{north} [EPSG:4326]", f"--ENDPOINT={bucket.endpoint}",
         f"--fetch:TILES={tiles}", f"--extract:FOOTPRINTS={footprints}", f"--score:SCORED={scored}",
     )
