@@ -1,5 +1,6 @@
 """The QGIS plugin object: registers the Processing provider and adds the SpaceNet menu and toolbar."""
 
+import sys
 from functools import partial
 
 from qgis.core import QgsApplication, QgsRasterLayer, QgsVectorLayer
@@ -137,6 +138,9 @@ class SpaceNetToolkitPlugin:
 
             close_review_dock(self.iface)
             self._review_dock_shown = False
+        cluster = sys.modules.get(f"{__package__}.core.extract.cluster")
+        if cluster is not None:  # worker processes of a local Dask cluster end with the plugin
+            cluster.close_local()
         for action in self.actions:
             action.deleteLater()
         self.actions = []

@@ -35,7 +35,7 @@ import numpy as np
 import rasterio
 from rasterio.transform import from_origin
 
-from spacenet_toolkit.core.extract import extract, raster, runtime, tiling  # found through paths
+from spacenet_toolkit.core.extract import extract, raster, runtime, tile_inference, tiling  # found through paths
 
 FIXTURES = REPO.parent / "shared" / "fixtures" / "spacenet"
 VEGAS = FIXTURES / "sn3_vegas_rgb_roads" / "RGB-PanSharpen_AOI_2_Vegas_img0.tif"
@@ -78,7 +78,7 @@ def model_only_seconds(request) -> tuple:
         for first in range(0, len(plan), batch_size):
             inputs = []
             for tile in plan[first : first + batch_size]:
-                values, valid = extract._read_tile(reader, bands, tile, grid)
+                values, valid = tile_inference.read_tile(reader, bands, tile, grid)
                 inputs.append(stretch.apply(values) * valid)
             batches.append(np.stack(inputs))
     session, feeds = predictor.session, card.input_name

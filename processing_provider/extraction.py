@@ -34,6 +34,15 @@ from .writers import WRITERS
 
 # the plugin's package is spacenet_toolkit when installed, but whatever its folder is called
 BANDS_WIDGET_WRAPPER = f"{__package__.rpartition('.')[0]}.ui.band_wrapper.BandsWidgetWrapper"
+# The default of every extraction's SCHEDULER (Settings > Options > Advanced lists it): e.g. a team's cluster.
+SCHEDULER_SETTING = "spacenet/scheduler"
+
+
+def default_scheduler() -> str:
+    """The plugin setting for where extractions run; empty: this process, or a local Dask cluster when large."""
+    from qgis.core import QgsSettings
+
+    return str(QgsSettings().value(SCHEDULER_SETTING, "", type=str) or "")
 
 
 def resolve_model(value: str, default: str) -> Path:
@@ -58,6 +67,7 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
     MODEL = "MODEL"
     BATCH_SIZE = "BATCH_SIZE"
     DEVICE = "DEVICE"
+    SCHEDULER = "SCHEDULER"
     OUTPUT_PROBABILITY = "OUTPUT_PROBABILITY"
     DEVICE_USED = "DEVICE_USED"
     MODEL_NAME = "MODEL_NAME"
@@ -131,7 +141,11 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
                                              minValue=1, maxValue=256)
         device = QgsProcessingParameterEnum(self.DEVICE, self.tr("Device"), options=list(choices.DEVICES),
                                             defaultValue="auto", usesStaticStrings=True)
-        for advanced in (batch, device):
+        scheduler = QgsProcessingParameterString(
+            self.SCHEDULER, self.tr("Dask scheduler (empty: this process, or a local cluster for a large extent; "
+                                    "'local'; 'in-process'; or an address such as tcp://10.0.0.5:8786)"),
+            defaultValue=default_scheduler(), optional=True)
+        for advanced in (batch, device, scheduler):
             advanced.setFlags(advanced.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
             self.addParameter(advanced)
 
@@ -206,6 +220,7 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
             device=device,
             probability_path=probability_path,
             work_dir=QgsProcessingUtils.tempFolder(),
+            scheduler=self.parameterAsString(parameters, self.SCHEDULER, context).strip(),
         )
 
     def model_for_run(self, value: str, device: str, feedback) -> Path | None:
@@ -281,13 +296,13 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
 
     def run_engine(self, extract_function, request, feedback):
         """The engine's result, or None when canceled; errors a mapper can act on become QgsProcessingException."""
-        from ..core.extract import modelcard, raster, runtime
+        from ..core.extract import cluster, modelcard, raster, runtime
 
         try:
             result = self.run_core(feedback, extract_function, request,
                                    canceled=self.tr("Canceled: nothing was written."))
         except (raster.RasterError, raster.BandMappingError, modelcard.ModelCardError,
-                runtime.RuntimeUnavailableError) as error:
+                runtime.RuntimeUnavailableError, cluster.ClusterError) as error:
             raise QgsProcessingException(str(error)) from error
         if result is None:
             return None

@@ -21,7 +21,7 @@ from training import evaluate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / ".build" / "plugins"))
 from spacenet_toolkit.core.extract import runtime  # noqa: E402
-from spacenet_toolkit.core.extract.extract import _filled  # noqa: E402
+from spacenet_toolkit.core.extract.tile_inference import filled as _filled  # noqa: E402
 
 MODEL = "models/buildings_unet_small.onnx"
 LAYOUTS = ((0, 128), (1, 255), (2, 64))  # (seed, chip size in pixels)

@@ -199,15 +199,27 @@ def footprints_on_grid(read, height, width, options, pixel_m, block=BLOCK, halo=
     step = progress.counted(report)
     for number, piece in enumerate(all_blocks):
         progress.check(is_canceled)
-        prob, interior = piece.read_window(read)
-        labels = segment(prob, interior, options, pixel_m)
-        if labels.any():
-            (r0, r1), (c0, c1), (wr0, wr1), (wc0, wc1) = piece.rows, piece.cols, piece.window_rows, piece.window_cols
-            found, cut = _collect(labels, prob, (wr0, wc0, wr1, wc1), (r0, c0, r1, c1), (height, width))
-            whole.extend(result for result in map(keep, found) if result is not None)
-            pieces.extend((number, piece) for piece in cut)
+        found, cut = block_footprints(piece, *piece.read_window(read), options, pixel_m, (height, width))
+        whole.extend(result for result in map(keep, found) if result is not None)
+        pieces.extend((number, piece) for piece in cut)
         step(number + 1, len(all_blocks))
-    return whole + [result for result in map(keep, _join_pieces(pieces)) if result is not None]
+    return whole + joined_pieces(pieces, keep)
+
+
+def block_footprints(piece, prob, interior, options, pixel_m, grid_shape) -> tuple:
+    """One block of ``footprints_on_grid``: (footprints it owns whole, pieces cut by its window's edge), from the
+    probabilities read over its window. A pure function of its inputs, so a block may run anywhere."""
+    labels = segment(prob, interior, options, pixel_m)
+    if not labels.any():
+        return [], []
+    (r0, r1), (c0, c1), (wr0, wr1), (wc0, wc1) = piece.rows, piece.cols, piece.window_rows, piece.window_cols
+    return _collect(labels, prob, (wr0, wc0, wr1, wc1), (r0, c0, r1, c1), grid_shape)
+
+
+def joined_pieces(pieces, keep) -> list:
+    """``keep`` of the buildings that ``pieces`` ((block number, Footprint) in block order) make across block
+    borders, those it keeps."""
+    return [result for result in map(keep, _join_pieces(pieces)) if result is not None]
 
 
 def _collect(labels, prob, window, core, grid_shape) -> tuple:

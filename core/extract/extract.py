@@ -18,17 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from scipy import ndimage
 
 from ..progress import Canceled, check, silent, span  # noqa: F401 - Canceled: callers know it from here
 from . import buildings, probability, raster, roads, runtime, tiling
+from .block_tasks import footprint_keeper
 from .building_options import EXTRACTION, BuildingOptions
+from .tile_inference import EDGE_M, edge_px, output_channels, quantised, read_batch, run_batch  # noqa: F401 - EDGE_M: callers know it from here
 
-# Nothing is detected this close to nodata, where resampling can blend data with the blank: 0.3 m, at least one
-# pixel, at most 16. The model itself never sees the blank (`_filled` gives it the nearest pixels with data), so
-# a wider margin only loses buildings cut by the edge: on the validation areas cut into scattered chips, model 0.3.0's
-# object F1 was 0.598 / 0.643 / 0.517 with 1.5 m and 0.613 / 0.656 / 0.561 with one pixel (128 / 255 / 64 px chips).
-EDGE_M, EDGE_MAX_PX = 0.3, 16
 WRITE_ROWS = 256  # the stitched probabilities are written in whole rows of 256 x 256 blocks
 CPU_BATCH_PIXELS = 1024 * 1024
 PROGRESS_INFERENCE_END = 0.85  # the share of the run's progress for the model; vectorising takes it to 0.99
@@ -51,6 +47,9 @@ class ModelRun:
     probability_path: str | None = None  # write the building probability (Float32, 0..1) here
     work_dir: str | None = None  # where temporary files go; None: the system's temporary folder
     block: int = buildings.BLOCK
+    # where the blocks run: "" (in this process, or a local Dask cluster for a large extent when Dask is
+    # installed), "in-process", "local" (a local Dask cluster) or a Dask scheduler's address (tcp://host:8786)
+    scheduler: str = ""
 
 
 @dataclass(frozen=True)
@@ -107,23 +106,87 @@ def extract_roads(request: RoadRequest, report=silent, is_canceled=None):
 
 def extract(task: str, request: ModelRun, report=silent, is_canceled=None) -> Extraction:
     """What a model of ``task`` finds in the request's raster and extent, as ``OUTPUT_KINDS[task]`` makes it:
-    the model run, then the kind's options, vectoriser and probability bands."""
+    the model run, then the kind's options, vectoriser and probability bands; in this process or, for a large
+    extent or when the request names one, on a Dask cluster (the same result)."""
     kind = OUTPUT_KINDS[task]
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), _inferred(request, report, is_canceled) as run:
-        options = kind.options(run.card, request.options)
-        found = kind.vectorise(run, options, request.block, report, is_canceled)
-        if request.probability_path:
-            descriptions, tags = kind.probability(run.card, options)
-            _write_probability(run.stitched, request.probability_path, descriptions, tags, is_canceled)
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
+        prepared = _prepare(request)
+        options = kind.options(prepared.card, request.options)
+        executor, where = _executor(request, prepared)
+        report(0.0, f"{prepared.summary()}; {where}")
+        runner = _in_process if executor is None else executor.run
+        with runner(task, prepared, options, request, report, is_canceled) as (run, found):
+            if request.probability_path:
+                descriptions, tags = kind.probability(run.card, options)
+                _write_probability(run.stitched, request.probability_path, descriptions, tags, is_canceled)
     report(1.0, None)
     return run.extraction(options.settings(), **found)
+
+
+def _executor(request: ModelRun, prepared):
+    """(the Dask executor the request's blocks run on, or None for this process: the default for small extents,
+    and wherever Dask is not installed; where the run happens, in words)."""
+    from . import cluster  # the cluster's modules, and Dask, only when a run may use them
+
+    if prepared.stretch is None:  # no data in the extent: nothing to spread
+        return None, "in this process"
+    return cluster.executor_for(request.scheduler, prepared.grid.width * prepared.grid.height)
+
+
+@dataclass
+class Prepared:
+    """What every run measures once, wherever its blocks run: the model, the raster, the grid and stretch."""
+
+    predictor: object
+    info: raster.RasterInfo
+    bands: tuple
+    grid: raster.Grid
+    stretch: raster.Stretch | None  # None: no data in the extent
+    tile_size: int
+    overlap: int
+    batch_size: int
+    started: float
+
+    @property
+    def card(self):
+        return self.predictor.card
+
+    def tiles(self) -> list:
+        return tiling.tiles(self.grid.height, self.grid.width, self.tile_size, self.overlap,
+                            align=self.card.size_multiple)
+
+    def summary(self) -> str:
+        return (f"{self.card.summary()} on {self.predictor.device_label}; bands {', '.join(map(str, self.bands))}; "
+                f"{self.grid.width} x {self.grid.height} px at {np.sqrt(self.grid.pixel_area_m2):.2f} m")
+
+    def inferred(self, stitched, tiles_run: int, tiles_skipped: int, **devices) -> _Inferred:
+        # every tile skipped, whether the stretch's sample or the tiles found no data: said, as the result is empty
+        warnings = (str(raster.NoDataError.of(self.info)),) if tiles_run == 0 else ()
+        return _Inferred(stitched, self.predictor, self.info, self.bands, self.grid, self.tile_size, self.overlap,
+                         tiles_run, tiles_skipped, self.started, time.perf_counter(), warnings, **devices)
+
+
+def _prepare(request: ModelRun) -> Prepared:
+    started = time.perf_counter()
+    predictor = runtime.load(request.model_path, request.device, request.cpu_threads)
+    card = predictor.card
+    info = raster.describe(request.raster_path)
+    bands = raster.check_bands(request.bands or raster.default_bands(info, card.bands), info, card.bands)
+    grid = raster.model_grid(info, request.extent, card.gsd_m)
+    try:
+        stretch = raster.measure_stretch(info, bands, grid, card.normalisation)
+    except raster.NoDataError:
+        stretch = None  # an empty result, not a failure: a batch over fetched tiles goes on past a blank one
+    size, overlap = _tile_plan(card, grid, request.tile_size)
+    return Prepared(predictor, info, bands, grid, stretch, size, overlap,
+                    batch_size_for(predictor, size, request.batch_size), started)
 
 
 @dataclass
 class _Inferred:
     """A model run's stitched probabilities (a temporary uint8 GeoTIFF, 0..255) and what it ran with."""
 
-    stitched: Path
+    stitched: Path | None
     predictor: object
     info: raster.RasterInfo
     bands: tuple
@@ -135,6 +198,8 @@ class _Inferred:
     started: float
     inferred: float
     warnings: tuple = ()  # what the user must know about the result beside the predictor's note
+    device: str = ""  # what ran the model, when not this process's predictor (a cluster's workers)
+    executor: str = "this process"
 
     @property
     def card(self):
@@ -147,9 +212,10 @@ class _Inferred:
     def extraction(self, settings: dict, footprints=(), network=None) -> Extraction:
         """The run's result: what was found, the task's settings after the common ones, counts and timings."""
         version = str(self.card.raw.get("version") or "") if self.card.source == "spacenet" else ""
+        device = self.device or self.predictor.device_label
         common = {"model": self.card.name, **({"model_version": version} if version else {}),
-                  "model_file": os.path.basename(self.predictor.path),
-                  "device": self.predictor.device_label, "bands": list(self.bands), "gsd_m": round(self.pixel_m, 4),
+                  "model_file": os.path.basename(self.predictor.path), "device": device,
+                  "executor": self.executor, "bands": list(self.bands), "gsd_m": round(self.pixel_m, 4),
                   "tile_size": self.tile_size, "overlap": self.overlap}
         return Extraction(
             footprints=list(footprints),
@@ -157,7 +223,7 @@ class _Inferred:
             crs_wkt=self.info.crs_wkt,
             model_name=self.card.name,
             model_version=version,
-            device=self.predictor.device_label,
+            device=device,
             note="\n".join(note for note in (runtime.gpu_hint(self.predictor), *self.warnings) if note),
             bands=self.bands,
             settings=common | settings,
@@ -168,30 +234,14 @@ class _Inferred:
 
 
 @contextmanager
-def _inferred(request: ModelRun, report, is_canceled):
-    """Run the model over the request's extent; the probabilities live as long as the context."""
-    started = time.perf_counter()
-    predictor = runtime.load(request.model_path, request.device, request.cpu_threads)
-    card = predictor.card
-    info = raster.describe(request.raster_path)
-    bands = raster.check_bands(request.bands or raster.default_bands(info, card.bands), info, card.bands)
-    grid = raster.model_grid(info, request.extent, card.gsd_m)
-    try:
-        stretch = raster.measure_stretch(info, bands, grid, card.normalisation)
-    except raster.NoDataError:
-        stretch = None  # an empty result, not a failure: a batch over fetched tiles goes on past a blank one
-    size, overlap = _tile_plan(card, grid, request.tile_size)
-    report(0.0, f"{card.summary()} on {predictor.device_label}; bands {', '.join(map(str, bands))}; "
-           f"{grid.width} x {grid.height} px at {np.sqrt(grid.pixel_area_m2):.2f} m")
+def _in_process(task: str, prepared: Prepared, options, request: ModelRun, report, is_canceled):
+    """The run in this process: the model over the extent into a temporary stitched GeoTIFF, then the task's
+    vectoriser block by block; yields (the run, what it found), the probabilities living as long as the context."""
     work = Path(tempfile.mkdtemp(prefix="spacenet-extract-", dir=request.work_dir))
     try:
         stitched = work / "probabilities.tif"
-        run, skipped = _infer(predictor, info, bands, grid, stretch, stitched, (size, overlap), request.batch_size,
-                              report, is_canceled)
-        # every tile skipped, whether the stretch's sample or the tiles found no data: said, as the result is empty
-        warnings = (str(raster.NoDataError.of(info)),) if run == 0 else ()
-        yield _Inferred(stitched, predictor, info, bands, grid, size, overlap, run, skipped, started,
-                        time.perf_counter(), warnings)
+        run = prepared.inferred(stitched, *_infer(prepared, stitched, report, is_canceled))
+        yield run, OUTPUT_KINDS[task].vectorise(run, options, request.block, report, is_canceled)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -213,34 +263,37 @@ def _tile_plan(card, grid, tile_size=None):
     return size, overlap
 
 
-def _infer(predictor, info, bands, grid, stretch, path, tile_plan, batch_size, report, is_canceled) -> tuple:
-    card = predictor.card
-    size, overlap = tile_plan
-    plan = tiling.tiles(grid.height, grid.width, size, overlap, align=card.size_multiple)
-    batch_size = batch_size_for(predictor, size, batch_size)
-    channels = [card.foreground_channel] + ([card.interior_channel] if card.interior_channel is not None else [])
-    edge_px = min(EDGE_MAX_PX, max(1, int(round(EDGE_M / np.sqrt(grid.pixel_area_m2)))))
-    profile = {
-        "driver": "GTiff", "width": grid.width, "height": grid.height, "count": len(channels), "dtype": "uint8",
-        "crs": rasterio.crs.CRS.from_wkt(info.crs_wkt), "transform": grid.transform, "tiled": True,
-        "blockxsize": 256, "blockysize": 256, "compress": "deflate", "zlevel": 1, "BIGTIFF": "IF_SAFER",
+def stitched_profile(prepared: Prepared, channels: int) -> dict:
+    """The temporary uint8 GeoTIFF of the stitched probabilities, in 256 px blocks."""
+    return {
+        "driver": "GTiff", "width": prepared.grid.width, "height": prepared.grid.height, "count": channels,
+        "dtype": "uint8", "crs": rasterio.crs.CRS.from_wkt(prepared.info.crs_wkt),
+        "transform": prepared.grid.transform, "tiled": True, "blockxsize": 256, "blockysize": 256,
+        "compress": "deflate", "zlevel": 1, "BIGTIFF": "IF_SAFER",
     }
-    if stretch is None:  # no data in the extent: no tile is read or run, and the probabilities stay 0
+
+
+def _infer(prepared: Prepared, path, report, is_canceled) -> tuple:
+    grid, size, overlap = prepared.grid, prepared.tile_size, prepared.overlap
+    plan = prepared.tiles()
+    channels = output_channels(prepared.card)
+    profile = stitched_profile(prepared, len(channels))
+    if prepared.stretch is None:  # no data in the extent: no tile is read or run, and the probabilities stay 0
         with rasterio.open(path, "w", **profile):
             pass  # GDAL fills the blocks never written with 0 when it closes the file
         report(PROGRESS_INFERENCE_END, None)
         return 0, len(plan)
+    batch_size, margin = prepared.batch_size, edge_px(grid)
     batches = [plan[first : first + batch_size] for first in range(0, len(plan), batch_size)]
     blank = np.zeros((len(channels), size, size), np.float32)
     run = skipped = done = 0
-    with raster.open_on_grid(info, grid) as reader, rasterio.open(path, "w", **profile) as out, \
+    with raster.open_on_grid(prepared.info, grid) as reader, rasterio.open(path, "w", **profile) as out, \
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="spacenet-read") as pool:
         writer = _AlignedRows(out, grid.width, len(channels))
         stitcher = tiling.RowStitcher(grid.height, grid.width, len(channels), size, overlap, writer.add)
 
         def prepare(group):  # on the reading thread, the only one that touches the raster
-            tiles = [_read_tile(reader, bands, tile, grid) for tile in group]
-            return [_filled(stretch.apply(values), valid) for values, valid in tiles], [valid for _, valid in tiles]
+            return read_batch(reader, prepared.bands, group, grid, prepared.stretch)
 
         # the next batch is read while the model runs on this one (onnxruntime and GDAL release the GIL)
         pending = pool.submit(prepare, batches[0])
@@ -249,18 +302,12 @@ def _infer(predictor, info, bands, grid, stretch, path, tile_plan, batch_size, r
             check(is_canceled)
             if number + 1 < len(batches):
                 pending = pool.submit(prepare, batches[number + 1])
-            live = [i for i, m in enumerate(masks) if m.any()]
-            outputs = [blank] * len(group)  # tiles without data add nothing but their weight
-            if live:
-                probabilities = predictor.run(np.stack([inputs[i] for i in live]))
-                for k, i in enumerate(live):
-                    outputs[i] = _fit(probabilities[k, channels], size)
-                    if not masks[i].all():
-                        outputs[i] *= ndimage.binary_erosion(masks[i], iterations=edge_px, border_value=1)
-            run += len(live)
-            skipped += len(group) - len(live)
+            outputs = run_batch(prepared.predictor, inputs, masks, channels, size, margin)
+            live = sum(output is not None for output in outputs)
+            run += live
+            skipped += len(group) - live
             for tile, output in zip(group, outputs):
-                stitcher.add(tile, output)
+                stitcher.add(tile, blank if output is None else output)  # a tile without data adds its weight
             done += len(group)
             report(PROGRESS_INFERENCE_END * done / len(plan), None)
         stitcher.finish()
@@ -278,39 +325,6 @@ def batch_size_for(predictor, tile_size: int, requested: int) -> int:
     return batch
 
 
-def _read_tile(reader, bands, tile, grid):
-    """Raw values [bands, size, size] and validity of a tile; where it reaches past the grid, the grid's
-    pixels mirrored across its edge (the same values whichever tile asks)."""
-    top, left = max(tile.row, 0), max(tile.col, 0)
-    bottom, right = min(tile.row + tile.size, grid.height), min(tile.col + tile.size, grid.width)
-    values, valid = reader.read(bands, top, left, bottom - top, right - left)
-    if (bottom - top, right - left) == (tile.size, tile.size):
-        return values, valid
-    widths = ((top - tile.row, tile.row + tile.size - bottom), (left - tile.col, tile.col + tile.size - right))
-    return np.pad(values, ((0, 0), *widths), mode="symmetric"), np.pad(valid, widths, mode="symmetric")
-
-
-def _filled(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Each pixel without data takes the value of the nearest pixel with data, so the model sees no false
-    black edge along a nodata collar or between scattered scenes."""
-    if valid.all() or not valid.any():
-        return values * valid
-    nearest = ndimage.distance_transform_edt(~valid, return_distances=False, return_indices=True)
-    return values[:, nearest[0], nearest[1]]
-
-
-def _fit(output: np.ndarray, size: int) -> np.ndarray:
-    """An output of another size than its input, centred on the input tile (valid-convolution models)."""
-    h, w = output.shape[-2:]
-    if (h, w) == (size, size):
-        return output
-    fitted = np.zeros((output.shape[0], size, size), np.float32)
-    top, left = (size - h) // 2, (size - w) // 2
-    src = output[:, max(0, -top) : max(0, -top) + min(h, size), max(0, -left) : max(0, -left) + min(w, size)]
-    fitted[:, max(0, top) : max(0, top) + src.shape[1], max(0, left) : max(0, left) + src.shape[2]] = src
-    return fitted
-
-
 class _AlignedRows:
     """Writes emitted rows in bands of whole 256-pixel block rows, so no compressed block is written twice."""
 
@@ -320,8 +334,7 @@ class _AlignedRows:
         self._top = 0
 
     def add(self, row0, values):
-        scaled = np.clip(np.rint(values * 255), 0, 255).astype(np.uint8)
-        self._pending = np.concatenate([self._pending, scaled], axis=1)
+        self._pending = np.concatenate([self._pending, quantised(values)], axis=1)
         ready = (self._pending.shape[1] // WRITE_ROWS) * WRITE_ROWS
         if ready:
             self._write(self._pending[:, :ready])
@@ -346,15 +359,9 @@ def _footprints(run: _Inferred, options, block, report, is_canceled) -> dict:
             data = src.read(window=rasterio.windows.Window(col, row, w, h)).astype(np.float32) / 255
             return data[0], (data[1] if has_interior else None)
 
-        def keep(footprint):
-            done = buildings.finish(footprint, options, grid.pixel_area_m2, pixel_m)
-            if done is None:
-                return None
-            area_m2 = done.geometry.area * grid.pixel_area_m2
-            return MapFootprint(raster.to_map(done.geometry, grid.transform), done.score, area_m2)
-
         found = buildings.footprints_on_grid(read, grid.height, grid.width, options, pixel_m, block=block,
-                                             report=_vectorising(report), is_canceled=is_canceled, keep=keep)
+                                             report=_vectorising(report), is_canceled=is_canceled,
+                                             keep=footprint_keeper(options, grid))
     return {"footprints": found}
 
 

@@ -99,16 +99,23 @@ def centerlines_on_grid(read, height, width, options, pixel_m, block=BLOCK, halo
     step = progress.counted(report)
     for number, piece in enumerate(all_blocks):
         progress.check(is_canceled)
-        prob, valid = piece.read_window(read)
-        r, c = np.nonzero(piece.core_of(skeleton_mask(prob, valid, options, pixel_m)))
-        (r0, _), (c0, _), (wr0, _), (wc0, _) = piece.rows, piece.cols, piece.window_rows, piece.window_cols
-        rows.append((r + r0).astype(np.int32))
-        cols.append((c + c0).astype(np.int32))
-        near_nodata.append(_near_nodata(valid, r + r0 - wr0, c + c0 - wc0, options.max_gap_m / pixel_m))
+        r, c, near = block_skeleton(piece, *piece.read_window(read), options, pixel_m)
+        rows.append(r)
+        cols.append(c)
+        near_nodata.append(near)
         step(number + 1, len(all_blocks))
     progress.check(is_canceled)
     return network_from_skeleton(np.concatenate(rows), np.concatenate(cols), width, options, pixel_m,
                                  near_nodata=np.concatenate(near_nodata))
+
+
+def block_skeleton(piece, prob, valid, options: RoadOptions, pixel_m: float) -> tuple:
+    """One block of ``centerlines_on_grid``: the grid rows and columns of the centerline pixels in its core, and
+    which of them lie near nodata, from the probabilities read over its window. A pure function of its inputs."""
+    r, c = np.nonzero(piece.core_of(skeleton_mask(prob, valid, options, pixel_m)))
+    (r0, _), (c0, _), (wr0, _), (wc0, _) = piece.rows, piece.cols, piece.window_rows, piece.window_cols
+    near = _near_nodata(valid, r + r0 - wr0, c + c0 - wc0, options.max_gap_m / pixel_m)
+    return (r + r0).astype(np.int32), (c + c0).astype(np.int32), near
 
 
 def _near_nodata(valid, rows, cols, distance_px: float) -> np.ndarray:

@@ -1,0 +1,294 @@
+"""Where an extraction's blocks run when not in this process: a local Dask cluster of worker processes, or any
+running Dask scheduler the user names.
+
+The client keeps what it measured once (block_tasks.BlockPlan) and submits, block by block in row order, the
+model batches a block needs and the block's own task; at most a few blocks are in flight, so the workers hold
+only the tile outputs those blocks read. The client joins what block borders cut, in block order, so the result
+is the in-process run's. Dask (``distributed``) is optional: without it, everything runs in this process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+
+from .. import dependencies
+from ..progress import Canceled
+from . import block_tasks, buildings, roads, tiling, worker_check
+from .tile_inference import edge_px, output_channels
+
+# With no scheduler named, a grid of at least this many pixels runs on a local cluster when Dask is installed
+# (about 3 km² at 0.3 m): below it, starting the worker processes costs more than they save.
+LOCAL_CLUSTER_MIN_PIXELS = 6000 * 6000
+CONNECT_TIMEOUT_S = 5
+WORKERS_TIMEOUT_S = 10
+IN_PROCESS = ("in-process", "inprocess", "none")
+LOCAL = "local"
+INSTALL = 'python -m pip install "dask[distributed]"'
+POLL_S = 0.05  # how often the client looks at its blocks and at the user's cancel
+
+log = logging.getLogger(__name__)
+
+
+class ClusterError(RuntimeError):
+    """A scheduler or worker that cannot run the extraction; the message says why and what to do."""
+
+
+def executor_for(scheduler: str, pixels: int):
+    """(the DaskExecutor for ``scheduler`` and a grid of ``pixels``, or None for this process; what to tell the
+    user about where the run happens). ``scheduler``: "" (auto), "in-process", "local" or an address."""
+    choice = (scheduler or "").strip()
+    if choice.lower() in IN_PROCESS:
+        return None, "in this process"
+    installed = dependencies.is_installed("distributed")
+    if not choice:
+        if pixels < LOCAL_CLUSTER_MIN_PIXELS or (os.cpu_count() or 1) < 2:
+            return None, "in this process"
+        if not installed:
+            return None, f"in this process (Dask would spread this extent over worker processes: {INSTALL})"
+        return DaskExecutor(LOCAL), "on a local Dask cluster"
+    if not installed:
+        raise ClusterError(f"The scheduler {choice!r} needs Dask, which is not installed: {INSTALL}, or leave the "
+                           "scheduler empty to run in this process.")
+    if choice.lower() == LOCAL:
+        return DaskExecutor(LOCAL), "on a local Dask cluster"
+    return DaskExecutor(scheduler_address(choice)), f"on the Dask scheduler {scheduler_address(choice)}"
+
+
+def scheduler_address(text: str) -> str:
+    """``text`` as a Dask address (``host:port`` gets ``tcp://``); ClusterError when it is not one."""
+    address = text if "://" in text else f"tcp://{text}"
+    if not re.fullmatch(r"(tcp|tls|ws|wss|inproc|ucx)://[^\s/:]+(:\d+)?/?", address):
+        raise ClusterError(f"{text!r} is not a Dask scheduler address: give one such as tcp://10.0.0.5:8786, "
+                           "'local' for a cluster on this machine, or nothing to run in this process.")
+    return address.rstrip("/")
+
+
+@dataclass(frozen=True)
+class DaskExecutor:
+    address: str  # LOCAL or a scheduler address
+
+    @contextmanager
+    def run(self, task, prepared, options, request, report, is_canceled):
+        """The extraction's blocks on the cluster; yields (the run, what it found) as extract's in-process
+        runner does."""
+        client = local_client() if self.address == LOCAL else connect(self.address)
+        work = Path(tempfile.mkdtemp(prefix="spacenet-extract-", dir=request.work_dir))
+        try:
+            workers = checked_workers(client, request.raster_path, os.path.abspath(request.model_path))
+            where = "a local Dask cluster" if self.address == LOCAL else f"the Dask scheduler {self.address}"
+            report(0.0, f"Blocks run on {where}: {len(workers)} worker(s) ({', '.join(workers)})")
+            plan = block_plan(task, prepared, options, request)
+            stitched = work / "probabilities.tif" if request.probability_path else None
+            outputs, per_worker = _run_blocks(client, plan, prepared, stitched, report, is_canceled)
+            for worker, (device, tiles, seconds) in sorted(per_worker.items()):
+                report(0.99, f"worker {worker}: {tiles} tile(s) on {device}, {seconds:.1f} s of model batches")
+            devices = sorted({device for device, _, _ in per_worker.values()})
+            tiles_run = sum(tiles for _, tiles, _ in per_worker.values())
+            run = prepared.inferred(stitched, tiles_run, len(plan.tiles) - tiles_run,
+                                    device=" and ".join(devices) or prepared.predictor.device_label,
+                                    executor=f"Dask: {where}, {len(workers)} worker(s)")
+            yield run, _found(plan, outputs)
+        finally:
+            if self.address != LOCAL:
+                client.close()
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def block_plan(task, prepared, options, request) -> block_tasks.BlockPlan:
+    tiles = prepared.tiles()
+    size = prepared.batch_size
+    halo = buildings.HALO if task == "buildings" else roads.HALO
+    return block_tasks.BlockPlan(
+        task=task, info=prepared.info, model_path=os.path.abspath(request.model_path), device=request.device,
+        cpu_threads=request.cpu_threads or 1, bands=prepared.bands, grid=prepared.grid, stretch=prepared.stretch,
+        tiles=tuple(tiles), batches=tuple(tuple(range(first, min(first + size, len(tiles))))
+                                          for first in range(0, len(tiles), size)),
+        tile_size=prepared.tile_size, overlap=prepared.overlap, channels=tuple(output_channels(prepared.card)),
+        margin_px=edge_px(prepared.grid),
+        blocks=tuple(tiling.halo_blocks(prepared.grid.height, prepared.grid.width, request.block, halo)),
+        options=options, keep_probability=bool(request.probability_path),
+    )
+
+
+def _run_blocks(client, plan, prepared, stitched, report, is_canceled) -> tuple:
+    """Every block's output, in block order, and per worker (device, tiles run, seconds)."""
+    shared = client.scatter(plan, broadcast=True, hash=False)
+    needs = [plan.batches_of(block) for block in plan.blocks]
+    last_use = {}
+    for number, batches in enumerate(needs):
+        for batch in batches:
+            last_use[batch] = number
+    reporter = {batch: min(n for n, batches in enumerate(needs) if batch in batches) for batch in last_use}
+    window = 2 * max(1, sum(client.nthreads().values()))
+    outputs = [None] * len(plan.blocks)
+    batch_futures, in_flight, submitted, done = {}, {}, 0, 0
+    per_worker = defaultdict(lambda: ["", 0, 0.0])
+    writer = _ProbabilityWriter(stitched, prepared, len(plan.channels)) if stitched else None
+    try:
+        while done < len(plan.blocks):
+            while submitted < len(plan.blocks) and len(in_flight) < window:
+                for batch in needs[submitted]:
+                    if batch not in batch_futures:
+                        batch_futures[batch] = client.submit(block_tasks.infer_batch, shared, batch, pure=False)
+                reported = tuple(b for b in needs[submitted] if reporter[b] == submitted)
+                in_flight[submitted] = client.submit(
+                    block_tasks.vectorise_block, shared, submitted, tuple(needs[submitted]), reported,
+                    *[batch_futures[b] for b in needs[submitted]], pure=False)
+                # a batch no later block needs is released here: Dask keeps it until its blocks are done
+                for batch in needs[submitted]:
+                    if last_use[batch] == submitted:
+                        del batch_futures[batch]
+                submitted += 1
+            finished = [n for n, future in in_flight.items() if future.done()]
+            if is_canceled and is_canceled():
+                raise Canceled("extraction canceled")  # the finally below takes the cluster's work back
+            if not finished:
+                time.sleep(POLL_S)
+            for number in finished:
+                output = in_flight.pop(number).result()  # a task's error is raised here, as in this process
+                for device, worker, run, _skipped, seconds in output.batches:
+                    entry = per_worker[worker]
+                    entry[0], entry[1], entry[2] = device, entry[1] + run, entry[2] + seconds
+                if writer:
+                    writer.write(plan.blocks[number], output.probability)
+                    output.probability = None
+                outputs[number] = output
+                done += 1
+                report(0.99 * done / len(plan.blocks), None)
+        if writer:
+            writer.close()
+    finally:
+        client.cancel([*in_flight.values(), *batch_futures.values()], force=True)
+    return outputs, {worker: tuple(entry) for worker, entry in per_worker.items()}
+
+
+def _found(plan, outputs) -> dict:
+    """What the blocks found, joined across their borders in block order: the fields of an Extraction."""
+    from .extract import footprint_keeper
+
+    grid = plan.grid
+    if plan.task == "buildings":
+        whole = [footprint for output in outputs for footprint in output.footprints]
+        pieces = [(number, piece) for number, output in enumerate(outputs) for piece in output.pieces]
+        return {"footprints": whole + buildings.joined_pieces(pieces, footprint_keeper(plan.options, grid))}
+    rows, cols, near = (np.concatenate([np.zeros(0, dtype)] + [output.skeleton[i] for output in outputs])
+                        for i, dtype in enumerate((np.int32, np.int32, bool)))
+    pixel_m = float(np.sqrt(grid.pixel_area_m2))
+    network = roads.network_from_skeleton(rows, cols, grid.width, plan.options, pixel_m, near_nodata=near)
+    return {"network": roads.network_on_map(network, grid.transform)}
+
+
+class _ProbabilityWriter:
+    """The blocks' stitched probabilities into the temporary uint8 GeoTIFF the probability output is made from."""
+
+    def __init__(self, path, prepared, channels):
+        from .extract import stitched_profile
+
+        self._dataset = rasterio.open(path, "w", **stitched_profile(prepared, channels))
+
+    def write(self, block, values) -> None:
+        (r0, r1), (c0, c1) = block.rows, block.cols
+        self._dataset.write(values, window=rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0))
+
+    def close(self) -> None:
+        self._dataset.close()
+
+
+# --- clients ------------------------------------------------------------------------------------------------------
+
+_LOCAL = None
+_LOCAL_LOCK = threading.Lock()
+
+
+def local_client():
+    """A client of this session's local cluster: one single-threaded worker process per core, started on first
+    use and kept for the next runs (Dask closes it when Python exits; the plugin when it unloads)."""
+    global _LOCAL
+    with _LOCAL_LOCK:
+        if _LOCAL is not None and _LOCAL.status == "running":
+            return _LOCAL
+        from distributed import Client, LocalCluster
+
+        _use_a_python_for_workers()
+        cluster = LocalCluster(n_workers=max(1, os.cpu_count() or 1), threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.ERROR)
+        _LOCAL = Client(cluster, set_as_default=False)
+        return _LOCAL
+
+
+def close_local() -> None:
+    """Stop the local cluster, if one runs (plugin unload, Python exit)."""
+    global _LOCAL
+    with _LOCAL_LOCK:
+        if _LOCAL is not None:
+            cluster = _LOCAL.cluster
+            _LOCAL.close()
+            if cluster is not None:
+                cluster.close()
+            _LOCAL = None
+
+
+def connect(address: str):
+    """A client of the scheduler at ``address`` with at least one worker; ClusterError within seconds when the
+    scheduler does not answer or has no worker."""
+    from distributed import Client
+
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    try:
+        client = Client(address, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False)
+    except (OSError, TimeoutError) as error:
+        raise ClusterError(f"No Dask scheduler answers at {address} within {CONNECT_TIMEOUT_S} s ({error}): check the "
+                           "address and that `dask scheduler` runs there, or leave the scheduler empty to run in "
+                           "this process.") from None
+    try:
+        client.wait_for_workers(1, timeout=WORKERS_TIMEOUT_S)
+    except (OSError, TimeoutError):
+        client.close()
+        raise ClusterError(f"The Dask scheduler at {address} has no worker: start some with `dask worker {address}` "
+                           "(with the plugin on their PYTHONPATH).") from None
+    return client
+
+
+def checked_workers(client, raster_path: str, model_path: str) -> list:
+    """The workers' addresses; ClusterError naming each worker that cannot run the tasks, and why."""
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(worker_check)  # the check runs even where the plugin is missing
+    answers = client.run(worker_check.check, str(raster_path), str(model_path), block_tasks.PROTOCOL)
+    refused = {worker: why for worker, why in answers.items() if why}
+    if refused:
+        raise ClusterError("Not every Dask worker can run this extraction: " + "; ".join(
+            f"{worker}: {why}" for worker, why in sorted(refused.items())) + ".")
+    return sorted(answers)
+
+
+def _use_a_python_for_workers() -> None:
+    """Worker processes start a Python interpreter: inside QGIS, sys.executable may be QGIS itself."""
+    import multiprocessing
+
+    if Path(sys.executable).name.lower().startswith("python"):
+        return
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    candidates = [getattr(sys, "_base_executable", ""), Path(sys.exec_prefix) / "bin" / f"python{version}",
+                  Path(sys.exec_prefix) / "bin" / "python3", Path(sys.exec_prefix) / "python.exe",
+                  shutil.which(f"python{version}") or "", shutil.which("python3") or ""]
+    for candidate in map(str, candidates):
+        if candidate and Path(candidate).name.lower().startswith("python") and os.path.isfile(candidate):
+            multiprocessing.set_executable(candidate)
+            return
+    raise ClusterError(f"No Python interpreter found for Dask's worker processes beside {sys.executable}: "
+                       "name a running scheduler instead, or leave the scheduler empty to run in this process.")
