@@ -36,6 +36,16 @@ PACKAGES = {
 }
 
 
+# Offered, never required: what works without them works the same, they add to it.
+OPTIONAL = {
+    package.module: package
+    for package in (
+        Package("distributed", "dask[distributed]", "optional: extraction spread over worker processes on this "
+                                                    "machine or over a Dask cluster; without it, in QGIS's process"),
+    )
+}
+
+
 def is_installed(module: str) -> bool:
     """True when ``module`` can be imported (found on the path and not blocked)."""
     try:
@@ -67,8 +77,9 @@ def installed_version(module: str) -> str:
 def _distributions(module: str):
     """Distribution names that may provide ``module``: its pip name, its own name, then (only when those are not
     installed: it reads every distribution's metadata) what the metadata says, e.g. onnxruntime-gpu."""
-    if module in PACKAGES:
-        yield re.split(r"[<>=!~ \[;]", PACKAGES[module].pip_name, maxsplit=1)[0]
+    known = PACKAGES | OPTIONAL
+    if module in known:
+        yield re.split(r"[<>=!~ \[;]", known[module].pip_name, maxsplit=1)[0]
     yield module
     lookup = getattr(importlib.metadata, "packages_distributions", None)  # Python 3.10+
     if lookup is not None:
@@ -77,8 +88,9 @@ def _distributions(module: str):
 
 def install_command(modules) -> str:
     """A pip command line that installs ``modules`` into the running Python."""
-    names = [PACKAGES[m].pip_name if m in PACKAGES else m for m in modules]
-    quoted = [f'"{n}"' if any(c in n for c in "<>=") else n for n in names]
+    known = PACKAGES | OPTIONAL
+    names = [known[m].pip_name if m in known else m for m in modules]
+    quoted = [f'"{n}"' if any(c in n for c in "<>=[") else n for n in names]  # shells read these
     return "python -m pip install " + " ".join(quoted)
 
 
@@ -104,4 +116,9 @@ def report() -> str:
     absent = missing(PACKAGES)
     if absent:
         lines += ["", "To install what is missing into QGIS's Python:", install_command(absent)]
+    lines += ["", "Optional:"] + [
+        f"{'installed' if is_installed(p.module) else 'not installed'}: {p.module} - {p.purpose}"
+        + ("" if is_installed(p.module) else f" ({install_command([p.module])})")
+        for p in OPTIONAL.values()
+    ]
     return "\n".join(lines)

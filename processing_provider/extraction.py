@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from qgis.core import (
+    QgsApplication,
     QgsProcessingException,
     QgsProcessingOutputString,
     QgsProcessingParameterBand,
@@ -304,6 +305,9 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
         except (raster.RasterError, raster.BandMappingError, modelcard.ModelCardError,
                 runtime.RuntimeUnavailableError, cluster.ClusterError) as error:
             raise QgsProcessingException(str(error)) from error
+        finally:
+            if QgsApplication.platform() == "qgis_process":  # one run per process: its workers end with it
+                cluster.close_local()
         if result is None:
             return None
         if result.note:

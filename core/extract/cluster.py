@@ -277,18 +277,18 @@ def checked_workers(client, raster_path: str, model_path: str) -> list:
 
 
 def _use_a_python_for_workers() -> None:
-    """Worker processes start a Python interpreter: inside QGIS, sys.executable may be QGIS itself."""
+    """Worker processes start this Python's interpreter. An embedded Python (QGIS, qgis_process) may name another
+    in sys.executable (QGIS itself, or whatever "python3" is first on the PATH), so the interpreter is looked up
+    beside this Python's own standard library first."""
     import multiprocessing
 
-    if Path(sys.executable).name.lower().startswith("python"):
-        return
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    candidates = [getattr(sys, "_base_executable", ""), Path(sys.exec_prefix) / "bin" / f"python{version}",
-                  Path(sys.exec_prefix) / "bin" / "python3", Path(sys.exec_prefix) / "python.exe",
-                  shutil.which(f"python{version}") or "", shutil.which("python3") or ""]
+    prefix = Path(sys.exec_prefix)
+    candidates = [prefix / "bin" / f"python{version}", prefix / "bin" / "python3", prefix / "python.exe",
+                  getattr(sys, "_base_executable", ""), sys.executable]
     for candidate in map(str, candidates):
         if candidate and Path(candidate).name.lower().startswith("python") and os.path.isfile(candidate):
             multiprocessing.set_executable(candidate)
             return
-    raise ClusterError(f"No Python interpreter found for Dask's worker processes beside {sys.executable}: "
-                       "name a running scheduler instead, or leave the scheduler empty to run in this process.")
+    raise ClusterError(f"No Python interpreter found for Dask's worker processes in {prefix}: name a running "
+                       "scheduler instead, or leave the scheduler empty to run in this process.")

@@ -45,6 +45,7 @@ class PackageStatus:
     purpose: str
     version: str  # "" when missing
     needed_by: tuple = ()  # algorithm ids that are offered only with it
+    optional: bool = False  # offered, never required (core.dependencies.OPTIONAL)
 
     @property
     def installed(self) -> bool:
@@ -79,7 +80,7 @@ class Status:
 
     @property
     def missing_packages(self) -> list:
-        return [p for p in self.packages if not p.installed]
+        return [p for p in self.packages if not p.installed and not p.optional]
 
     @property
     def unavailable(self) -> dict:
@@ -159,15 +160,17 @@ def gather_packages(requirements: dict) -> list:
     """Every package the plugin uses (core.dependencies.PACKAGES, then any other module an algorithm needs)."""
     modules = list(dependencies.PACKAGES)
     modules += [m for needed in requirements.values() for m in needed if m not in modules]
+    modules += list(dependencies.OPTIONAL)
     packages = []
     for module in dict.fromkeys(modules):
-        known = dependencies.PACKAGES.get(module)
+        known = dependencies.PACKAGES.get(module) or dependencies.OPTIONAL.get(module)
         packages.append(PackageStatus(
             module=module,
             pip_name=known.pip_name if known else module,
             purpose=known.purpose if known else "",
             version=dependencies.installed_version(module),
             needed_by=tuple(key for key, needed in requirements.items() if module in needed),
+            optional=module in dependencies.OPTIONAL and module not in dependencies.PACKAGES,
         ))
     return packages
 
@@ -264,6 +267,8 @@ def _package_lines(status: Status) -> list:
         purpose = f" - {package.purpose}" if package.purpose else ""
         if package.installed:
             lines.append(f"  installed: {package.module} {package.version}{purpose}{needed}")
+        elif package.optional:
+            lines.append(f"  not installed (optional): {package.module}{purpose}; install: {package.install}")
         else:
             lines.append(f"  MISSING: {package.module}{purpose}{needed}; install: {package.install}")
     missing = [p.module for p in status.missing_packages]

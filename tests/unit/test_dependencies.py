@@ -36,9 +36,13 @@ def test_describe_missing_names_package_purpose_and_command(monkeypatch):
 
 def test_report_lists_every_package_and_installs_only_the_missing(monkeypatch):
     monkeypatch.setitem(sys.modules, "rasterio", None)
-    lines = dependencies.report().splitlines()
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    required, optional = dependencies.report().split("\nOptional:\n")
+    lines = required.splitlines()
     status = {line.split(": ")[1].split(" - ")[0]: line.split(":")[0] for line in lines if " - " in line}
     assert set(status) == set(dependencies.PACKAGES)
     assert status["rasterio"] == "MISSING"
     assert status["numpy"] == "installed"
-    assert lines[-1] == "python -m pip install rasterio"
+    assert lines[-1] == "python -m pip install rasterio"  # the optional packages are not in it
+    assert optional.startswith("not installed: distributed - optional: extraction spread over worker processes")
+    assert optional.endswith('(python -m pip install "dask[distributed]")')
