@@ -31,7 +31,8 @@ from . import block_tasks, buildings, roads, tiling, worker_check
 from .tile_inference import edge_px, output_channels
 
 # With no scheduler named, a grid of at least this many pixels runs on a local cluster when Dask is installed
-# (about 3 km² at 0.3 m): below it, starting the worker processes costs more than they save.
+# (about 3 km² at 0.3 m): below it, starting the worker processes costs more than they save. The environment
+# variable SPACENET_LOCAL_CLUSTER_MIN_PIXELS sets another threshold (0: always a local cluster).
 LOCAL_CLUSTER_MIN_PIXELS = 6000 * 6000
 CONNECT_TIMEOUT_S = 5
 WORKERS_TIMEOUT_S = 10
@@ -55,7 +56,8 @@ def executor_for(scheduler: str, pixels: int):
         return None, "in this process"
     installed = dependencies.is_installed("distributed")
     if not choice:
-        if pixels < LOCAL_CLUSTER_MIN_PIXELS or (os.cpu_count() or 1) < 2:
+        threshold = int(os.environ.get("SPACENET_LOCAL_CLUSTER_MIN_PIXELS", LOCAL_CLUSTER_MIN_PIXELS))
+        if pixels < threshold or (os.cpu_count() or 1) < 2:
             return None, "in this process"
         if not installed:
             return None, f"in this process (Dask would spread this extent over worker processes: {INSTALL})"
