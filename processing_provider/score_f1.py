@@ -20,9 +20,10 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QVariant
 
 from ..core import choices, dependencies
+from ..core.score.scored_fields import GROUP_NAME
 from ..qgis_adapter.sinks import fields_of
 from ..qgis_adapter.styles import ScoreStatusStyler
-from .base import SpaceNetAlgorithm
+from .base import SpaceNetAlgorithm, reporting
 
 # Enum index -> core.score.f1 matching rule. The order is API: scripts pass the index.
 PROGRESS_READ_END, PROGRESS_SCORE_END = 30.0, 90.0  # reading, then scoring, then writing
@@ -177,7 +178,9 @@ class ScoreF1(SpaceNetAlgorithm):
 
         outputs = {}
         if parameters.get(self.OUTPUT) is not None:
-            outputs[self.OUTPUT] = self._write_scored(parameters, context, reader, result)
+            outputs[self.OUTPUT] = self._write_scored(parameters, context, feedback, reader, result)
+            if outputs[self.OUTPUT] is None:
+                return {}  # canceled while writing it: nothing was left behind
         if parameters.get(self.OUTPUT_TABLE) is not None:
             outputs[self.OUTPUT_TABLE] = self._write_table(parameters, context, result)
         html_path = self.parameterAsFileOutput(parameters, self.OUTPUT_HTML, context)
@@ -219,39 +222,47 @@ class ScoreF1(SpaceNetAlgorithm):
             raise QgsProcessingException(self.invalidSinkError(parameters, name))
         return sink, dest_id
 
-    def _write_scored(self, parameters, context, reader, result):
-        import numpy as np
+    def _write_scored(self, parameters, context, feedback, reader, result):
+        """The scored layer: proposals that were scored, then truth polygons missed, with their original geometry.
+        A GeoPackage file is written in bulk (``core.vector_bulk``), anything else feature by feature through
+        QGIS's sink, with the same features. Returns its destination; None when the run was canceled meanwhile."""
+        from ..core import vector_bulk
+        from ..core.progress import Canceled
+        from ..qgis_adapter import bulk_io
 
-        from ..core.score.f1 import SKIPPED
-        from ..core.score.scored_fields import GROUP_NAME
-
-        fields = fields_of(("status", QVariant.Type.String), ("iou", QVariant.Type.Double),
-                           ("match_id", QVariant.Type.LongLong), (GROUP_NAME, QVariant.Type.String),
-                           ("layer", QVariant.Type.String), ("source_id", QVariant.Type.LongLong))
-        sink, dest_id = self._sink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.Type.MultiPolygon,
-                                   reader.crs)
-
-        def add(layer, indices, status, iou, match, own, other):
-            for i in indices:
-                feature = QgsFeature(fields)
-                geometry = QgsGeometry(own.qgis_geometries[i])
-                geometry.convertToMultiType()
-                feature.setGeometry(geometry)
-                matched = int(match[i])
-                feature.setAttributes([
-                    str(status[i]), None if np.isnan(iou[i]) else float(iou[i]),
-                    int(other.ids[matched]) if matched >= 0 else None, str(own.groups[i]), layer, int(own.ids[i]),
-                ])
-                sink.addFeature(feature, QgsFeatureSink.Flag.FastInsert)
-
-        scored = np.flatnonzero(result.proposal_status != SKIPPED)
-        add("proposal", scored, result.proposal_status, result.proposal_iou, result.proposal_match,
-            reader.proposals, reader.truth)
-        missed = np.flatnonzero(result.truth_status == "FN")
-        add("truth", missed, result.truth_status, result.truth_iou, result.truth_match, reader.truth, reader.proposals)
-
+        rows = ScoredRows(reader, result)
+        path = bulk_io.geopackage_destination(parameters.get(self.OUTPUT), context)
+        dest_id = None
+        if path:
+            try:
+                vector_bulk.write_polygons(
+                    path, bulk_io.geopackage_layer_name(path), bulk_io.crs_wkt(reader.crs), rows.shapes(),
+                    [vector_bulk.Field(name, kind, values) for (name, _, kind), values in zip(SCORED_FIELDS,
+                                                                                             rows.columns())],
+                    report=reporting(feedback, PROGRESS_SCORE_END, 99), is_canceled=feedback.isCanceled)
+            except Canceled:
+                return None
+            except vector_bulk.BulkUnavailable as error:
+                feedback.pushDebugInfo(self.tr(f"The scored layer is written feature by feature: {error}."))
+            else:
+                dest_id = bulk_io.register_vector_output(self, parameters, self.OUTPUT, context)
+        if dest_id is None:
+            dest_id = self._write_scored_features(parameters, context, reader, rows)
         if context.willLoadLayerOnCompletion(dest_id):
             context.layerToLoadOnCompletionDetails(dest_id).setPostProcessor(ScoreStatusStyler.shared())
+        return dest_id
+
+    def _write_scored_features(self, parameters, context, reader, rows):
+        fields = fields_of(*((name, kind) for name, kind, _ in SCORED_FIELDS))
+        sink, dest_id = self._sink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.Type.MultiPolygon,
+                                   reader.crs)
+        for geometry, attributes in zip(rows.qgis_geometries(), zip(*rows.columns())):
+            feature = QgsFeature(fields)
+            geometry = QgsGeometry(geometry)
+            geometry.convertToMultiType()
+            feature.setGeometry(geometry)
+            feature.setAttributes(list(attributes))
+            sink.addFeature(feature, QgsFeatureSink.Flag.FastInsert)
         return dest_id
 
     def _write_table(self, parameters, context, result):
@@ -276,6 +287,59 @@ class ScoreF1(SpaceNetAlgorithm):
                                    counts.precision, counts.recall, counts.f1])
             sink.addFeature(feature, QgsFeatureSink.Flag.FastInsert)
         return dest_id
+
+
+# The scored layer's fields: (name, QGIS type, core.vector_bulk kind).
+SCORED_FIELDS = (("status", QVariant.Type.String, "string"), ("iou", QVariant.Type.Double, "real"),
+                 ("match_id", QVariant.Type.LongLong, "integer64"), (GROUP_NAME, QVariant.Type.String, "string"),
+                 ("layer", QVariant.Type.String, "string"), ("source_id", QVariant.Type.LongLong, "integer64"))
+
+
+class ScoredRows:
+    """The features of the scored layer, whichever way it is written: the proposals that were scored (not
+    skipped), then the truth polygons missed (FN), each with its status, IoU, the id of its match, group, side and
+    own id."""
+
+    def __init__(self, reader, result):
+        import numpy as np
+
+        from ..core.score.f1 import SKIPPED
+
+        self.parts = (
+            ("proposal", np.flatnonzero(result.proposal_status != SKIPPED), result.proposal_status,
+             result.proposal_iou, result.proposal_match, reader.proposals, reader.truth),
+            ("truth", np.flatnonzero(result.truth_status == "FN"), result.truth_status, result.truth_iou,
+             result.truth_match, reader.truth, reader.proposals),
+        )
+
+    def columns(self) -> list:
+        """The values of each of SCORED_FIELDS, one list each (None for null)."""
+        import numpy as np
+
+        columns = [[] for _ in SCORED_FIELDS]
+        for layer, indices, status, iou, match, own, other in self.parts:
+            matched = match[indices]
+            match_ids = other.ids[np.maximum(matched, 0)] if len(other.ids) else np.zeros(len(indices), np.int64)
+            ious = iou[indices]
+            columns[0] += [str(value) for value in status[indices].tolist()]
+            columns[1] += [None if np.isnan(value) else value for value in ious.tolist()]
+            columns[2] += [int(value) if found else None for value, found in zip(match_ids.tolist(),
+                                                                                  (matched >= 0).tolist())]
+            columns[3] += [str(value) for value in own.groups[indices].tolist()]
+            columns[4] += [layer] * len(indices)
+            columns[5] += own.ids[indices].tolist()
+        return columns
+
+    def shapes(self):
+        """The shapely geometries as read (not repaired)."""
+        import numpy as np
+
+        return np.concatenate([own.polygon_set.geometries[indices] for _, indices, *_, own, _ in self.parts])
+
+    def qgis_geometries(self):
+        for _, indices, *_, own, _ in self.parts:
+            for index in indices.tolist():
+                yield own.qgis_geometry(index)
 
 
 def _cleaning_notes(result) -> list:
