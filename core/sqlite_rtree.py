@@ -129,9 +129,10 @@ def _write_packed(connection, rtree: str, ids: np.ndarray, boxes: np.ndarray, ca
         blobs = [raw[k * size:(k + 1) * size] + bytes(padding) for k in range(len(starts))]
         connection.executemany(f"INSERT INTO {node_table} (nodeno, data) VALUES (?, ?)",
                                zip(node_numbers.tolist(), blobs))
-        if level == 0:
+        if level == 0:  # in row id order: appended to the table's b-tree rather than inserted all over it
+            by_rowid = np.argsort(cell_ids, kind="stable")
             connection.executemany(f"INSERT INTO {rowid_table} (rowid, nodeno) VALUES (?, ?)",
-                                   zip(cell_ids.tolist(), node_numbers[node_of_cell].tolist()))
+                                   zip(cell_ids[by_rowid].tolist(), node_numbers[node_of_cell][by_rowid].tolist()))
         else:
             connection.executemany(f"INSERT INTO {parent_table} (nodeno, parentnode) VALUES (?, ?)",
                                    zip(cell_ids.tolist(), node_numbers[node_of_cell].tolist()))

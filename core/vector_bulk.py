@@ -177,13 +177,15 @@ class Field:
 
 
 def write_polygons(path, layer_name: str, srs_wkt: str, shapes, fields: list, report: Report | None = None,
-                   is_canceled: IsCanceled | None = None) -> None:
+                   is_canceled: IsCanceled | None = None, wkbs=None) -> None:
     """A GeoPackage at ``path`` holding one MultiPolygon layer ``layer_name`` in the CRS ``srs_wkt`` ("" for none):
     ``shapes`` (polygons or multi-polygons, none empty, written as 2-D multi-polygons with ids 1, 2, ... in their
-    order) with ``fields`` (:class:`Field`), its spatial index, extent and feature count, as GDAL writes them. An
-    existing file at ``path`` is replaced once the new one is complete. :class:`BulkUnavailable` when GDAL cannot
-    create it; :class:`core.progress.Canceled` between chunks when ``is_canceled()`` turns True. Either way nothing is
-    left behind."""
+    order) with ``fields`` (:class:`Field`), its spatial index, extent and feature count, as GDAL writes them.
+    ``wkbs``, when given, holds the WKB each shape was read from (None where there is none): a 2-D polygon or
+    multi-polygon among them is written as it is, without writing the shape's WKB again. An existing file at ``path``
+    is replaced once the new one is complete. :class:`BulkUnavailable` when GDAL cannot create it;
+    :class:`core.progress.Canceled` between chunks when ``is_canceled()`` turns True. Either way nothing is left
+    behind."""
     report = report or silent
     path = Path(path)
     partial = path.with_name(f".{path.stem}.partial.gpkg")
@@ -198,7 +200,8 @@ def write_polygons(path, layer_name: str, srs_wkt: str, shapes, fields: list, re
         table, fid_column, geometry_column = _create_layer(partial, layer_name, srs_wkt, fields)
         report(0.05, None)
         try:
-            indexed = _insert_rows(partial, table, fid_column, geometry_column, shapes, fields, report, is_canceled)
+            indexed = _insert_rows(partial, table, fid_column, geometry_column, shapes, wkbs, fields, report,
+                                   is_canceled)
         except sqlite3.Error as error:
             raise BulkUnavailable(f"SQLite cannot write {partial}: {error}") from error
         check(is_canceled)
@@ -259,7 +262,7 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _insert_rows(partial: Path, table: str, fid_column: str, geometry_column: str, shapes, fields, report,
+def _insert_rows(partial: Path, table: str, fid_column: str, geometry_column: str, shapes, wkbs, fields, report,
                  is_canceled) -> bool:
     """The rows, the spatial index (when GDAL made one: True), the extent and the feature count, in one
     transaction."""
@@ -283,7 +286,8 @@ def _insert_rows(partial: Path, table: str, fid_column: str, geometry_column: st
         for start in range(0, len(shapes), WRITE_CHUNK):
             check(is_canceled)
             stop = min(start + WRITE_CHUNK, len(shapes))
-            blobs = _geometry_blobs(shapes[start:stop], boxes[start:stop], srs_id)
+            blobs = _geometry_blobs(shapes[start:stop], None if wkbs is None else wkbs[start:stop], boxes[start:stop],
+                                    srs_id)
             connection.executemany(insert, zip(fids[start:stop].tolist(), blobs,
                                                *(field.values[start:stop] for field in fields)))
             report(0.05 + 0.75 * stop / len(shapes), None)
@@ -321,10 +325,23 @@ def multi_polygons(shapes) -> np.ndarray:
     return multi
 
 
-def _geometry_blobs(shapes: np.ndarray, boxes: np.ndarray, srs_id: int) -> list:
+# little-endian 2-D WKB: a polygon's and a multi-polygon's first bytes, and what makes a polygon a one-part
+# multi-polygon
+_POLYGON_2D, _MULTIPOLYGON_2D = b"\x01\x03\x00\x00\x00", b"\x01\x06\x00\x00\x00"
+_ONE_PART_MULTIPOLYGON = _MULTIPOLYGON_2D + b"\x01\x00\x00\x00"
+
+
+def _geometry_blobs(shapes: np.ndarray, wkbs, boxes: np.ndarray, srs_id: int) -> list:
     """GeoPackage geometry blobs of ``shapes`` (with their ``boxes``): 2-D multi-polygons (a polygon becomes a
-    one-part one)."""
-    wkbs = shapely.to_wkb(multi_polygons(shapes), output_dimension=2, byte_order=1)
+    one-part one), from ``wkbs`` where they are 2-D polygons already, else written by shapely."""
+    ready = [None] * len(shapes) if wkbs is None else [
+        _ONE_PART_MULTIPOLYGON + wkb if wkb is not None and wkb[:5] == _POLYGON_2D else
+        wkb if wkb is not None and wkb[:5] == _MULTIPOLYGON_2D else None for wkb in wkbs.tolist()]
+    missing = [index for index, wkb in enumerate(ready) if wkb is None]
+    if missing:
+        written = shapely.to_wkb(multi_polygons(shapes[missing]), output_dimension=2, byte_order=1)
+        for index, wkb in zip(missing, written.tolist()):
+            ready[index] = wkb
     header = np.zeros(len(shapes), dtype=_HEADER)
     header["magic"] = b"GP"
     header["flags"] = _FLAGS_LITTLE_ENDIAN_XY_ENVELOPE
@@ -332,7 +349,7 @@ def _geometry_blobs(shapes: np.ndarray, boxes: np.ndarray, srs_id: int) -> list:
     header["envelope"] = boxes[:, [0, 2, 1, 3]]
     headers = header.tobytes()
     size = _HEADER.itemsize
-    return [headers[i * size:(i + 1) * size] + wkb for i, wkb in enumerate(wkbs)]
+    return [headers[i * size:(i + 1) * size] + wkb for i, wkb in enumerate(ready)]
 
 
 def _create_spatial_index(partial: Path, table: str, geometry_column: str) -> None:

@@ -239,7 +239,8 @@ class ScoreF1(SpaceNetAlgorithm):
                     path, bulk_io.geopackage_layer_name(path), bulk_io.crs_wkt(reader.crs), rows.shapes(),
                     [vector_bulk.Field(name, kind, values) for (name, _, kind), values in zip(SCORED_FIELDS,
                                                                                              rows.columns())],
-                    report=reporting(feedback, PROGRESS_SCORE_END, 99), is_canceled=feedback.isCanceled)
+                    report=reporting(feedback, PROGRESS_SCORE_END, 99), is_canceled=feedback.isCanceled,
+                    wkbs=rows.wkbs())
             except Canceled:
                 return None
             except vector_bulk.BulkUnavailable as error:
@@ -335,6 +336,13 @@ class ScoredRows:
         import numpy as np
 
         return np.concatenate([own.polygon_set.geometries[indices] for _, indices, *_, own, _ in self.parts])
+
+    def wkbs(self):
+        """The WKB the geometries were read from in bulk (None for those read feature by feature)."""
+        import numpy as np
+
+        return np.concatenate([own.wkbs[indices] if own.wkbs is not None else np.full(len(indices), None, object)
+                               for _, indices, *_, own, _ in self.parts])
 
     def qgis_geometries(self):
         for _, indices, *_, own, _ in self.parts:

@@ -270,3 +270,18 @@ def test_stored_boxes_hold_their_geometry():
     assert (stored[:, 0] <= boxes[:, 0]).all() and (stored[:, 1] >= boxes[:, 2]).all()
     assert (stored[:, 2] <= boxes[:, 1]).all() and (stored[:, 3] >= boxes[:, 3]).all()
     assert json.dumps(stored.tolist())  # plain finite numbers
+
+
+def test_the_wkb_shapes_were_read_from_is_written_as_shapely_would_write_it(tmp_path):
+    shapes = squares(6)
+    shapes[1] = shapely.MultiPolygon([shapes[1], shapely.box(0, 0, 1, 1)])
+    wkbs = np.array([shapely.to_wkb(shapes[0]), shapely.to_wkb(shapes[1]),
+                     shapely.to_wkb(shapely.force_3d(shapes[2])),  # 3-D: written 2-D
+                     shapely.to_wkb(shapes[3], byte_order=0),  # big-endian: written by shapely
+                     None, shapely.to_wkb(shapes[5])], dtype=object)
+    vector_bulk.write_polygons(tmp_path / "given.gpkg", "scored", srs_wkt(), shapes, [], wkbs=wkbs)
+    vector_bulk.write_polygons(tmp_path / "written.gpkg", "scored", srs_wkt(), shapes, [])
+    given, written = features_of(tmp_path / "given.gpkg"), features_of(tmp_path / "written.gpkg")
+    assert given == written
+    assert all(shapely.get_type_id(shapely.from_wkb(wkb)) == 6 and not shapely.has_z(shapely.from_wkb(wkb))
+               for _, _, wkb in given)
