@@ -22,10 +22,10 @@ from qgis.core import (
     QgsRectangle,
     QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import QVariant
 
 from ..qgis_adapter.geometry import to_shapely, to_wkb
 from ..qgis_adapter.layers import NotARasterFileError, raster_file, source_path
+from ..qgis_adapter.qt_compat import FieldType
 from ..qgis_adapter.sinks import fields_of
 from .base import SpaceNetAlgorithm, features
 
@@ -275,11 +275,11 @@ class Calibrate(SpaceNetAlgorithm):
         return notes
 
     def _write_table(self, parameters, context, result):
-        fields = fields_of(("threshold", QVariant.Type.Double), ("min_area_m2", QVariant.Type.Double),
-                           ("footprints", QVariant.Type.LongLong), ("tp", QVariant.Type.LongLong),
-                           ("fp", QVariant.Type.LongLong), ("fn", QVariant.Type.LongLong),
-                           ("precision", QVariant.Type.Double), ("recall", QVariant.Type.Double),
-                           ("f1", QVariant.Type.Double), ("best", QVariant.Type.Int))
+        fields = fields_of(("threshold", FieldType.Double), ("min_area_m2", FieldType.Double),
+                           ("footprints", FieldType.LongLong), ("tp", FieldType.LongLong),
+                           ("fp", FieldType.LongLong), ("fn", FieldType.LongLong),
+                           ("precision", FieldType.Double), ("recall", FieldType.Double),
+                           ("f1", FieldType.Double), ("best", FieldType.Int))
         sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT_TABLE, context, fields,
                                              QgsWkbTypes.Type.NoGeometry, QgsCoordinateReferenceSystem())
         if sink is None:

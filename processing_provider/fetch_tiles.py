@@ -24,10 +24,10 @@ from qgis.core import (
     QgsProcessingParameterString,
     QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import QVariant
 
 from ..core.fetch import catalog
 from ..qgis_adapter.geometry import from_shapely
+from ..qgis_adapter.qt_compat import FieldType
 from ..qgis_adapter.sinks import fields_of
 from .base import SpaceNetAlgorithm
 from .loading import add_fetched_layers
@@ -228,10 +228,10 @@ class FetchTiles(SpaceNetAlgorithm):
             feedback.pushWarning(self.tr("Some files failed; run again to retry them (complete files are kept)."))
 
     def _write_index(self, parameters, context, result):
-        fields = fields_of(("tile_id", QVariant.Type.String), ("product", QVariant.Type.String),
-                           ("key", QVariant.Type.String), ("local_path", QVariant.Type.String),
-                           ("status", QVariant.Type.String), ("size_bytes", QVariant.Type.LongLong),
-                           ("error", QVariant.Type.String))
+        fields = fields_of(("tile_id", FieldType.String), ("product", FieldType.String),
+                           ("key", FieldType.String), ("local_path", FieldType.String),
+                           ("status", FieldType.String), ("size_bytes", FieldType.LongLong),
+                           ("error", FieldType.String))
         sink, dest_id = self.parameterAsSink(parameters, self.TILE_INDEX, context, fields,
                                              QgsWkbTypes.Type.Polygon, QgsCoordinateReferenceSystem(WGS84))
         if sink is None:

@@ -16,9 +16,9 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import QVariant
 
 from ..qgis_adapter.geometry import to_shapely, to_wkb
+from ..qgis_adapter.qt_compat import FieldType
 from ..qgis_adapter.sinks import fields_of
 from .base import SpaceNetAlgorithm, features
 from .score_fields import group_field
@@ -202,10 +202,10 @@ class ScoreApls(SpaceNetAlgorithm):
         from ..core.score.scored_fields import GROUP_NAME
         from .score_fields import table_layer_options
 
-        fields = fields_of(("level", QVariant.Type.String), (GROUP_NAME, QVariant.Type.String),
-                           *((name, QVariant.Type.Double)
+        fields = fields_of(("level", FieldType.String), (GROUP_NAME, FieldType.String),
+                           *((name, FieldType.Double)
                              for name in ("apls", "apls_gt_to_prop", "apls_prop_to_gt", "truth_km", "proposal_km")),
-                           *((name, QVariant.Type.LongLong)
+                           *((name, FieldType.LongLong)
                              for name in ("control_points_truth", "control_points_proposal")))
         destination = self.parameterAsOutputLayer(parameters, self.OUTPUT_TABLE, context)
         sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT_TABLE, context, fields,

@@ -24,15 +24,16 @@ from qgis.core import (
     QgsProviderRegistry,
     QgsVectorLayer,
 )
-from qgis.PyQt.QtCore import QFileInfo, QVariant
+from qgis.PyQt.QtCore import QFileInfo
 
 from .destinations import destination_file
+from .qt_compat import FieldType
 
 BULK_ENV = "SPACENET_BULK_IO"
 # Field types read in bulk with the values QGIS gives (Python int, float or str); others (dates, booleans, lists)
 # are read feature by feature.
-BULK_FIELD_TYPES = {QVariant.Type.String, QVariant.Type.Int, QVariant.Type.LongLong, QVariant.Type.UInt,
-                    QVariant.Type.ULongLong, QVariant.Type.Double}
+BULK_FIELD_TYPES = {FieldType.String, FieldType.Int, FieldType.LongLong, FieldType.UInt,
+                    FieldType.ULongLong, FieldType.Double}
 
 
 def bulk_enabled() -> bool:
@@ -94,7 +95,7 @@ def bulk_fields(layer, names) -> str:
         if kind not in BULK_FIELD_TYPES:
             return f"{name} is a {fields.at(index).typeName()} field"
         encoding = layer.dataProvider().encoding().replace("-", "").lower()
-        if kind == QVariant.Type.String and encoding != "utf8":
+        if kind == FieldType.String and encoding != "utf8":
             return f"{name} is text in {layer.dataProvider().encoding()}"
     return ""
 

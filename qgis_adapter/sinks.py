@@ -6,7 +6,7 @@ from .geometry import from_shapely
 
 
 def fields_of(*definitions) -> QgsFields:
-    """Fields from (name, QVariant type) pairs."""
+    """Fields from (name, type) pairs: the types of ``qt_compat.FieldType``."""
     fields = QgsFields()
     for name, kind in definitions:
         fields.append(QgsField(name, kind))

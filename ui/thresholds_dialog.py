@@ -33,7 +33,7 @@ from qgis.core import (
 )
 from qgis.gui import QgsFileWidget, QgsMapCanvas
 from qgis.PyQt import uic
-from qgis.PyQt.QtCore import QObject, QTimer, QVariant, pyqtSignal
+from qgis.PyQt.QtCore import QObject, QTimer, pyqtSignal
 from qgis.PyQt.QtWidgets import QDialog, QDialogButtonBox
 
 from ..core import progress
@@ -41,6 +41,7 @@ from ..core.extract import preview
 from ..core.extract.building_options import BuildingOptions
 from ..qgis_adapter.geometry import from_wkb
 from ..qgis_adapter.layers import NotARasterFileError, raster_file
+from ..qgis_adapter.qt_compat import FieldType
 from ..qgis_adapter.sinks import fields_of
 from ..qgis_adapter.styles import BuildingStyler
 
@@ -410,8 +411,8 @@ class ThresholdsDialog(QDialog, FORM_CLASS):
     def _add_preview_layer(self):
         layer = QgsVectorLayer("Polygon", self.tr(PREVIEW_NAME), "memory")
         layer.setCrs(self.probability_layer().crs())
-        layer.dataProvider().addAttributes([QgsField("score", QVariant.Type.Double),
-                                            QgsField("area_m2", QVariant.Type.Double)])
+        layer.dataProvider().addAttributes([QgsField("score", FieldType.Double),
+                                            QgsField("area_m2", FieldType.Double)])
         layer.updateFields()
         layer.setRenderer(preview_renderer())
         QgsProject.instance().addMapLayer(layer)
@@ -493,7 +494,7 @@ def write_layer(footprints: preview.Footprints, source: preview.ProbabilityRaste
     memory layer when it is empty. Raises OSError when the file cannot be written."""
     name = QgsApplication.translate("ThresholdsDialog", "Building footprints (threshold {threshold:g})").format(
         threshold=options.threshold)
-    fields = fields_of(("id", QVariant.Type.Int), ("score", QVariant.Type.Double), ("area_m2", QVariant.Type.Double))
+    fields = fields_of(("id", FieldType.Int), ("score", FieldType.Double), ("area_m2", FieldType.Double))
     memory = QgsVectorLayer("MultiPolygon", name, "memory")
     memory.setCrs(QgsCoordinateReferenceSystem.fromWkt(source.crs_wkt))
     memory.dataProvider().addAttributes(fields.toList())
