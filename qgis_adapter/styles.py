@@ -37,15 +37,18 @@ def score_status_renderer() -> QgsCategorizedSymbolRenderer:
 
 
 class _SharedStyler(QgsProcessingLayerPostProcessorInterface):
-    """Applies ``renderer()`` to a layer Processing loads; one shared instance per subclass."""
+    """Applies ``renderer()`` to a layer Processing loads."""
 
-    _instance = None  # QGIS keeps only a C++ pointer: the Python object must outlive the algorithm run
+    _alive = []  # QGIS keeps only a C++ pointer: each run's styler must outlive the algorithm
 
     @classmethod
     def shared(cls):
-        if cls.__dict__.get("_instance") is None:
-            cls._instance = cls()
-        return cls._instance
+        """A styler for one run. Not one instance for every run: the run's context deletes its post-processors
+        once it has loaded its layers, and the next run that set the deleted one failed ("wrapped C/C++ object
+        ... has been deleted"). The last few are kept referenced, as ``BuildingStyler.for_run`` keeps its own."""
+        styler = cls()
+        cls._alive = [*cls.__dict__.get("_alive", [])[-15:], styler]
+        return styler
 
     def renderer(self):
         raise NotImplementedError

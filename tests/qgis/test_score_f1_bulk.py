@@ -206,14 +206,18 @@ def test_a_cancel_while_writing_in_bulk_leaves_nothing(provider, tmp_path):
     assert list(out.iterdir()) == []
 
 
-def test_a_bulk_written_layer_loads_styled_by_status(provider, qgis_new_project, tmp_path):
+def test_bulk_written_layers_load_styled_by_status_run_after_run(provider, qgis_new_project, tmp_path):
+    """Each run's layer is styled; a second run in the same session once failed on the first one's deleted styler."""
     import processing
 
     truth, proposals = write_inputs(tmp_path, ".gpkg")
-    processing.runAndLoadResults(ALGORITHM, {"TRUTH": truth, "PROPOSALS": proposals,
-                                             "OUTPUT": str(tmp_path / "scored.gpkg")})
-    (layer,) = QgsProject.instance().mapLayersByName("Scored footprints")
-    assert layer.source().startswith(str(tmp_path / "scored.gpkg")) and layer.featureCount() > 0
-    assert layer.renderer().type() == "categorizedSymbol" and layer.renderer().classAttribute() == "status"
-    assert {c.value() for c in layer.renderer().categories()} == {"TP", "FP", "FN"}
-    assert ogr.Open(str(tmp_path / "scored.gpkg")).GetLayer(0).TestCapability(ogr.OLCFastSpatialFilter)
+    for name in ("first.gpkg", "second.gpkg", "memory:"):
+        processing.runAndLoadResults(ALGORITHM, {"TRUTH": truth, "PROPOSALS": proposals,
+                                                 "OUTPUT": name if name == "memory:" else str(tmp_path / name)})
+    layers = QgsProject.instance().mapLayersByName("Scored footprints")
+    assert len(layers) == 3 and layers[0].source().startswith(str(tmp_path / "first.gpkg"))
+    for layer in layers:
+        assert layer.featureCount() > 0
+        assert layer.renderer().type() == "categorizedSymbol" and layer.renderer().classAttribute() == "status"
+        assert {c.value() for c in layer.renderer().categories()} == {"TP", "FP", "FN"}
+    assert ogr.Open(str(tmp_path / "first.gpkg")).GetLayer(0).TestCapability(ogr.OLCFastSpatialFilter)
