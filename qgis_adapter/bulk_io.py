@@ -65,6 +65,8 @@ def ogr_file(layer, value=None) -> tuple[OgrFile | None, str]:
             return None, "the selected features only"
         if getattr(value, "featureLimit", -1) not in (-1, None):
             return None, "a feature limit"
+        if getattr(value, "filterExpression", ""):  # QGIS 3.32 and later
+            return None, "a filter expression"
     if layer.isEditable() and layer.isModified():
         return None, "unsaved edits"
     parts = QgsProviderRegistry.instance().decodeUri("ogr", layer.source())
@@ -73,6 +75,8 @@ def ogr_file(layer, value=None) -> tuple[OgrFile | None, str]:
         return None, "not a file"
     if _text(parts.get("geometryType")):
         return None, "a sublayer of one geometry type"
+    if parts.get("openOptions"):  # GDAL would open the file without them
+        return None, "open options"
     where = layer.subsetString().strip()
     if where.lower().startswith("select"):  # a whole query: QGIS runs it as SQL
         return None, "a subset filter that is an SQL query"

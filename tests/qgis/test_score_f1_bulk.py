@@ -221,3 +221,37 @@ def test_bulk_written_layers_load_styled_by_status_run_after_run(provider, qgis_
         assert layer.renderer().type() == "categorizedSymbol" and layer.renderer().classAttribute() == "status"
         assert {c.value() for c in layer.renderer().categories()} == {"TP", "FP", "FN"}
     assert ogr.Open(str(tmp_path / "first.gpkg")).GetLayer(0).TestCapability(ogr.OLCFastSpatialFilter)
+
+
+def test_what_gdal_would_read_differently_is_left_to_the_feature_by_feature_path(tmp_path, monkeypatch):
+    from spacenet_toolkit.qgis_adapter import bulk_io
+
+    truth, _ = write_inputs(tmp_path, ".gpkg")
+    plain = QgsVectorLayer(truth, "truth", "ogr")
+    assert bulk_io.ogr_file(plain)[0] == bulk_io.OgrFile(truth, "", 0, "")
+    with_options = QgsVectorLayer(f"{truth}|option:LIST_ALL_TABLES=YES", "truth", "ogr")
+    query = QgsVectorLayer(truth, "truth", "ogr")
+    query.setSubsetString("SELECT * FROM truth WHERE fid < 10")
+    edited = QgsVectorLayer(truth, "truth", "ogr")
+    edited.startEditing()
+    edited.deleteFeature(1)
+    cases = {
+        "not a vector layer": None,
+        "a layer of the memory provider, not a file": plain.materialize(QgsFeatureRequest()),
+        "open options": with_options,
+        "a subset filter that is an SQL query": query,
+        "unsaved edits": edited,
+    }
+    for why, layer in cases.items():
+        assert bulk_io.ogr_file(layer) == (None, why)
+    assert bulk_io.ogr_file(plain, QgsProcessingFeatureSourceDefinition(truth, True)) == (
+        None, "the selected features only")
+    assert bulk_io.bulk_fields(plain, ["tile"]) == "" and bulk_io.bulk_fields(plain, ["nope"]) == "no field nope"
+    edited.rollBack()
+    monkeypatch.setenv("SPACENET_BULK_IO", "0")
+    assert bulk_io.ogr_file(plain) == (None, "SPACENET_BULK_IO is off")
+    assert bulk_io.geopackage_destination(str(tmp_path / "x.gpkg"), QgsProcessingContext()) == ""
+    monkeypatch.delenv("SPACENET_BULK_IO")
+    for value, expected in ((str(tmp_path / "x.gpkg"), str(tmp_path / "x.gpkg")), (str(tmp_path / "x.shp"), ""),
+                            (f"{tmp_path / 'x.gpkg'}|layername=y", ""), ("memory:", ""), ("TEMPORARY_OUTPUT", "")):
+        assert bulk_io.geopackage_destination(value, QgsProcessingContext()) == expected
