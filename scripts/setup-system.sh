@@ -3,7 +3,8 @@
 # only when something is missing: a second run costs a dpkg query.
 set -euo pipefail
 
-packages=(qgis python3-qgis qgis-providers python3-scipy xvfb xauth python3-venv python3-dev gcc g++ libgdal-dev libgeos-dev)
+packages=(qgis python3-qgis qgis-providers python3-scipy xvfb xauth python3-venv python3-dev gcc g++ libgdal-dev libgeos-dev
+          debootstrap)  # debootstrap: the QGIS 3.40 root file system of `make test-qgis340` (scripts/qgis340.sh)
 
 absent=()
 for package in "${packages[@]}"; do

@@ -53,7 +53,7 @@ from training.data import DATA_ROOT, parse_chip  # noqa: E402
 
 FIXTURES = Path(os.environ.get("SPACENET_FIXTURES", REPO.parent / "shared" / "fixtures"))
 KAMPALA_UTM = "EPSG:32636"
-QGIS_PROCESS = "/usr/bin/qgis_process.bin"  # /usr/bin/qgis_process is broken on Debian 12
+QGIS_PROCESS = os.environ.get("QGIS_PROCESS") or "/usr/bin/qgis_process.bin"  # the .bin: Debian 12's wrapper is broken
 PLUGIN_PATH = REPO / ".build" / "plugins"
 
 
