@@ -17,10 +17,10 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import QVariant
 
 from ..core import choices, dependencies
 from ..core.score.scored_fields import GROUP_NAME
+from ..qgis_adapter.qt_compat import FieldType
 from ..qgis_adapter.sinks import fields_of
 from ..qgis_adapter.styles import ScoreStatusStyler
 from .base import SpaceNetAlgorithm, reporting
@@ -272,9 +272,9 @@ class ScoreF1(SpaceNetAlgorithm):
         from ..core.html_report import ungrouped
         from ..core.score.scored_fields import GROUP_NAME
 
-        fields = fields_of(("level", QVariant.Type.String), (GROUP_NAME, QVariant.Type.String),
-                           *((name, QVariant.Type.LongLong) for name in ("tp", "fp", "fn")),
-                           *((name, QVariant.Type.Double) for name in ("precision", "recall", "f1")))
+        fields = fields_of(("level", FieldType.String), (GROUP_NAME, FieldType.String),
+                           *((name, FieldType.LongLong) for name in ("tp", "fp", "fn")),
+                           *((name, FieldType.Double) for name in ("precision", "recall", "f1")))
         sink, dest_id = self._sink(parameters, self.OUTPUT_TABLE, context, fields, QgsWkbTypes.Type.NoGeometry,
                                    QgsCoordinateReferenceSystem())
         rows = []
@@ -291,9 +291,9 @@ class ScoreF1(SpaceNetAlgorithm):
 
 
 # The scored layer's fields: (name, QGIS type, core.vector_bulk kind).
-SCORED_FIELDS = (("status", QVariant.Type.String, "string"), ("iou", QVariant.Type.Double, "real"),
-                 ("match_id", QVariant.Type.LongLong, "integer64"), (GROUP_NAME, QVariant.Type.String, "string"),
-                 ("layer", QVariant.Type.String, "string"), ("source_id", QVariant.Type.LongLong, "integer64"))
+SCORED_FIELDS = (("status", FieldType.String, "string"), ("iou", FieldType.Double, "real"),
+                 ("match_id", FieldType.LongLong, "integer64"), (GROUP_NAME, FieldType.String, "string"),
+                 ("layer", FieldType.String, "string"), ("source_id", FieldType.LongLong, "integer64"))
 
 
 class ScoredRows:

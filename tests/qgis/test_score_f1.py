@@ -23,7 +23,8 @@ from qgis.core import (
     QgsUnitTypes,
     QgsVectorLayer,
 )
-from qgis.PyQt.QtCore import QVariant
+
+from spacenet_toolkit.qgis_adapter.qt_compat import FieldType
 
 ALGORITHM = "spacenet:scoref1"
 
@@ -130,7 +131,7 @@ def test_minimum_area_is_in_square_metres_for_a_geographic_crs(provider, oracle,
 def test_bad_inputs_get_a_clear_error(provider, oracle, tmp_path, parameters, message):
     lines = QgsVectorLayer("LineString?crs=EPSG:32616&field=id:integer", "lines", "memory")
     truth_with_tile = QgsVectorLayer(str(oracle / "gt.geojson"), "gt", "ogr").materialize(QgsFeatureRequest())
-    truth_with_tile.dataProvider().addAttributes([QgsField("tile", QVariant.Type.String)])
+    truth_with_tile.dataProvider().addAttributes([QgsField("tile", FieldType.String)])
     truth_with_tile.updateFields()
     values = {"lines": lines, "csv": str(oracle / "SN2_sample_preds.csv")}
     full = {"TRUTH": truth_with_tile, "PROPOSALS": str(oracle / "pred.geojson"), "OUTPUT": "memory:"}
@@ -213,7 +214,7 @@ def test_one_instance_runs_row_after_row_as_batch_mode_does(provider, oracle, tm
 def proposals_layer(oracle, fields=()):
     """pred.geojson as a memory layer, with ``fields`` (name, value) added to every feature."""
     layer = QgsVectorLayer(str(oracle / "pred.geojson"), "pred", "ogr").materialize(QgsFeatureRequest())
-    layer.dataProvider().addAttributes([QgsField(name, QVariant.Type.String) for name, _ in fields])
+    layer.dataProvider().addAttributes([QgsField(name, FieldType.String) for name, _ in fields])
     layer.updateFields()
     values = {layer.fields().lookupField(name): value for name, value in fields}
     layer.dataProvider().changeAttributeValues({feature.id(): values for feature in layer.getFeatures()})
