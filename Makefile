@@ -44,7 +44,7 @@ help:
 	@echo "make test-qgis340  the QGIS and qgis_process tiers on QGIS 3.40 LTR in a Debian 13 chroot (root)"
 	@echo "make demo      run the plugin's main job offline on the shipped sample data"
 	@echo "make bench     benchmarks, each against a baseline in the same run"
-	@echo "make lint      ruff"
+	@echo "make lint      ruff and the Qt 6 check (scripts/check_qt6.py)"
 	@echo "make train-setup            the training environment (training/.venv: PyTorch, onnx)"
 	@echo "make train-buildings [DATA=folder] [MINUTES=60]   train the building model (default data: oam_buildings)"
 	@echo "make train-roads [DATA=folder] [MINUTES=30]       train the road model (default: the Vegas baseline)"
@@ -111,8 +111,10 @@ demo: check-venv $(PLUGIN_LINK) $(BUILD)/xdg-runtime
 bench: check-venv $(PLUGIN_LINK) $(BUILD)/xdg-runtime
 	$(RUN_ENV) $(PY) bench/run.py
 
+# ruff, then scripts/check_qt6.py: no PyQt5-only forms (exec_, unscoped Qt enums, PyQt5 imports, QVariant types).
 lint: check-venv
 	$(PY) -m ruff check .
+	$(PY) scripts/check_qt6.py
 
 package: check-venv
 	$(PY) scripts/package.py --output dist
