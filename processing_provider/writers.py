@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from qgis.core import QgsCoordinateReferenceSystem, QgsProcessingException, QgsWkbTypes
-from qgis.PyQt.QtCore import QVariant
 
+from ..qgis_adapter.qt_compat import FieldType
 from ..qgis_adapter.sinks import add_feature, fields_of
 from ..qgis_adapter.styles import BuildingStyler, RoadNodeStyler, RoadStyler
 
@@ -20,8 +20,8 @@ class Writer:
 
 
 # Every feature says what made it: the scoring reports read these fields (processing_provider/report_facts.py).
-MODEL_FIELDS = (("model", QVariant.Type.String), ("model_version", QVariant.Type.String),
-                ("device", QVariant.Type.String))
+MODEL_FIELDS = (("model", FieldType.String), ("model_version", FieldType.String),
+                ("device", FieldType.String))
 
 
 def _model_values(result) -> list:
@@ -33,8 +33,8 @@ def _buildings_found(result) -> str:
 
 
 def _write_buildings(algorithm, parameters, context, result) -> dict:
-    fields = fields_of(("id", QVariant.Type.Int), ("score", QVariant.Type.Double),
-                       ("area_m2", QVariant.Type.Double), *MODEL_FIELDS)
+    fields = fields_of(("id", FieldType.Int), ("score", FieldType.Double),
+                       ("area_m2", FieldType.Double), *MODEL_FIELDS)
     crs = QgsCoordinateReferenceSystem.fromWkt(result.crs_wkt)
     sink, dest_id = algorithm.parameterAsSink(parameters, algorithm.OUTPUT, context, fields,
                                               QgsWkbTypes.Type.MultiPolygon, crs)
@@ -60,8 +60,8 @@ def _length_km(result) -> float:
 
 def _write_roads(algorithm, parameters, context, result) -> dict:
     crs = QgsCoordinateReferenceSystem.fromWkt(result.crs_wkt)
-    fields = fields_of(("id", QVariant.Type.Int), ("length_m", QVariant.Type.Double),
-                       ("start_node", QVariant.Type.Int), ("end_node", QVariant.Type.Int), *MODEL_FIELDS)
+    fields = fields_of(("id", FieldType.Int), ("length_m", FieldType.Double),
+                       ("start_node", FieldType.Int), ("end_node", FieldType.Int), *MODEL_FIELDS)
     sink, lines_id = algorithm.parameterAsSink(parameters, algorithm.OUTPUT, context, fields,
                                                QgsWkbTypes.Type.LineString, crs)
     if sink is None:
@@ -73,7 +73,7 @@ def _write_roads(algorithm, parameters, context, result) -> dict:
                algorithm.ROAD_LENGTH_KM: round(_length_km(result), 4)}
     stylers = {lines_id: RoadStyler.for_run(result.settings)}
 
-    fields = fields_of(("id", QVariant.Type.Int), ("degree", QVariant.Type.Int), ("kind", QVariant.Type.String))
+    fields = fields_of(("id", FieldType.Int), ("degree", FieldType.Int), ("kind", FieldType.String))
     sink, nodes_id = algorithm.parameterAsSink(parameters, algorithm.OUTPUT_NODES, context, fields,
                                                QgsWkbTypes.Type.Point, crs)
     if sink is not None:  # None: not asked for
