@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fail on PyQt5-only idioms, so that the plugin stays ready for QGIS 4 (Qt 6, PyQt6).
 
-    python scripts/check_qt6.py [FILE_OR_FOLDER ...]    (default: every Python file git tracks here)
+    python scripts/check_qt6.py [FILE_OR_FOLDER ...]    (default: every Python file git tracks or would, here)
 
 Each finding is printed as ``path:line:column: CODE message`` with the form to write instead; the exit status is 1
 when there is one, 0 otherwise. The checks read the syntax tree (no regular expressions) and ask the PyQt this runs
@@ -40,7 +40,7 @@ RENAMED = {
     ("Qt", "BackgroundColorRole"): "ItemDataRole.BackgroundRole",
     ("QPainter", "HighQualityAntialiasing"): "RenderHint.Antialiasing",
 }
-FIELD_TYPE_HINT = "from qgis_adapter/qt_compat.py (Qt 6 has no QVariant.Type)"
+FIELD_TYPE_HINT = "from qgis_adapter/qt_compat.py, adding it there if missing (Qt 6 has no QVariant.Type)"
 _MISSING = object()
 
 
@@ -196,14 +196,13 @@ class Checker(ast.NodeVisitor):
             return
         written = f"{owner_name}.{node.attr}"
         if owner.__name__ == "QVariant" and is_qt_class(owner):
-            variant_type = getattr(owner, "Type", None)
             member = node.attr
             if member == "Type":
                 member = getattr(node, "_parent_attr", None)
                 written = f"{written}.{member}" if member else written
             if member is None:
                 self.report(node, "QT604", f"'{written}': use FieldType {FIELD_TYPE_HINT}")
-            elif variant_type is not None and has_member(variant_type, member):
+            elif is_enum_type(type(getattr(owner, member, None))):  # QGIS 4 maps QVariant.Int to QMetaType's
                 self.report(node, "QT604", f"'{written}': use 'FieldType.{member}' {FIELD_TYPE_HINT}")
             return
         renamed = RENAMED.get((owner.__name__, node.attr))
@@ -233,11 +232,13 @@ def check_source(path, source):
 
 def tracked_python_files(root: Path):
     try:
-        listed = subprocess.run(["git", "ls-files", "-z", "--", "*.py"], cwd=root, capture_output=True, check=True)
+        listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", "*.py"],
+                                cwd=root, capture_output=True, check=True)
         names = [name for name in listed.stdout.decode().split("\0") if name]
     except (OSError, subprocess.CalledProcessError):  # not a git checkout (an unpacked plugin zip)
         names = [str(path.relative_to(root)) for path in root.rglob("*.py")]
-    return [root / name for name in sorted(names) if ".venv" not in Path(name).parts]
+    return [root / name for name in sorted(set(names))
+            if ".venv" not in Path(name).parts and (root / name).is_file()]
 
 
 def python_files(arguments, root: Path):
@@ -252,7 +253,7 @@ def python_files(arguments, root: Path):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("paths", nargs="*", help="files or folders (default: the Python files git tracks)")
+    parser.add_argument("paths", nargs="*", help="files or folders (default: the Python files git tracks or would)")
     args = parser.parse_args(argv)
     root = Path(__file__).resolve().parent.parent
     findings = []
