@@ -24,9 +24,10 @@ from qgis.core import (
 )
 
 from ..qgis_adapter.geometry import to_shapely, to_wkb
-from ..qgis_adapter.layers import NotARasterFileError, raster_file, source_path
+from ..qgis_adapter.layers import NotARasterFileError
 from ..qgis_adapter.qt_compat import FieldType
 from ..qgis_adapter.sinks import fields_of
+from ..qgis_adapter.web_sources import dataset_name
 from .base import SpaceNetAlgorithm, features
 
 PROGRESS_READ_END, PROGRESS_CALIBRATE_END = 5.0, 97.0  # reading the truth, calibrating, writing
@@ -140,7 +141,7 @@ class Calibrate(SpaceNetAlgorithm):
                                   regularize=self.parameterAsBoolean(parameters, self.REGULARIZE, context))
         try:
             result = self.run_core(
-                feedback, calibrate.calibrate_raster, source_path(layer), truth, extent=extent,
+                feedback, calibrate.calibrate_raster, dataset_name(layer), truth, extent=extent,
                 thresholds=thresholds, min_areas_m2=min_areas, options=options,
                 canceled=self.tr("Canceled: nothing was written."), low=PROGRESS_READ_END, high=PROGRESS_CALIBRATE_END)
         except (calibrate.CalibrationError, raster.RasterError) as error:
@@ -173,7 +174,7 @@ class Calibrate(SpaceNetAlgorithm):
     def _probability_layer(self, parameters, context, feedback):
         layer = self.raster_parameter(parameters, self.PROBABILITY, context)
         try:
-            path = raster_file(layer)
+            path = dataset_name(layer)
         except NotARasterFileError as error:
             raise QgsProcessingException(str(error)) from error
         if not layer.crs().isValid():

@@ -27,7 +27,8 @@ from qgis.core import (
 from ..core import choices
 from ..core.fetch.model_store import ModelError, NotInstalledError
 from ..core.model_registry import RegistryError
-from ..qgis_adapter.layers import NotARasterFileError, raster_file, source_path
+from ..qgis_adapter import web_sources
+from ..qgis_adapter.layers import NotARasterFileError
 from ..qgis_adapter.models import model_store
 from ..qgis_adapter.styles import ProbabilityStyler
 from .base import SpaceNetAlgorithm
@@ -181,11 +182,13 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
         except QgsProcessingException as error:
             return False, str(error)
         bands = self.parameterAsInts(parameters, self.BANDS, context)
-        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context) if bands else None
+        layer = self.parameterAsRasterLayer(self.input_uri(parameters), self.INPUT, context) if bands else None
         try:
             card = self.model_card(model, self.enum_value(parameters, self.DEVICE, context) or "auto")
-            if layer is not None and layer.providerType() == "gdal":
-                raster.check_bands(tuple(bands), raster.describe(source_path(layer)), card.bands)
+            if layer is not None:
+                raster.check_bands(tuple(bands), raster.describe(web_sources.raster_source(layer).name), card.bands)
+        except NotARasterFileError:
+            pass  # said when the run starts
         except (raster.RasterError, raster.BandMappingError, modelcard.ModelCardError,
                 runtime.RuntimeUnavailableError) as error:
             return False, str(error)
@@ -194,11 +197,13 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
     def common_request(self, parameters, context, feedback) -> dict | None:
         """The keyword arguments of core.extract.extract.ModelRun from the shared parameters; None when the user
         canceled the model's download."""
+        parameters = self.input_uri(parameters)
         layer = self.raster_parameter(parameters, self.INPUT, context)
         try:
-            raster_path = raster_file(layer)
+            self.source = web_sources.raster_source(layer)
         except NotARasterFileError as error:
             raise QgsProcessingException(str(error)) from error
+        raster_path = self.source.name
         extent = None
         if parameters.get(self.EXTENT) not in (None, ""):
             rect = self.parameterAsExtent(parameters, self.EXTENT, context, layer.crs())
@@ -223,6 +228,24 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
             work_dir=QgsProcessingUtils.tempFolder(),
             scheduler=self.parameterAsString(parameters, self.SCHEDULER, context).strip(),
         )
+
+    def input_uri(self, parameters) -> dict:
+        """``parameters`` with an ``s3://spacenet-dataset/...`` INPUT as the URL QGIS loads (web_sources)."""
+        return {**parameters, self.INPUT: web_sources.uri_for_layer(parameters.get(self.INPUT))}
+
+    def check_service(self, request_extent, card, feedback) -> None:
+        """Before a run over a tile service: its tile count and a few probe tiles (web_sources.preflight)."""
+        if not self.source.is_service:
+            return
+        from ..core.extract import raster
+
+        try:
+            for warning in web_sources.preflight(self.source, request_extent, card.gsd_m):
+                feedback.pushWarning(warning)
+        except (web_sources.ServiceError, raster.RasterError) as error:
+            raise QgsProcessingException(str(error)) from error
+        feedback.pushInfo(self.tr(f"Reading {self.source.kind.upper()} tiles from {self.source.url}"
+                                  + (f" ({self.source.attribution})" if self.source.attribution else "")))
 
     def model_for_run(self, value: str, device: str, feedback) -> Path | None:
         """The model's file, downloaded first when it is registered and not here yet; None when canceled.
@@ -284,13 +307,15 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
         if common is None:
             return {}
         try:  # checked before the run too, unless the model was downloaded for it just now
-            self.model_card(common["model_path"], common["device"])
+            card = self.model_card(common["model_path"], common["device"])
         except (modelcard.ModelCardError, runtime.RuntimeUnavailableError) as error:
             raise QgsProcessingException(str(error)) from error
+        self.check_service(common["extent"], card, feedback)
         request = extract.OUTPUT_KINDS[self.TASK].request(**common, options=self.task_options(parameters, context))
         result = self.run_engine(functools.partial(extract.extract, self.TASK), request, feedback)
         if result is None:
             return {}
+        result.settings.update(self.source.metadata())  # the outputs' metadata names the web source
         writer = WRITERS[self.TASK]
         self.log_run(feedback, result, writer.found(result))
         return {**writer.write(self, parameters, context, result), **self.common_outputs(request, result, context)}

@@ -10,7 +10,6 @@ QgsProcessingParameterBand(allowMultiple=True) takes: a list of band numbers, em
 Attached by name from processing_provider/extraction.py, so that qgis_process never imports it.
 """
 
-from pathlib import Path
 
 from processing.gui.wrappers import DIALOG_BATCH, DIALOG_MODELER, DIALOG_STANDARD, WidgetWrapper
 from qgis.core import (
@@ -28,8 +27,9 @@ from qgis.PyQt.QtWidgets import QComboBox, QLineEdit
 from ..core.extract import band_preview, raster
 from ..core.fetch.model_store import ModelError, NotInstalledError
 from ..core.model_registry import RegistryError
-from ..qgis_adapter.layers import source_path
+from ..qgis_adapter.layers import NotARasterFileError
 from ..qgis_adapter.models import model_store
+from ..qgis_adapter.web_sources import raster_source
 from .band_selection import ERROR_STYLE, BandSelectionWidget
 
 # 1-based band numbers separated by commas, semicolons or spaces; what is typed can only ever parse
@@ -164,7 +164,10 @@ class BandsWidgetWrapper(WidgetWrapper):
 
                 self._context = dataobjects.createContext()
             layer = QgsProcessingUtils.mapLayerFromString(value, self._context)
-        return source_path(layer) if layer is not None else None
+        try:  # a web layer's GDAL name (XYZ, WMTS, WMS, remote GeoTIFF): its bands show as a file's
+            return raster_source(layer).name if layer is not None else None
+        except NotARasterFileError:
+            return None
 
     def _resolved_model(self) -> tuple:
         """The model file and "", or None and why there is none."""
@@ -182,7 +185,7 @@ class BandsWidgetWrapper(WidgetWrapper):
 
     @staticmethod
     def _row_inputs(raster_path, model_path):
-        if not raster_path or not Path(raster_path).is_file():
+        if not raster_path:
             return None
         try:
             info = raster.describe(raster_path)

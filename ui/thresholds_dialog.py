@@ -40,10 +40,11 @@ from ..core import progress
 from ..core.extract import preview
 from ..core.extract.building_options import BuildingOptions
 from ..qgis_adapter.geometry import from_wkb
-from ..qgis_adapter.layers import NotARasterFileError, raster_file
+from ..qgis_adapter.layers import NotARasterFileError
 from ..qgis_adapter.qt_compat import FieldType
 from ..qgis_adapter.sinks import fields_of
 from ..qgis_adapter.styles import BuildingStyler
+from ..qgis_adapter.web_sources import dataset_name
 
 FORM_CLASS, _ = uic.loadUiType(str(Path(__file__).with_name("thresholds.ui")))
 
@@ -274,7 +275,7 @@ class ThresholdsDialog(QDialog, FORM_CLASS):
                                     "building footprints.")
         else:
             try:
-                self._preview = preview.FootprintPreview(raster_file(layer))
+                self._preview = preview.FootprintPreview(dataset_name(layer))
             except (NotARasterFileError, preview.PreviewError) as error:
                 self._problem = str(error)
             else:

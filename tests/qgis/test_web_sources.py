@@ -1,0 +1,203 @@
+"""Extraction from web layers (issue 21): an XYZ pyramid and a COG of a real SpaceNet tile served on loopback by
+tests/support/tile_server.py, and what a service that is down, refuses, has no tiles or answers 503 gives."""
+
+import numpy as np
+import pytest
+import shapely
+from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsRasterLayer, QgsSettings
+
+ALGORITHM = "spacenet:extractbuildings"
+
+
+class Log(QgsProcessingFeedback):
+    def __init__(self):
+        super().__init__()
+        self.warnings, self.infos = [], []
+
+    def pushWarning(self, text):  # noqa: N802 - QGIS API
+        self.warnings.append(text)
+        super().pushWarning(text)
+
+    def pushInfo(self, text):  # noqa: N802 - QGIS API
+        self.infos.append(text)
+        super().pushInfo(text)
+
+
+@pytest.fixture(scope="module")
+def web(fixtures, tmp_path_factory):
+    import web_tiles
+
+    return web_tiles.build(fixtures, tmp_path_factory.mktemp("web"))
+
+
+@pytest.fixture
+def fresh_cache(tmp_path):
+    """Each test starts with an empty tile cache, so the server sees every tile the run needs."""
+    settings = QgsSettings()
+    before = settings.value("cache/directory")
+    settings.setValue("cache/directory", str(tmp_path / "cache"))
+    yield tmp_path / "cache"
+    if before is None:
+        settings.remove("cache/directory")
+    else:
+        settings.setValue("cache/directory", before)
+
+
+@pytest.fixture
+def tiles(web):
+    import tile_server
+
+    with tile_server.serve(web["xyz"]) as server:
+        yield server
+
+
+def extent_of(path) -> str:
+    layer = QgsRasterLayer(str(path), "source")
+    e = layer.extent()
+    return f"{e.xMinimum()!r},{e.xMaximum()!r},{e.yMinimum()!r},{e.yMaximum()!r} [EPSG:3857]"
+
+
+def xyz_layer(base_url):
+    import web_tiles
+
+    layer = QgsRasterLayer(web_tiles.xyz_uri(base_url), "web tiles", "wms")
+    assert layer.isValid()
+    return layer
+
+
+def run(parameters, feedback=None):
+    import processing
+
+    return processing.run(ALGORITHM, {"OUTPUT": "memory:", "DEVICE": "cpu", **parameters},
+                          feedback=feedback or QgsProcessingFeedback())
+
+
+def polygons(result) -> np.ndarray:
+    return np.array([shapely.from_wkb(bytes(f.geometry().asWkb())) for f in result["OUTPUT"].getFeatures()],
+                    dtype=object)
+
+
+def f1(truth, proposals) -> float:
+    from spacenet_toolkit.core.score import f1 as scoring
+
+    return scoring.score(scoring.PolygonSet(truth), scoring.PolygonSet(proposals)).total.f1
+
+
+def test_xyz_layer_finds_the_footprints_of_its_source_file(provider, web, tiles, fresh_cache, brightness_model):
+    extent = extent_of(web["source"])
+    from_file = run({"INPUT": str(web["source"]), "MODEL": brightness_model, "EXTENT": extent})
+    log = Log()
+    from_tiles = run({"INPUT": xyz_layer(tiles.url), "MODEL": brightness_model, "EXTENT": extent}, log)
+    assert from_file["BUILDING_COUNT"] > 10
+    score = f1(polygons(from_file), polygons(from_tiles))
+    print(f"F1 XYZ vs file: {score:.4f} ({from_tiles['BUILDING_COUNT']} vs {from_file['BUILDING_COUNT']})")
+    assert score >= 0.9
+    # the model's 0.5 m is read from zoom 19 (0.3 m; zoom 18's 0.6 m would be upsampled), and the stretch's
+    # sample from zoom 18: only the tiles the extent needs, each once
+    asked = [r.path for r in tiles.requests]
+    assert asked and all(path.startswith(("/19/", "/18/")) for path in asked)
+    assert len(set(asked)) == len(asked) <= 42 + 12
+    assert all(r.user_agent.startswith("spacenet") or "SpaceNet" in r.user_agent for r in tiles.requests)
+    settings = next(line for line in log.infos if line.startswith("Settings:"))
+    assert f'"source": "{tiles.url}{{z}}/{{x}}/{{y}}.png"' in settings and '"source_kind": "xyz"' in settings
+    # the tiles are cached on disk: a second run asks the service for nothing
+    tiles.reset()
+    again = run({"INPUT": xyz_layer(tiles.url), "MODEL": brightness_model, "EXTENT": extent})
+    assert again["BUILDING_COUNT"] == from_tiles["BUILDING_COUNT"] and tiles.requests == []
+    assert any(fresh_cache.rglob("*"))
+
+
+def test_a_cog_over_http_gives_the_local_files_footprints_from_ranged_reads(provider, web, brightness_model):
+    import tile_server
+
+    local = run({"INPUT": str(web["cog"]), "MODEL": brightness_model})
+    with tile_server.serve(web["cog"].parent) as server:
+        layer = QgsRasterLayer(f"/vsicurl/{server.url}source_cog.tif", "cog", "gdal")
+        assert layer.isValid()
+        log = Log()
+        remote = run({"INPUT": layer, "MODEL": brightness_model}, log)
+        reads = [r for r in server.requests if r.method == "GET" and r.path.endswith("source_cog.tif")]
+    assert remote["BUILDING_COUNT"] == local["BUILDING_COUNT"] > 10
+    a, b = polygons(local), polygons(remote)
+    ious = [shapely.area(shapely.intersection(x, y)) / shapely.area(shapely.union(x, y)) for x, y in zip(a, b)]
+    assert min(ious) >= 0.99
+    assert reads and all(r.range for r in reads) and all(r.status == 206 for r in reads)
+    settings = next(line for line in log.infos if line.startswith("Settings:"))
+    assert '"source_kind": "cog"' in settings and "source_cog.tif" in settings
+
+
+def test_a_service_that_is_down_is_said_before_the_run(provider, web, fresh_cache, brightness_model):
+    from file_server import closed_port_url
+
+    with pytest.raises(QgsProcessingException, match="did not accept a connection: it is down"):
+        run({"INPUT": xyz_layer(closed_port_url()), "MODEL": brightness_model, "EXTENT": extent_of(web["source"])})
+
+
+def test_a_service_without_tiles_or_that_refuses_is_said(provider, web, tiles, fresh_cache, brightness_model,
+                                                          tmp_path):
+    import tile_server
+
+    extent = extent_of(web["source"])
+    with tile_server.serve(tmp_path) as empty:  # every tile 404
+        with pytest.raises(QgsProcessingException, match="has none of the 5 tiles asked at zoom 19 \\(HTTP 404\\)"):
+            run({"INPUT": xyz_layer(empty.url), "MODEL": brightness_model, "EXTENT": extent})
+        assert 0 < empty.count(404) <= 5
+    tiles.status_always = 403
+    with pytest.raises(QgsProcessingException, match="refused every tile asked at zoom 19 \\(HTTP 403\\)"):
+        run({"INPUT": xyz_layer(tiles.url), "MODEL": brightness_model, "EXTENT": extent})
+    assert tiles.count() <= 5
+
+
+def test_503_then_success_is_retried(provider, web, tiles, fresh_cache, brightness_model):
+    extent = extent_of(web["source"])
+    tiles.fail_first = (503, 4)
+    result = run({"INPUT": xyz_layer(tiles.url), "MODEL": brightness_model, "EXTENT": extent})
+    assert tiles.count(503) == 4 and result["BUILDING_COUNT"] > 10
+
+
+def test_a_service_failing_for_good_stops_the_run_with_its_answer(provider, web, tiles, fresh_cache,
+                                                                 brightness_model):
+    tiles.status_always = 503
+    with pytest.raises(QgsProcessingException, match="answered HTTP 503 to a tile of the extent at zoom 19, 5 times"):
+        run({"INPUT": xyz_layer(tiles.url), "MODEL": brightness_model, "EXTENT": extent_of(web["source"])})
+    assert tiles.count(503) <= 5 * 4  # one probe tile, retried (each read asks for up to 4 tiles at once)
+
+
+def test_an_extent_over_the_tile_limit_warns_before_any_request(provider, web, tiles, fresh_cache,
+                                                               brightness_model):
+    from spacenet_toolkit.qgis_adapter import web_sources
+
+    QgsSettings().setValue(web_sources.TILE_LIMIT_SETTING, 5)
+    try:
+        log = Log()
+        run({"INPUT": xyz_layer(tiles.url), "MODEL": brightness_model, "EXTENT": extent_of(web["source"])}, log)
+    finally:
+        QgsSettings().remove(web_sources.TILE_LIMIT_SETTING)
+    warning = next(w for w in log.warnings if "more than the limit of 5" in w)
+    assert "The extent needs 42 tiles at zoom 19" in warning
+
+
+def test_the_dialog_opens_with_an_xyz_layer_and_shows_its_bands(provider, qgis_iface, monkeypatch, tiles,
+                                                                fresh_cache, qtbot):
+    from processing.gui.AlgorithmDialog import AlgorithmDialog
+    from qgis.core import QgsApplication, QgsProject
+    from qgis.gui import QgsBrowserGuiModel
+
+    model = QgsBrowserGuiModel()
+    monkeypatch.setattr(qgis_iface, "browserModel", lambda: model)
+    layer = xyz_layer(tiles.url)
+    QgsProject.instance().addMapLayer(layer)
+    dialog = AlgorithmDialog(QgsApplication.processingRegistry().createAlgorithmById(ALGORITHM))
+    qtbot.addWidget(dialog)
+    dialog.setParameters({"INPUT": layer.id()})
+    widget = dialog.mainWidget().wrappers["BANDS"].widget
+    assert widget.bandTable.rowCount() == 4 and widget.is_valid()  # red, green, blue, alpha
+    assert dialog.createProcessingParameters()["BANDS"] == []
+
+
+def test_what_cannot_be_read_is_still_refused_clearly(provider, brightness_model):
+    from qgis.core import QgsProviderRegistry
+
+    assert QgsProviderRegistry.instance().providerMetadata("gdal") is not None
+    with pytest.raises(QgsProcessingException):
+        run({"INPUT": "/no/such/raster.tif", "MODEL": brightness_model})
