@@ -163,6 +163,7 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
     def checkParameterValues(self, parameters, context):  # noqa: N802 - QGIS API
         """Refuse, before the run starts, a model made for another task, and bands the raster or the model cannot
         take (the dialog shows why)."""
+        parameters = self.input_uri(parameters)
         ok, message = super().checkParameterValues(parameters, context)
         if not ok:
             return ok, message
