@@ -72,6 +72,7 @@ class InputReader:
         self.kinds = {}
         self.sources = {}  # parameter key -> its QgsProcessingFeatureSource
         self.group_by = (None, None)  # the truth's and the proposals' group field (None: no groups)
+        self.model_pairs = None  # (model, version) of every proposal where read in bulk with them (report_facts)
 
     def error(self, message):
         return QgsProcessingException(self.algorithm.tr(message))
@@ -101,7 +102,8 @@ class InputReader:
             self.truth = self.read_layer(self.truth_key, truth_source, truth_group, None,
                                          self.options.min_area_truth, 0)
             self.proposals = self.read_layer(self.proposals_key, proposal_source, proposal_group,
-                                             self.order_field(proposal_source), self.options.min_area_proposals, 1)
+                                             self.order_field(proposal_source), self.options.min_area_proposals, 1,
+                                             model_fields=model_fields(proposal_source))
         consequences = {self.truth_key: "every proposal is a false positive",
                         self.proposals_key: "every truth polygon is a false negative"}
         for key, side in ((self.truth_key, self.truth), (self.proposals_key, self.proposals)):
@@ -164,15 +166,19 @@ class InputReader:
             raise self.error(f"The order field '{name}' is not a field of PROPOSALS.")
         return name or None
 
-    def read_layer(self, key, source, group_field, order_field, min_area, step):
-        """The layer of parameter ``key``: in bulk where GDAL can read its file, else feature by feature."""
+    def read_layer(self, key, source, group_field, order_field, min_area, step, model_fields=()):
+        """The layer of parameter ``key``: in bulk where GDAL can read its file, else feature by feature. Read in
+        bulk, the ``model_fields`` come too (where GDAL reads them as QGIS does) for ``model_pairs``."""
         half = READ_PROGRESS / 2
         low, high = step * half, (step + 1) * half
         file, why = self.bulk_file(key, source, [name for name in (group_field, order_field) if name])
         if file is not None:
+            layer = self.algorithm.parameterAsVectorLayer(self.parameters, key, self.context)
+            if model_fields and bulk_io.bulk_fields(layer, model_fields):
+                model_fields = ()
             try:
                 return self.read_file(file, group_field, order_field, min_area, low, high,
-                                      multi=QgsWkbTypes.isMultiType(source.wkbType()))
+                                      multi=QgsWkbTypes.isMultiType(source.wkbType()), model_fields=model_fields)
             except vector_bulk.BulkUnavailable as error:
                 why = str(error)
         self.feedback.pushDebugInfo(self.algorithm.tr(f"{key} is read feature by feature: {why}."))
@@ -187,13 +193,13 @@ class InputReader:
         why = why or bulk_io.bulk_fields(layer, fields)
         return (None, why) if why else (file, "")
 
-    def read_file(self, file, group_field, order_field, min_area, low, high, multi=False):
+    def read_file(self, file, group_field, order_field, min_area, low, high, multi=False, model_fields=()):
         """A layer's file read in bulk, as :meth:`read_features` reads its features: polygons made multi-part
         where QGIS calls the layer multi-part (it does for every shapefile) and gives its features so."""
         try:
             columns = vector_bulk.read_columns(
                 file.path, file.layer_name, file.layer_index, file.where,
-                [name for name in (group_field, order_field) if name],
+                list(dict.fromkeys(name for name in (group_field, order_field, *model_fields) if name)),
                 report=reporting(self.feedback, low, high), is_canceled=self.feedback.isCanceled)
         except progress.Canceled:  # the caller sees the feedback canceled and writes nothing
             return Side(f1.PolygonSet(np.empty(0, dtype=object)), None, np.empty(0, dtype=np.int64),
@@ -210,6 +216,9 @@ class InputReader:
             order=np.ma.filled(columns.values[order_field].astype(float), -np.inf) if order_field else None,
             areas=measured,
         )
+        if model_fields:
+            model, *version = (python_values(columns.values[name]) for name in model_fields)
+            self.model_pairs = set(zip(model, version[0] if version else [None] * len(model)))
         return Side(polygon_set, None, columns.fids, columns.wkbs)
 
     def read_features(self, source, group_field, order_field, min_area, low, high):
@@ -271,6 +280,27 @@ class AreaMeter:
             return 0.0
         area = self.distance_area.measureArea(geometry)
         return self.distance_area.convertAreaMeasurement(area, QgsUnitTypes.AreaUnit.AreaSquareMeters)
+
+
+def model_fields(source) -> tuple:
+    """The fields that name the model of the proposals (``report_facts``: a ``model`` and a ``device`` field, with
+    or without ``model_version``) that the report reads: read with the proposals where they are read in bulk, so
+    that the report need not read every feature again; () when the layer has no such fields."""
+    from .report_facts import DEVICE_FIELD, MODEL_FIELD, MODEL_VERSION_FIELD
+
+    names = source.fields().names()
+    if MODEL_FIELD not in names or DEVICE_FIELD not in names:
+        return ()
+    return tuple(name for name in (MODEL_FIELD, MODEL_VERSION_FIELD) if name in names)
+
+
+def python_values(column) -> list:
+    """A field read in bulk as the Python values QGIS gives (text, int, float), None for null."""
+    if column.dtype.kind == "S":
+        return vector_bulk.strings(column).tolist()
+    objects = np.ma.getdata(column).astype(object)
+    objects[np.ma.getmaskarray(column)] = None
+    return objects.tolist()
 
 
 def group_names(column) -> np.ndarray:

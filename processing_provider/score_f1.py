@@ -208,7 +208,13 @@ class ScoreF1(SpaceNetAlgorithm):
         ]
         compared_in = ("pixel coordinates (challenge CSV)" if pixels else
                        f"{report_facts.crs_text(reader.crs) or 'no CRS'} (the truth's; proposals transformed to it)")
-        models = report_facts.model_facts(self, parameters, self.PROPOSALS, reader.sources[self.PROPOSALS], context)
+        if reader.model_pairs is not None:  # read with the proposals, in bulk
+            from ..core.run_facts import models_from
+
+            models = models_from(reader.model_pairs)
+        else:
+            models = report_facts.model_facts(self, parameters, self.PROPOSALS, reader.sources[self.PROPOSALS],
+                                              context)
         return report_facts.run_facts(self, started, inputs, compared_in, reader.group_description(), models)
 
     def _sink(self, parameters, name, context, fields, geometry_type, crs):
@@ -323,9 +329,8 @@ class ScoredRows:
             match_ids = other.ids[np.maximum(matched, 0)] if len(other.ids) else np.zeros(len(indices), np.int64)
             ious = iou[indices]
             columns[0] += [str(value) for value in status[indices].tolist()]
-            columns[1] += [None if np.isnan(value) else value for value in ious.tolist()]
-            columns[2] += [int(value) if found else None for value, found in zip(match_ids.tolist(),
-                                                                                  (matched >= 0).tolist())]
+            columns[1] += _with_nulls(ious, np.isnan(ious))
+            columns[2] += _with_nulls(match_ids, matched < 0)
             columns[3] += [str(value) for value in own.groups[indices].tolist()]
             columns[4] += [layer] * len(indices)
             columns[5] += own.ids[indices].tolist()
@@ -348,6 +353,13 @@ class ScoredRows:
         for _, indices, *_, own, _ in self.parts:
             for index in indices.tolist():
                 yield own.qgis_geometry(index)
+
+
+def _with_nulls(values, null) -> list:
+    """``values`` (a numpy array) as Python numbers, None where ``null``."""
+    objects = values.astype(object)  # Python ints and floats, as tolist() gives them
+    objects[null] = None
+    return objects.tolist()
 
 
 def _cleaning_notes(result) -> list:

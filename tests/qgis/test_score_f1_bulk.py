@@ -255,3 +255,28 @@ def test_what_gdal_would_read_differently_is_left_to_the_feature_by_feature_path
     for value, expected in ((str(tmp_path / "x.gpkg"), str(tmp_path / "x.gpkg")), (str(tmp_path / "x.shp"), ""),
                             (f"{tmp_path / 'x.gpkg'}|layername=y", ""), ("memory:", ""), ("TEMPORARY_OUTPUT", "")):
         assert bulk_io.geopackage_destination(value, QgsProcessingContext()) == expected
+
+
+@pytest.mark.parametrize("with_version", [True, False])
+def test_the_report_names_the_same_models_when_the_proposals_are_read_in_bulk(provider, monkeypatch, calls, tmp_path,
+                                                                              with_version):
+    truth, proposals = scene_with_oddities(120)
+    count = len(proposals.shapes)
+    proposals.fields["model"] = (ogr.OFTString, ["buildings_unet_small"] * (count - 3) + ["other", None, "other"])
+    proposals.fields["device"] = (ogr.OFTString, ["CPU"] * count)
+    if with_version:
+        proposals.fields["model_version"] = (ogr.OFTString, ["0.4.1"] * (count - 3) + ["2", None, None])
+    truth_path = footprint_files.write(tmp_path / "truth.gpkg", truth)
+    proposals_path = footprint_files.write(tmp_path / "proposals.gpkg", proposals)
+    parameters = {"TRUTH": truth_path, "PROPOSALS": proposals_path, "OUTPUT_HTML": "out:report.html"}
+    bulk, features = run_both_ways(monkeypatch, parameters, tmp_path)
+    assert calls == {"read_columns": 2}
+
+    def model_line(folder):
+        report = (folder / "report.html").read_text()
+        start = report.index("<td>Model of the proposals</td>")
+        return report[start:report.index("</tr>", start)]
+
+    assert model_line(bulk[1]) == model_line(features[1])
+    expected = ("buildings_unet_small 0.4.1", "other 2", "other") if with_version else ("buildings_unet_small", "other")
+    assert all(name in model_line(bulk[1]) for name in expected)
