@@ -23,7 +23,9 @@ mirror=${QGIS340_MIRROR:-http://deb.debian.org/debian}
 # Debian 13's packages: QGIS 3.40, and what the plugin and its tests take from Debian there (numpy 2, GDAL, GEOS and
 # the modules built against them: never replaced by wheels, see ENVIRONMENT.md trap 3).
 apt_packages=(qgis python3-qgis qgis-providers python3-shapely python3-rasterio python3-scipy python3-skimage
-  python3-requests python3-networkx python3-pip python3-gdal ca-certificates)
+  python3-requests python3-networkx python3-pip python3-gdal ca-certificates git)  # git: scripts/package.py
+# affine 3 as constraints.txt pins it (the tests use its @), beside Debian's 2.4 (no RECORD: pip cannot uninstall it).
+pip_beside_debian=(affine==3.0.1)
 # From PyPI, pinned as requirements*.txt pins them: what Debian 13 lacks (onnxruntime) or the tests pin.
 pip_packages=(onnxruntime==1.31.1 onnx==1.23.2 pytest==9.2.0 pytest-qgis==5.0.2 pytest-qt==4.5.0 "moto[s3]==5.2.5"
   flask==3.1.3 flask-cors==6.0.5 boto3==1.44.5 "dask[distributed]==2026.8.0" ruff==0.17.5)
@@ -107,7 +109,7 @@ build() {
     touch "$base/debootstrap.stamp"
   fi
   local want
-  want=$(printf '%s\n' "${apt_packages[@]}" "${pip_packages[@]}" | sha256sum | cut -c1-16)
+  want=$(printf '%s\n' "${apt_packages[@]}" "${pip_beside_debian[@]}" "${pip_packages[@]}" | sha256sum | cut -c1-16)
   if [ "$(cat "$base/packages.stamp" 2>/dev/null)" != "$want" ]; then
     mount_system
     say "apt: ${apt_packages[*]}"
@@ -115,6 +117,8 @@ build() {
     in_root apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" > "$base/apt.log" 2>&1 \
       || { tail -20 "$base/apt.log" >&2; die "apt-get install failed (log: $base/apt.log)"; }
     in_root apt-get clean
+    # the checkout is bind-mounted in, owned by whoever cloned it: git (scripts/package.py) must accept it
+    in_root git config --system --replace-all safe.directory '*'
     # pip fails with CERTIFICATE_VERIFY_FAILED behind this machine's TLS proxy unless it trusts the same CAs
     cp /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/ca-certificates.crt"
     # Debian's numpy 2, GDAL-linked rasterio and GEOS-linked shapely stay: pip may not replace them.
@@ -127,11 +131,11 @@ for name in ("numpy", "shapely", "rasterio", "scipy", "scikit-image", "networkx"
         pass
 ' > "$base/constraints-debian.txt"
     cp "$base/constraints-debian.txt" "$rootfs/tmp/constraints-debian.txt"
-    say "pip: ${pip_packages[*]}"
-    in_root env PIP_CERT=/etc/ssl/certs/ca-certificates.crt python3 -m pip install --break-system-packages \
-      --disable-pip-version-check --no-cache-dir --root-user-action=ignore -c /tmp/constraints-debian.txt \
-      "${pip_packages[@]}" > "$base/pip.log" 2>&1 \
-      || { tail -20 "$base/pip.log" >&2; die "pip install failed (log: $base/pip.log)"; }
+    say "pip: ${pip_beside_debian[*]} ${pip_packages[*]}"
+    local pip=(env PIP_CERT=/etc/ssl/certs/ca-certificates.crt python3 -m pip install --break-system-packages
+      --disable-pip-version-check --no-cache-dir --root-user-action=ignore -c /tmp/constraints-debian.txt)
+    { in_root "${pip[@]}" --ignore-installed --no-deps "${pip_beside_debian[@]}" && in_root "${pip[@]}" "${pip_packages[@]}"; } \
+      > "$base/pip.log" 2>&1 || { tail -20 "$base/pip.log" >&2; die "pip install failed (log: $base/pip.log)"; }
     unmount_all
     echo "$want" > "$base/packages.stamp"
   fi
@@ -159,7 +163,7 @@ run() {
   core=$(in_root ldconfig -p | awk '/libqgis_core\.so\./ && !found {print $NF; found = 1}')
   site=$(in_root python3 -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
   set +e
-  chroot "$rootfs" /usr/bin/env -i HOME=/root PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 TERM="${TERM:-dumb}" \
+  chroot "$rootfs" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 TERM="${TERM:-dumb}" \
     QT_QPA_PLATFORM=offscreen XDG_RUNTIME_DIR="$repo/.build/qgis340/xdg-runtime" \
     QGIS_PLUGINPATH="$repo/.build/plugins" LD_PRELOAD="$core" QGIS_PROCESS="$(qgis_binary)" \
     SPACENET_SITE_PACKAGES="$site" PYTHONDONTWRITEBYTECODE=1 \
