@@ -10,7 +10,8 @@ one STRtree per tile and a shapely intersection/union per candidate, no reading 
 run at least 2x faster than that loop. Both must give identical TP/FP/FN.
 
 For reference it also times the feature-by-feature path (``SPACENET_BULK_IO=0``: every feature read through
-QgsFeatureSource and written through a QGIS sink), as the plugin ran before issue 20. ``--quick`` runs 4,000 a side.
+QgsFeatureSource and written through a QGIS sink), as the plugin ran before issue 20. ``--quick`` runs 4,000 a
+side, a smoke run: there qgis_process's start-up outweighs the work, and the target is not checked.
 """
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ def score_run(folder: Path, truth: Path, proposals: Path, bulk: bool):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="4,000 polygons a side instead of 40,000")
+    parser.add_argument("--quick", action="store_true",
+                        help="4,000 polygons a side instead of 40,000: a smoke run, the target is not checked")
     parser.add_argument("--repeats", type=int, default=5, help="start-ups and bulk runs, in turns (the median of "
                         "their differences counts); the feature-by-feature run, for reference, runs once")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
@@ -138,7 +140,7 @@ def main(argv=None) -> int:
         print(f"MISMATCH: scored layers of {bulk_count} and {per_feature_count} features, "
               f"{expected.tp + expected.fp + expected.fn} expected")
         failed = True
-    if ratio < TARGET:
+    if ratio < TARGET and not args.quick:  # 4,000 a side is a smoke run: start-up noise outweighs the work
         print(f"BELOW TARGET: {ratio:.2f}x < {TARGET:g}x")
         failed = True
     if not failed:
