@@ -193,12 +193,40 @@ def metres_per_degree(latitude: float) -> tuple:
     return per_lon, per_lat
 
 
+# A projection whose units differ from ground metres by more than this at the extent (Web Mercator: by 1/cos of
+# the latitude) is measured there; below it (UTM's 0.9996 and the like) its units are taken as they are.
+SCALE_TOLERANCE = 0.01
+
+
 def _metres_per_unit(info: RasterInfo, bounds) -> tuple:
+    """Ground metres per CRS unit along x and y at the centre of ``bounds``."""
+    left, bottom, right, top = bounds
     if info.is_geographic:
-        return metres_per_degree((bounds[1] + bounds[3]) / 2)
+        return metres_per_degree((bottom + top) / 2)
     crs = rasterio.crs.CRS.from_wkt(info.crs_wkt)
     factor = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0
+    ground = _ground_metres_per_unit(crs, bounds)
+    if ground and any(abs(g / factor - 1) > SCALE_TOLERANCE for g in ground):
+        return ground
     return factor, factor
+
+
+def _ground_metres_per_unit(crs, bounds) -> tuple | None:
+    """Metres on the ground per unit of ``crs`` along x and y at the centre of ``bounds`` (through its
+    longitudes and latitudes), or None where the CRS cannot say."""
+    from rasterio.warp import transform
+
+    left, bottom, right, top = bounds
+    x, y = (left + right) / 2, (bottom + top) / 2
+    h = max(right - left, top - bottom, 1e-9) / 1000  # central differences: steps either side of the centre
+    try:
+        lons, lats = transform(crs, "EPSG:4326", [x - h, x + h, x, x], [y, y, y - h, y + h])
+    except Exception:  # noqa: BLE001 - a CRS PROJ cannot take to longitudes and latitudes: its units stand
+        return None
+    per_lon, per_lat = metres_per_degree(sum(lats) / 4)
+    along = [math.hypot((lons[i + 1] - lons[i]) * per_lon, (lats[i + 1] - lats[i]) * per_lat) / (2 * h)
+             for i in (0, 2)]
+    return tuple(along) if all(math.isfinite(a) and a > 0 for a in along) else None
 
 
 def model_grid(info: RasterInfo, extent, gsd_m: float | None) -> Grid:
