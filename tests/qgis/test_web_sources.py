@@ -92,8 +92,8 @@ def test_xyz_layer_finds_the_footprints_of_its_source_file(provider, web, tiles,
     score = f1(polygons(from_file), polygons(from_tiles))
     print(f"F1 XYZ vs file: {score:.4f} ({from_tiles['BUILDING_COUNT']} vs {from_file['BUILDING_COUNT']})")
     assert score >= 0.9
-    # the model's 0.5 m is read from zoom 19 (0.3 m; zoom 18's 0.6 m would be upsampled), and the stretch's
-    # sample from zoom 18: only the tiles the extent needs, each once
+    # the model's 0.5 m is read from zoom 19 (0.24 m on the ground at Vegas; zoom 18's 0.48 m is not 1.5x finer),
+    # and the stretch's sample from zoom 18: only the tiles the extent needs, each once
     asked = [r.path for r in tiles.requests]
     assert asked and all(path.startswith(("/19/", "/18/")) for path in asked)
     assert len(set(asked)) == len(asked) <= 42 + 12
