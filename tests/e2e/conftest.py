@@ -62,3 +62,11 @@ def qgis_process_factory(tmp_path):
         return QgisProcess(config, **kwargs)
 
     return make
+
+
+@pytest.fixture
+def qgis_process(qgis_process_factory, plugin_path) -> QgisProcess:
+    """qgis_process with a scratch profile in which the plugin (this checkout's) is enabled."""
+    process = qgis_process_factory(plugin_path=plugin_path)
+    process.enable("spacenet_toolkit")
+    return process

@@ -13,13 +13,6 @@ VEGAS_ROADS = "sn3_vegas_rgb_bottom_half_roads.geojson"
 
 
 @pytest.fixture
-def qgis_process(qgis_process_factory, plugin_path):
-    qgis_process = qgis_process_factory(plugin_path=plugin_path)
-    qgis_process.enable("spacenet_toolkit")
-    return qgis_process
-
-
-@pytest.fixture
 def samples(repo_root):
     return repo_root / "sample_data"
 

@@ -12,13 +12,6 @@ from spacenet_toolkit.core.fetch import catalog
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def qgis_process(qgis_process_factory, plugin_path):
-    process = qgis_process_factory(plugin_path=plugin_path)
-    process.enable("spacenet_toolkit")
-    return process
-
-
 def results_of(completed) -> dict:
     text = completed.stdout + completed.stderr
     assert completed.returncode == 0, text

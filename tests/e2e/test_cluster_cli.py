@@ -15,13 +15,6 @@ pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(not dependencies.is_installed("distributed"), reason="make setup installs Dask")]
 
 
-@pytest.fixture
-def qgis_process(qgis_process_factory, plugin_path):
-    runner = qgis_process_factory(plugin_path=plugin_path)
-    runner.enable("spacenet_toolkit")
-    return runner
-
-
 def extract(qgis_process, raster, output, *extra):
     return qgis_process("--json", "run", "spacenet:extractbuildings", f"--INPUT={raster}",
                         "--MODEL=buildings_unet_small", "--DEVICE=cpu", f"--OUTPUT={output}", *extra)

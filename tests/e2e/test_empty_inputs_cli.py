@@ -35,13 +35,6 @@ RASTERS = {
 }
 
 
-@pytest.fixture
-def qgis_process(qgis_process_factory, plugin_path):
-    process = qgis_process_factory(plugin_path=plugin_path)
-    process.enable("spacenet_toolkit")
-    return process
-
-
 def run_json(qgis_process, *args) -> dict:
     """The run's JSON (results and log) after the checks every case shares."""
     completed = qgis_process("--json", "run", *args)

@@ -17,13 +17,6 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def qgis_process(qgis_process_factory, plugin_path):
-    process = qgis_process_factory(plugin_path=plugin_path)
-    process.enable("spacenet_toolkit")
-    return process
-
-
-@pytest.fixture
 def refusing_endpoint():
     """An address on loopback where nothing listens: every connection is refused at once."""
     with socket.socket() as probe:

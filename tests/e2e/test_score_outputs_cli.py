@@ -19,13 +19,6 @@ IMAGES = {"AOI_2_Vegas_img3457", "AOI_2_Vegas_img5979", "AOI_5_Khartoum_img130",
           "AOI_5_Khartoum_img1306", "AOI_5_Khartoum_img463"}
 
 
-@pytest.fixture
-def qgis_process(qgis_process_factory, plugin_path):
-    process = qgis_process_factory(plugin_path=plugin_path)
-    process.enable("spacenet_toolkit")
-    return process
-
-
 def results_of(completed) -> dict:
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "Traceback" not in completed.stdout + completed.stderr

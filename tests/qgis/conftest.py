@@ -32,6 +32,22 @@ def provider(qgis_processing):
 
 
 @pytest.fixture
+def register():
+    """register(provider): adds a provider to the registry for the test (removed after it) and returns it."""
+    registry = QgsApplication.processingRegistry()
+    added = []
+
+    def _register(provider):
+        assert registry.addProvider(provider)
+        added.append(provider)
+        return provider
+
+    yield _register
+    for provider in added:
+        registry.removeProvider(provider)
+
+
+@pytest.fixture
 def plugin(qgis_iface):
     """The plugin as QGIS loads it (classFactory, initGui), unloaded after the test."""
     import spacenet_toolkit

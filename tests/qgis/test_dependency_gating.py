@@ -47,21 +47,6 @@ def qgis_log():
     QgsApplication.messageLog().messageReceived.disconnect(collect)
 
 
-@pytest.fixture
-def register():
-    registry = QgsApplication.processingRegistry()
-    added = []
-
-    def _register(provider):
-        assert registry.addProvider(provider)
-        added.append(provider)
-        return provider
-
-    yield _register
-    for provider in added:
-        registry.removeProvider(provider)
-
-
 def test_missing_package_hides_only_the_algorithms_that_need_it(monkeypatch, qgis_log, register):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if it were not installed
     provider = register(SpaceNetProvider([NeedsOnlyTheStandardLibrary, NeedsOnnxruntime], models_dir=None))

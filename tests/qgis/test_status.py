@@ -10,21 +10,6 @@ from spacenet_toolkit.processing_provider.provider import ALGORITHMS, SpaceNetPr
 from spacenet_toolkit.processing_provider.status import Status
 
 
-@pytest.fixture
-def register():
-    registry = QgsApplication.processingRegistry()
-    added = []
-
-    def _register(provider):
-        assert registry.addProvider(provider)
-        added.append(provider)
-        return provider
-
-    yield _register
-    for provider in added:
-        registry.removeProvider(provider)
-
-
 def test_the_names_say_how_many_algorithms_need_missing_packages(monkeypatch, register):
     provider = register(SpaceNetProvider(models_dir=None))
     if provider.unavailable:
