@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -12,6 +13,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 DASK = Path(sys.executable).with_name("dask")
+if not DASK.exists():  # a system Python's pip puts its scripts on PATH elsewhere (/usr/local/bin: the QGIS 3.40 chroot)
+    DASK = Path(shutil.which("dask") or DASK)
 
 
 class DaskCluster:

@@ -8,6 +8,7 @@ Files are written with GDAL (``osgeo.ogr``), feature by feature, in one transact
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -70,7 +71,8 @@ def write(path, layer: Layer, layer_name: str = "", epsg: int = UTM, geometry_ty
     srs = osr.SpatialReference()
     srs.ImportFromEPSG(epsg)
     srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    dataset = ogr.Open(path, 1) if suffix == ".gpkg" and ogr.Open(path) else None
+    # os.path.exists, not ogr.Open: with GDAL's exceptions on (QGIS 3.40's Processing turns them on) it raises
+    dataset = ogr.Open(path, 1) if suffix == ".gpkg" and os.path.exists(path) else None
     if dataset is None:
         dataset = ogr.GetDriverByName(DRIVERS[suffix]).CreateDataSource(path)
     if dimensions == 3:

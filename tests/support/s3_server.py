@@ -386,11 +386,12 @@ def _filler_tile(pixels: np.ndarray, bounds: Bounds, tile_id: str, ifd_at_end: b
                             0.0, -(bounds[3] - bounds[1]) / pixels.shape[1], bounds[3]),
     }
     with MemoryFile() as memory:
-        # A small file written in one go keeps its directory right after the header ...
+        # A small file written in one go, its tags set before its pixels, keeps its directory right after the
+        # header (GDAL 3.10 moves it to the end when tags come after the pixels; 3.6 did not) ...
         with memory.open(**profile) as dataset:
-            dataset.write(pixels)
             if not ifd_at_end:
                 dataset.update_tags(SPACENET_TILE=tile_id)
+            dataset.write(pixels)
         if ifd_at_end:
             # ... while growing the directory in update mode makes GDAL append it at the end of the file.
             with rasterio.open(memory.name, "r+") as dataset:
