@@ -105,14 +105,14 @@ def read_columns(path, layer_name: str = "", layer_index: int = 0, where: str = 
             raise BulkUnavailable(f"GDAL finds no field {', '.join(missing)} in {path}")
         if layer.SetIgnoredFields([name for name in names if name not in fields]) != 0:
             raise BulkUnavailable(_last_error(gdal, "GDAL cannot leave the other fields out"))
-        if where:
-            try:
-                refused = layer.SetAttributeFilter(where) != 0
-            except RuntimeError as error:  # GDAL's exceptions on (QGIS 3.40's Processing turns them on)
-                raise BulkUnavailable(f"GDAL cannot apply the filter {where!r}: {error}") from error
-            if refused:
+        try:
+            if where and layer.SetAttributeFilter(where) != 0:
                 raise BulkUnavailable(_last_error(gdal, f"GDAL cannot apply the filter {where!r}"))
-        total = layer.GetFeatureCount()
+            total = layer.GetFeatureCount()
+        except BulkUnavailable:
+            raise
+        except RuntimeError as error:  # GDAL's exceptions on (QGIS 3.40's Processing turns them on)
+            raise BulkUnavailable(f"GDAL cannot apply the filter {where!r}: {error}") from error
         if total < 0:  # a filter GDAL's driver could not run
             raise BulkUnavailable(_last_error(gdal, f"GDAL cannot apply the filter {where!r}"))
         fid_column = layer.GetFIDColumn() or "OGC_FID"
