@@ -41,7 +41,7 @@ QGIS_PROFILE_DIR ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default
 help:
 	@echo "make setup     install QGIS (Debian), a venv and every dependency (ORT=auto|gpu|cpu)"
 	@echo "make test      run every test tier (unit, in-process QGIS, qgis_process end to end)"
-	@echo "make test-qgis340  the QGIS and qgis_process tiers on QGIS 3.40 LTR in a Debian 13 chroot (root)"
+	@echo "make test-qgis340  every test tier again on QGIS 3.40 LTR in a Debian 13 chroot (root)"
 	@echo "make demo      run the plugin's main job offline on the shipped sample data"
 	@echo "make bench     benchmarks, each against a baseline in the same run"
 	@echo "make lint      ruff and the Qt 6 check (scripts/check_qt6.py)"
@@ -97,7 +97,7 @@ test-e2e: check-venv $(PLUGIN_LINK) $(BUILD)/xdg-runtime
 
 # QGIS 3.40 LTR: Debian 13's QGIS, Python 3.13 and numpy 2 in a root file system under .build/qgis340 (built once by
 # scripts/qgis340.sh, debootstrap from `make system`), the checkout bind-mounted at its own path; needs root.
-QGIS340_TESTS ?= tests/qgis tests/e2e
+QGIS340_TESTS ?= tests
 .PHONY: qgis340 test-qgis340
 qgis340:
 	scripts/qgis340.sh build

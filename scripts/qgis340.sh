@@ -5,7 +5,7 @@
 #
 #   scripts/qgis340.sh build          make the root file system once (stamps; a second run costs nothing)
 #   scripts/qgis340.sh run CMD...     run CMD in the checkout inside it (QGIS offscreen, the plugin link of make setup)
-#   scripts/qgis340.sh test [ARGS]    pytest ARGS (default: the qgis and e2e tiers) inside it
+#   scripts/qgis340.sh test [ARGS]    pytest ARGS (default: every tier, tests/) inside it
 #   scripts/qgis340.sh shell          an interactive shell inside it
 #   scripts/qgis340.sh clean          delete it (refused while anything is mounted in it)
 #
@@ -181,7 +181,7 @@ main() {
     shell) run bash ;;
     test)
       shift
-      [ $# -gt 0 ] || set -- tests/qgis tests/e2e
+      [ $# -gt 0 ] || set -- tests
       # pytest's cache apart from the host's (pytest-qgis's profile is apart: see mount_checkout)
       run python3 -m pytest -p no:cacheprovider "$@" ;;
     clean)
