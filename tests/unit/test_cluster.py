@@ -22,6 +22,14 @@ pytestmark = pytest.mark.skipif(not dependencies.is_installed("distributed"), re
 VEGAS = "spacenet/sn3_vegas_rgb_roads/RGB-PanSharpen_AOI_2_Vegas_img0.tif"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def local_cluster_closed_after_the_module():
+    """The session's local cluster ends with this module: its threads and worker processes must not outlive the
+    QGIS application the other tiers tear down at exit."""
+    yield
+    cluster.close_local()
+
+
 @pytest.fixture(scope="module")
 def small_blocks(fixtures, repo_root):
     """A run of many tiles and blocks on a real tile: 256 px tiles, 512 px blocks."""
