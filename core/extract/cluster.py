@@ -130,11 +130,11 @@ def _run_blocks(client, plan, prepared, stitched, report, is_canceled) -> tuple:
     """Every block's output, in block order, and per worker (device, tiles run, seconds)."""
     shared = client.scatter(plan, broadcast=True, hash=False)
     needs = [plan.batches_of(block) for block in plan.blocks]
-    last_use = {}
+    reporter, last_use = {}, {}  # the first block that needs a batch reports it; after the last, it is released
     for number, batches in enumerate(needs):
         for batch in batches:
+            reporter.setdefault(batch, number)
             last_use[batch] = number
-    reporter = {batch: min(n for n, batches in enumerate(needs) if batch in batches) for batch in last_use}
     window = 2 * max(1, sum(client.nthreads().values()))
     outputs = [None] * len(plan.blocks)
     batch_futures, in_flight, submitted, done = {}, {}, 0, 0
