@@ -5,13 +5,12 @@ from functools import partial
 
 from qgis.core import QgsApplication, QgsRasterLayer, QgsVectorLayer
 from qgis.PyQt.QtGui import QIcon
-from qgis.PyQt.QtWidgets import QAction, QMenu, QMessageBox
+from qgis.PyQt.QtWidgets import QAction, QMenu
 
 from . import qgis_logging
-from .core import dependencies
 from .processing_provider.base import tr
 from .processing_provider.provider import SpaceNetProvider
-from .qgis_adapter import gdal_messages
+from .qgis_adapter import gdal_messages, plugin_packages
 
 MENU_OBJECT_NAME = "SpaceNetMenu"
 TOOLBAR_OBJECT_NAME = "SpaceNetToolbar"
@@ -41,6 +40,7 @@ class SpaceNetToolkitPlugin:
         if self._log_handler is None:
             self._log_handler = qgis_logging.install()
         gdal_messages.install()  # qgis_process only: no raw GDAL "ERROR" for a raster that is all nodata
+        plugin_packages.add_to_path()  # what the Install button put in the profile, after QGIS's own packages
         if self.provider is None:
             self.provider = SpaceNetProvider()
             QgsApplication.processingRegistry().addProvider(self.provider)
@@ -121,11 +121,10 @@ class SpaceNetToolkitPlugin:
         show_review_dock(self.iface)
         self._review_dock_shown = True
 
-    def _show_dependencies(self):
-        text = dependencies.report()
-        if self.provider.unavailable:
-            text += "\n\n" + tr("Algorithms not available:") + "\n" + "\n".join(self.provider.unavailable)
-        QMessageBox.information(self.iface.mainWindow(), tr("SpaceNet Toolkit"), text)
+    def _show_dependencies(self, _checked=False):
+        from .ui.dependencies_dialog import show_dependencies_dialog  # widgets load when first asked for
+
+        show_dependencies_dialog(self.iface.mainWindow(), self.provider)
 
     def unload(self):
         if self._thresholds_shown:
