@@ -234,13 +234,15 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
         """``parameters`` with an ``s3://spacenet-dataset/...`` INPUT as the URL QGIS loads (web_sources)."""
         return {**parameters, self.INPUT: web_sources.uri_for_layer(parameters.get(self.INPUT))}
 
-    def check_service(self, request_extent, card, feedback) -> None:
-        """Before a run over a tile service: its tile count and a few probe tiles (web_sources.preflight)."""
+    def check_service(self, request_extent, card, scheduler, feedback) -> None:
+        """Before a run over a tile service: the source as the run reads it (web_sources.for_run), its tile count
+        and a few probe tiles (web_sources.preflight)."""
         if not self.source.is_service:
             return
         from ..core.extract import raster
 
         try:
+            self.source = web_sources.for_run(self.source, request_extent, card.gsd_m, scheduler)
             for warning in web_sources.preflight(self.source, request_extent, card.gsd_m):
                 feedback.pushWarning(warning)
         except (web_sources.ServiceError, raster.RasterError) as error:
@@ -311,7 +313,8 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
             card = self.model_card(common["model_path"], common["device"])
         except (modelcard.ModelCardError, runtime.RuntimeUnavailableError) as error:
             raise QgsProcessingException(str(error)) from error
-        self.check_service(common["extent"], card, feedback)
+        self.check_service(common["extent"], card, common["scheduler"], feedback)
+        common.update(raster_path=self.source.name, provenance=self.source.metadata())
         request = extract.OUTPUT_KINDS[self.TASK].request(**common, options=self.task_options(parameters, context))
         result = self.run_engine(functools.partial(extract.extract, self.TASK), request, feedback)
         if result is None:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape, unescape
 
 from qgis.core import QgsApplication, QgsProviderRegistry, QgsSettings
 
@@ -73,7 +73,7 @@ def raster_source(layer) -> RasterSource:
         return _gdal_source(layer)
     if provider == "wms":
         parts = QgsProviderRegistry.instance().decodeUri("wms", layer.source())
-        attribution = _attribution(layer)
+        attribution = _attribution(layer) or _uri_value(layer.source(), "attribution")
         if parts.get("type") == "xyz":
             referer = parts.get("http-header:referer") or parts.get("referer", "")
             return xyz_source(parts.get("url", ""), int(parts.get("zmin") or 0), int(parts.get("zmax") or 18),
@@ -143,6 +143,115 @@ def preflight(source: RasterSource, extent, gsd_m: float | None, limit: int | No
             if kind in ("down", "timeout") or (kind == "http" and (value == 429 or value >= 500)):
                 break  # retried already (raster.read_with_retries): the service is failing, not one tile
     raise ServiceError(_refusal(source, where, answers, len(probes)))
+
+
+def for_run(source: RasterSource, extent, gsd_m: float | None, scheduler: str = "") -> RasterSource:
+    """``source`` as a run over ``extent`` (in the layer's CRS, or None) at the model's ``gsd_m`` reads it:
+
+    - a WMS layer is described over the extent at the model's resolution, so that each GetMap asks the server for
+      the model's own pixels (a WMS renders any resolution; a pyramid of fixed levels would be resampled twice);
+    - a WMTS or WMS layer whose layer gives no attribution takes the one its capabilities state (WMS: the layer's
+      Attribution title; WMTS: the service's access constraints, else its provider's name);
+    - where the blocks run on a Dask scheduler the user names (workers on other machines), the tile cache is left
+      out of the description: its folder is a path of this machine, which a worker may not have or may not write.
+      A local cluster's workers share this machine's cache folder, as this process does."""
+    if not source.is_service:
+        return source
+    if source.kind == "wms" and gsd_m:
+        source = _wms_at_resolution(source, extent, gsd_m)
+    if not source.attribution and source.kind in ("wmts", "wms"):
+        source = replace(source, attribution=capabilities_attribution(source))
+    if runs_elsewhere(scheduler):
+        source = replace(source, name=_without_cache(source.name), strict_name=_without_cache(source.strict_name))
+    return source
+
+
+def runs_elsewhere(scheduler: str) -> bool:
+    """Whether ``scheduler`` (the SCHEDULER parameter) names a Dask scheduler, whose workers may be on other
+    machines: not empty (this process or a local cluster), 'local' or 'in-process'."""
+    from ..core.extract import cluster
+
+    choice = (scheduler or "").strip().lower()
+    return bool(choice) and choice != cluster.LOCAL and choice not in cluster.IN_PROCESS
+
+
+def _without_cache(name: str) -> str:
+    return re.sub(r"<Cache>.*?</Cache>", "", name, flags=re.DOTALL)
+
+
+def _wms_at_resolution(source: RasterSource, extent, gsd_m: float) -> RasterSource:
+    """The WMS description over ``extent`` (clipped to the layer's) with pixels of the model grid's size."""
+    from ..core.extract import raster
+
+    info = raster.describe(source.name)  # a GDAL_WMS description opens without a request
+    grid = raster.model_grid(info, extent, gsd_m)
+    left, bottom, right, top = raster.corner_bounds(grid.transform, grid.width, grid.height)
+    width, height = grid.width, grid.height
+
+    def window(name: str) -> str:
+        data_window = (f"<DataWindow><UpperLeftX>{left!r}</UpperLeftX><UpperLeftY>{top!r}</UpperLeftY>"
+                       f"<LowerRightX>{right!r}</LowerRightX><LowerRightY>{bottom!r}</LowerRightY>"
+                       f"<SizeX>{width}</SizeX><SizeY>{height}</SizeY></DataWindow>")
+        return re.sub(r"<DataWindow>.*?</DataWindow>", data_window, name, flags=re.DOTALL)
+
+    return replace(source, name=window(source.name), strict_name=window(source.strict_name))
+
+
+def capabilities_attribution(source: RasterSource) -> str:
+    """The attribution a WMTS/WMS service's capabilities state for the layer; "" when they state none or cannot
+    be read (the run's probes say what is wrong with the service)."""
+    import urllib.request
+    import xml.etree.ElementTree as ElementTree
+
+    request = urllib.request.Request(capabilities_url(source.url, source.kind.upper()),
+                                     headers={"User-Agent": user_agent()})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s()) as answer:  # noqa: S310 - the layer's own URL
+            root = ElementTree.fromstring(answer.read(4 * 2**20))
+    except (OSError, ValueError, ElementTree.ParseError):
+        return ""
+    if source.kind == "wms":
+        return _wms_attribution(root, set(_layer_names(source.name)))
+    texts = [_text(root, "ServiceIdentification", "AccessConstraints"), _text(root, "ServiceProvider",
+                                                                                "ProviderName")]
+    return next((text for text in texts if text and text.lower() != "none"), "")
+
+
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
+def _text(root, *path) -> str:
+    """The text of the first element at ``path`` (local names, any namespace) below ``root``; "" if none."""
+    nodes = [root]
+    for name in path:
+        nodes = [child for node in nodes for child in node if _local(child.tag) == name]
+    return (nodes[0].text or "").strip() if nodes else ""
+
+
+def _wms_attribution(root, names: set, inherited: str = "") -> str:
+    """The Attribution title of the first WMS layer named in ``names`` (a layer inherits its parent's)."""
+    for child in root:  # recursion, not root.iter(): a layer's attribution is inherited from its parents
+        if _local(child.tag) not in ("Capability", "Layer"):
+            continue
+        own = _text(child, "Attribution", "Title") if _local(child.tag) == "Layer" else ""
+        found = own or inherited
+        if _local(child.tag) == "Layer" and _text(child, "Name") in names and found:
+            return found
+        deeper = _wms_attribution(child, names, found)
+        if deeper:
+            return deeper
+    return ""
+
+
+def _layer_names(name: str) -> list:
+    match = re.search(r"<Layers>(.*?)</Layers>", name)
+    return [unescape(part) for part in match.group(1).split(",")] if match else []
+
+
+def _uri_value(uri: str, key: str) -> str:
+    match = re.search(rf"(?:^|&){key}=([^&]*)", uri)
+    return unquote(match.group(1)) if match else ""
 
 
 def _spread(tiles: list, count: int) -> list:
@@ -320,9 +429,11 @@ def xyz_source(url: str, zmin: int, zmax: int, attribution: str = "", layer_name
 def wmts_source(url: str, layer: str, matrix_set: str, style: str = "", attribution: str = "",
                 layer_name: str = "") -> RasterSource:
     """A WMTS layer as a GDAL_WMTS description (GDAL reads the capabilities and picks the matrix per zoom)."""
+    capabilities = capabilities_url(url, "WMTS")
 
     def document(zero_blocks: bool) -> str:
-        return (f"<GDAL_WMTS><GetCapabilitiesUrl>{escape(url)}</GetCapabilitiesUrl><Layer>{escape(layer)}</Layer>"
+        return (f"<GDAL_WMTS><GetCapabilitiesUrl>{escape(capabilities)}</GetCapabilitiesUrl>"
+                f"<Layer>{escape(layer)}</Layer>"
                 + (f"<Style>{escape(style)}</Style>" if style else "")
                 + f"<TileMatrixSet>{escape(matrix_set)}</TileMatrixSet>{_common_xml(zero_blocks)}</GDAL_WMTS>")
 
@@ -368,3 +479,13 @@ def _attribution(layer) -> str:
         parts += [right for right in provider.metadata().rights() if right] if hasattr(provider.metadata(),
                                                                                         "rights") else []
     return "; ".join(dict.fromkeys(parts))
+
+
+def capabilities_url(url: str, service: str) -> str:
+    """The GetCapabilities URL of a WMTS/WMS layer's ``url``: a KVP endpoint (``https://host/wmts``, as QGIS
+    stores it) gets SERVICE and REQUEST, which GDAL does not add; a REST document (``.../WMTSCapabilities.xml``)
+    or a URL that asks for the capabilities already stays as it is."""
+    if urlsplit(url).path.lower().endswith(".xml") or re.search(r"[?&]request=getcapabilities", url, re.IGNORECASE):
+        return url
+    separator = "" if url.endswith(("?", "&")) else ("&" if "?" in url else "?")
+    return f"{url}{separator}SERVICE={service}&REQUEST=GetCapabilities"

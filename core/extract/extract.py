@@ -50,6 +50,9 @@ class ModelRun:
     # where the blocks run: "" (in this process, or a local Dask cluster for a large extent when Dask is
     # installed), "in-process", "local" (a local Dask cluster) or a Dask scheduler's address (tcp://host:8786)
     scheduler: str = ""
+    # where the raster came from, when its path does not say it (a web layer: source, source_kind, attribution):
+    # the probability raster's tags record it as SPACENET_SOURCE, SPACENET_SOURCE_KIND, SPACENET_ATTRIBUTION
+    provenance: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,7 @@ def extract(task: str, request: ModelRun, report=silent, is_canceled=None) -> Ex
         with runner(task, prepared, options, request, report, is_canceled) as (run, found):
             if request.probability_path:
                 descriptions, tags = kind.probability(run.card, options)
+                tags |= {f"SPACENET_{key.upper()}": str(value) for key, value in request.provenance.items()}
                 _write_probability(run.stitched, request.probability_path, descriptions, tags, is_canceled)
     report(1.0, None)
     return run.extraction(options.settings(), **found)

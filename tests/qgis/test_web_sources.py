@@ -1,26 +1,10 @@
 """Extraction from web layers (issue 21): an XYZ pyramid and a COG of a real SpaceNet tile served on loopback by
 tests/support/tile_server.py, and what a service that is down, refuses, has no tiles or answers 503 gives."""
 
-import numpy as np
 import pytest
 import shapely
-from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsRasterLayer, QgsSettings
-
-ALGORITHM = "spacenet:extractbuildings"
-
-
-class Log(QgsProcessingFeedback):
-    def __init__(self):
-        super().__init__()
-        self.warnings, self.infos = [], []
-
-    def pushWarning(self, text):  # noqa: N802 - QGIS API
-        self.warnings.append(text)
-        super().pushWarning(text)
-
-    def pushInfo(self, text):  # noqa: N802 - QGIS API
-        self.infos.append(text)
-        super().pushInfo(text)
+from qgis.core import QgsProcessingException, QgsRasterLayer, QgsSettings
+from web_layers import ALGORITHM, Log, cache_folder, extent_of, f1, polygons, run
 
 
 @pytest.fixture(scope="module")
@@ -33,14 +17,8 @@ def web(fixtures, tmp_path_factory):
 @pytest.fixture
 def fresh_cache(tmp_path):
     """Each test starts with an empty tile cache, so the server sees every tile the run needs."""
-    settings = QgsSettings()
-    before = settings.value("cache/directory")
-    settings.setValue("cache/directory", str(tmp_path / "cache"))
-    yield tmp_path / "cache"
-    if before is None:
-        settings.remove("cache/directory")
-    else:
-        settings.setValue("cache/directory", before)
+    with cache_folder(tmp_path / "cache") as folder:
+        yield folder
 
 
 @pytest.fixture
@@ -51,36 +29,12 @@ def tiles(web):
         yield server
 
 
-def extent_of(path) -> str:
-    layer = QgsRasterLayer(str(path), "source")
-    e = layer.extent()
-    return f"{e.xMinimum()!r},{e.xMaximum()!r},{e.yMinimum()!r},{e.yMaximum()!r} [EPSG:3857]"
-
-
 def xyz_layer(base_url):
     import web_tiles
 
     layer = QgsRasterLayer(web_tiles.xyz_uri(base_url), "web tiles", "wms")
     assert layer.isValid()
     return layer
-
-
-def run(parameters, feedback=None):
-    import processing
-
-    return processing.run(ALGORITHM, {"OUTPUT": "memory:", "DEVICE": "cpu", **parameters},
-                          feedback=feedback or QgsProcessingFeedback())
-
-
-def polygons(result) -> np.ndarray:
-    return np.array([shapely.from_wkb(bytes(f.geometry().asWkb())) for f in result["OUTPUT"].getFeatures()],
-                    dtype=object)
-
-
-def f1(truth, proposals) -> float:
-    from spacenet_toolkit.core.score import f1 as scoring
-
-    return scoring.score(scoring.PolygonSet(truth), scoring.PolygonSet(proposals)).total.f1
 
 
 def test_xyz_layer_finds_the_footprints_of_its_source_file(provider, web, tiles, fresh_cache, brightness_model):
