@@ -310,14 +310,14 @@ def raster_retries() -> int:
 
 def uri_for_layer(value: str) -> str:
     """A raster parameter's text as QGIS should load it: ``s3://spacenet-dataset/key`` (which GDAL does not read)
-    as the bucket's public HTTPS URL under /vsicurl/; a bare wms-provider URI (``type=xyz&url=...``, or
-    ``url=...&layers=...``, which qgis_process takes for a missing file) with the ``wms://`` prefix that names its
-    provider; anything else unchanged."""
+    as the bucket's public HTTPS URL under /vsicurl/; a bare wms-provider URI (an XYZ layer's ``type=xyz&url=...``,
+    a WMTS or WMS layer's ``crs=...&layers=...&url=https://...``, which qgis_process takes for a missing file) with
+    the ``wms://`` prefix that names its provider; anything else unchanged."""
     if not isinstance(value, str):
         return value
     if value.startswith(f"s3://{SPACENET_BUCKET}/"):
         return "/vsicurl/" + bucket_url(value[len(f"s3://{SPACENET_BUCKET}/"):])
-    if re.match(r"^(type=xyz&|[^/]*\burl=https?)", value) and "&" in value and "://" not in value.split("url=")[0]:
+    if re.match(r"^(type=xyz&|([\w-]+=[^&]*&)*url=https?)", value) and "&" in value:  # key=value&...&url=http...
         return "wms://" + value
     return value
 
