@@ -16,6 +16,8 @@ import re
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from urllib.parse import urlsplit
+from xml.sax.saxutils import unescape
 
 import numpy as np
 import rasterio
@@ -418,11 +420,25 @@ def read_with_retries(info: RasterInfo | None, read, sleep=time.sleep):
             failures = failures + 1 if tile == last_tile else 1
             last_tile, in_all = tile, in_all + 1
             if not retryable or failures > SERVICE_RETRIES or in_all > SERVICE_MAX_READ_RETRIES:
-                answer = f"HTTP {status}" if status else detail.strip().splitlines()[-1][:200]
-                tries = f" after {failures} tries" if retryable else ""
-                raise RasterError(f"The tile service failed{tries} ({answer}) on tile {tile or '?'} of its zoom "
-                                  "level: the run stopped, nothing was written.") from error
+                raise RasterError(_service_failed(info.path, detail, status, failures if retryable else 0, tile)
+                                  ) from error
             sleep(SERVICE_RETRY_DELAY_S * 2 ** (failures - 1))
+
+
+def _service_failed(description: str, detail: str, status, tries: int, tile) -> str:
+    """What a tile service's failure mid-run is said as: the service's host, its answer (or the timeout it did not
+    answer within), the tries and the tile."""
+    where = re.search(r"<(?:ServerUrl|GetCapabilitiesUrl)>(.*?)</", description)
+    host = urlsplit(unescape(where.group(1))).netloc if where else ""
+    service = f"The tile service at {host}" if host else "The tile service"
+    times = f", {tries} times over," if tries > 1 else ""
+    at = f"on tile {tile or '?'} of its zoom level: the run stopped, nothing was written."
+    timeout = re.search(r"<Timeout>(\d+)</Timeout>", description)
+    if status is None and re.search(r"timed? ?out|timeout was reached", detail, re.IGNORECASE):
+        within = f" within {timeout.group(1)} s" if timeout else ""
+        return f"{service} did not answer{within}{times} {at}"
+    answer = f"HTTP {status}" if status else detail.strip().splitlines()[-1][:200] if detail.strip() else "no answer"
+    return f"{service} failed ({answer}){times} {at}"
 
 
 def to_map(geometries, transform: Affine):

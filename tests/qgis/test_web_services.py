@@ -7,12 +7,14 @@ values, so a stretch one grey level apart (a sample read from a service's level 
 merges or splits its blobs and moves its F1 against the file anywhere from 0.3 to 0.93, whatever the pixels."""
 
 import re
+import threading
+import time
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import rasterio
-from qgis.core import QgsProject, QgsRasterLayer
-from web_layers import ALGORITHM, Log, cache_folder, extent_of, f1, polygons, run
+from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsProject, QgsRasterLayer
+from web_layers import ALGORITHM, Log, cache_folder, extent_of, f1, polygons, run, setting
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +117,92 @@ def test_the_loaded_footprints_name_the_web_source_in_their_metadata(provider, w
     assert f"source: {server.url}wms" in metadata.abstract() and "source_kind: wms" in metadata.abstract()
     assert f"attribution: {ogc_server.ATTRIBUTION}" in metadata.abstract()
     assert f"attribution={ogc_server.ATTRIBUTION}" in metadata.keywords()["spacenet"]
+
+
+# -- a service that fails: real loopback servers that stall, break down mid-run or answer slowly ---------------------
+
+@pytest.fixture
+def short_timeout():
+    from spacenet_toolkit.qgis_adapter import web_sources
+
+    with setting(web_sources.TIMEOUT_SETTING, 2):
+        yield 2
+
+
+def xyz_layer(base_url: str) -> QgsRasterLayer:
+    import web_tiles
+
+    return service_layer(web_tiles.xyz_uri(base_url))
+
+
+def test_a_service_that_never_answers_is_named_with_its_timeout_in_bounded_time(provider, web, fresh_cache,
+                                                                               short_timeout, brightness_model):
+    from silent_server import SilentServer
+
+    with SilentServer() as silent:
+        host = silent.base_url.split("//")[1]
+        started = time.monotonic()
+        with pytest.raises(QgsProcessingException, match=rf"The tile service at {host} did not answer within "
+                                                         rf"{short_timeout} s \(setting spacenet/web_timeout_s\)"):
+            run({"INPUT": xyz_layer(silent.base_url + "/"), "MODEL": brightness_model,
+                 "EXTENT": extent_of(web["source"])})
+        took = time.monotonic() - started
+        asked = silent.count
+    # one probe tile, tried 5 times (2 s each, waits of 0.5 + 1 + 2 + 4 s between): some 18 s, never unbounded
+    print(f"a silent service was said after {took:.1f} s and {asked} requests")
+    assert 1 <= asked <= 5 * 4 and took < 60
+
+
+@pytest.mark.parametrize("fail_with", ["500", "close", "stall"])
+def test_a_service_that_breaks_down_mid_run_stops_it_and_writes_nothing(provider, web, fresh_cache, short_timeout,
+                                                                         brightness_model, tmp_path, fail_with):
+    import tile_server
+    from fault_proxy import FaultProxy
+
+    out = tmp_path / "out"
+    out.mkdir()
+    said = {"500": r"failed \(HTTP 500\), 5 times over, on tile",
+            "close": r"failed \(.*\), 5 times over, on tile",
+            "stall": rf"did not answer within {short_timeout} s, 5 times over, on tile"}[fail_with]
+    with tile_server.serve(web["xyz"]) as tiles, FaultProxy(tiles.url, fail_after=20, fail_with=fail_with) as proxy:
+        host = proxy.base_url.split("//")[1]
+        with pytest.raises(QgsProcessingException, match=rf"The tile service at {host} {said}"):
+            run({"INPUT": xyz_layer(proxy.base_url + "/"), "MODEL": brightness_model,
+                 "EXTENT": extent_of(web["source"]), "OUTPUT": str(out / "buildings.gpkg"),
+                 "OUTPUT_PROBABILITY": str(out / "probability.tif")})
+        served = proxy.counts.get("forwarded", 0)
+        failed = proxy.counts.get(f"fail-{fail_with}", 0)
+    # the probe and the first tiles of the run arrived; the 21st on, the service was broken: nothing was written
+    assert served == 20 and failed >= 5
+    assert list(out.iterdir()) == []
+
+
+def test_cancel_while_reading_a_slow_service_stops_soon_and_writes_nothing(provider, web, fresh_cache,
+                                                                           brightness_model, tmp_path):
+    import tile_server
+
+    out = tmp_path / "out"
+    out.mkdir()
+    feedback = QgsProcessingFeedback()
+    canceled_at = []
+
+    def cancel_once_reading(server):
+        while server.count() < 6:  # the probe, then the run's reads have begun
+            time.sleep(0.01)
+        canceled_at.append(time.monotonic())
+        feedback.cancel()
+
+    with tile_server.serve(web["xyz"]) as server:
+        server.delay_s = 0.25  # 42 tiles 4 at a time: the run's reads last some 3 s
+        canceller = threading.Thread(target=cancel_once_reading, args=(server,), daemon=True)
+        canceller.start()
+        result = run({"INPUT": xyz_layer(server.url), "MODEL": brightness_model, "EXTENT": extent_of(web["source"]),
+                      "OUTPUT": str(out / "buildings.gpkg"), "OUTPUT_PROBABILITY": str(out / "probability.tif")},
+                     feedback)
+        stopped = time.monotonic()
+        canceller.join(timeout=5)
+    assert canceled_at, "the run ended before it read the service"
+    print(f"stopped {stopped - canceled_at[0]:.1f} s after the cancel, {server.count()} tiles asked")
+    # the read under way ends (GDAL cannot be interrupted mid-read), then the run stops at once
+    assert result == {} and stopped - canceled_at[0] < 15
+    assert list(out.iterdir()) == []

@@ -1,9 +1,12 @@
-"""A loopback HTTP proxy that forwards GET/HEAD to an S3 endpoint and injects faults: 503 SlowDown, cut bodies,
-corrupted bytes and slow transfers, so tests can check a client's retries, resumes and checksums.
+"""A loopback HTTP proxy that forwards GET/HEAD to an S3 endpoint (or any HTTP server: a tile service) and injects
+faults: 503 SlowDown, cut bodies, corrupted bytes and slow transfers, so tests can check a client's retries, resumes
+and checksums; and a service that breaks down mid-run: after N answered GETs, every GET gets a 500, a closed
+connection or no answer at all (``fail_after``, ``fail_with``).
 
 Import it with ``tests/support`` on ``sys.path`` (``import fault_proxy``): see ``tests/unit/test_test_support.py``.
 """
 
+import contextlib
 import random
 import socket
 import struct
@@ -25,6 +28,9 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authoriza
               "transfer-encoding", "upgrade", "host"}
 LISTING_PARAMETERS = ("list-type", "prefix", "delimiter", "continuation-token")
 CHUNK = 64 * 1024
+# fail_with: "500" an error page, "close" the connection closed with no answer, "stall" no answer until the client
+# gives up (its timeout)
+FAIL_MODES = ("500", "close", "stall")
 _KEEP = object()  # set_faults: "leave this setting as it is"
 
 
@@ -33,7 +39,7 @@ class ProxiedRequest(NamedTuple):
     path: str  # path and query as the client sent them
     range: Optional[str]  # the Range header, or None
     status: int  # the status the proxy sent (502 when the upstream could not be reached)
-    fault: Optional[str]  # "503", "drop", "corrupt" or None
+    fault: Optional[str]  # "503", "drop", "corrupt", "fail-500", "fail-close", "fail-stall" or None
 
 
 class _Plan(NamedTuple):
@@ -54,9 +60,11 @@ class FaultProxy:
 
     def __init__(self, upstream_base: str, *, seed: int = 0, p_503: float = 0.0, p_drop: float = 0.0,
                  p_corrupt: float = 0.0, bytes_per_second: Optional[float] = None, faults_on_listing: bool = False,
-                 drop_mode: str = "reset"):
+                 drop_mode: str = "reset", fail_after: Optional[int] = None, fail_with: str = "500"):
         if drop_mode not in ("reset", "close"):
             raise ValueError(f"drop_mode must be 'reset' or 'close', not {drop_mode!r}")
+        if fail_with not in FAIL_MODES:
+            raise ValueError(f"fail_with must be one of {', '.join(FAIL_MODES)}, not {fail_with!r}")
         parts = urlsplit(upstream_base)
         self.upstream_origin = f"{parts.scheme}://{parts.netloc}"
         self.p_503 = p_503
@@ -65,6 +73,10 @@ class FaultProxy:
         self.bytes_per_second = bytes_per_second
         self.faults_on_listing = faults_on_listing
         self.drop_mode = drop_mode
+        self.fail_after = fail_after  # None: never; N: the GETs after the first N all fail as fail_with says
+        self.fail_with = fail_with
+        self._gets = 0
+        self._stopping = threading.Event()
         self.requests: List[ProxiedRequest] = []
         self._counts: Counter = Counter()
         self._random = random.Random(seed)
@@ -90,6 +102,7 @@ class FaultProxy:
     def stop(self) -> None:
         if self._server is None:
             return
+        self._stopping.set()  # stalled connections end
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
@@ -110,10 +123,14 @@ class FaultProxy:
         return urlunsplit((proxy.scheme, proxy.netloc, parts.path, parts.query, parts.fragment))
 
     def set_faults(self, *, p_503=_KEEP, p_drop=_KEEP, p_corrupt=_KEEP, bytes_per_second=_KEEP,
-                   faults_on_listing=_KEEP) -> None:
-        """Change settings while running; those left out keep their value (``bytes_per_second=None`` unthrottles)."""
+                   faults_on_listing=_KEEP, fail_after=_KEEP, fail_with=_KEEP) -> None:
+        """Change settings while running; those left out keep their value (``bytes_per_second=None`` unthrottles).
+        ``fail_after`` counts the GETs from the call on."""
         settings = {"p_503": p_503, "p_drop": p_drop, "p_corrupt": p_corrupt, "bytes_per_second": bytes_per_second,
-                    "faults_on_listing": faults_on_listing}
+                    "faults_on_listing": faults_on_listing, "fail_after": fail_after, "fail_with": fail_with}
+        if fail_after is not _KEEP:
+            with self._lock:
+                self._gets = 0
         with self._lock:
             for name, value in settings.items():
                 if value is not _KEEP:
@@ -132,6 +149,14 @@ class FaultProxy:
             self._counts.clear()
 
     # --- used by the handler ------------------------------------------------------------------------------------
+
+    def _failing(self, method: str) -> Optional[str]:
+        """The fail_with mode when this GET comes after the first fail_after ones, else None."""
+        with self._lock:
+            if method != "GET" or self.fail_after is None:
+                return None
+            self._gets += 1
+            return self.fail_with if self._gets > self.fail_after else None
 
     def _plan(self, method: str, query: str) -> _Plan:
         """Decide this request's fault; every draw happens under the lock so the sequence is reproducible."""
@@ -182,6 +207,12 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     def _handle(self, method: str) -> None:
         proxy = self.proxy
         range_header = self.headers.get("Range")
+        failing = proxy._failing(method)
+        if failing:
+            self._fail(failing, method)
+            proxy._record(ProxiedRequest(method, self.path, range_header, 500 if failing == "500" else 0,
+                                         f"fail-{failing}"))
+            return
         plan = proxy._plan(method, urlsplit(self.path).query)
         if plan.fault == "503":
             self._send_slow_down(method)
@@ -280,6 +311,26 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         for start in range(0, len(chunk), size):
             yield chunk[start:start + size]
 
+    def _fail(self, mode: str, method: str) -> None:
+        """A service that broke down: an error page, a connection closed with no answer, or none until the client
+        gives up or the proxy stops."""
+        if mode == "500":
+            self._send_simple(500, b"internal server error", method)
+            return
+        self.close_connection = True
+        if mode == "stall":
+            self.connection.settimeout(0.05)
+            while not self.proxy._stopping.is_set():
+                try:
+                    if not self.connection.recv(4096):
+                        break  # the client gave up
+                except socket.timeout:
+                    continue
+                except OSError:
+                    break
+        with contextlib.suppress(OSError):  # the client may have closed it first
+            self.connection.shutdown(socket.SHUT_RDWR)
+
     def _send_slow_down(self, method: str) -> None:
         self.send_response_only(503)
         self.send_header("Content-Type", "application/xml")
@@ -310,4 +361,4 @@ def _flip_positions(length: int, seed: int) -> set:
     return set(rng.sample(range(length), min(8, length)))
 
 
-__all__ = ["SLOW_DOWN", "FaultProxy", "ProxiedRequest"]
+__all__ = ["FAIL_MODES", "SLOW_DOWN", "FaultProxy", "ProxiedRequest"]
