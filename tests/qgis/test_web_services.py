@@ -119,6 +119,18 @@ def test_the_loaded_footprints_name_the_web_source_in_their_metadata(provider, w
     assert f"attribution={ogc_server.ATTRIBUTION}" in metadata.keywords()["spacenet"]
 
 
+def test_an_xyz_layers_attribution_comes_from_its_uri(provider):
+    import web_tiles
+
+    from spacenet_toolkit.qgis_adapter import web_sources
+
+    uri = web_tiles.xyz_uri("http://127.0.0.1:9/") + "&attribution=%C2%A9%20Vendor%20imagery%202024"
+    source = web_sources.raster_source(service_layer(uri))
+    assert source.attribution == "© Vendor imagery 2024"
+    assert source.metadata() == {"source": "http://127.0.0.1:9/{z}/{x}/{y}.png", "source_kind": "xyz",
+                                 "attribution": "© Vendor imagery 2024"}
+
+
 # -- a service that fails: real loopback servers that stall, break down mid-run or answer slowly ---------------------
 
 @pytest.fixture
@@ -206,3 +218,56 @@ def test_cancel_while_reading_a_slow_service_stops_soon_and_writes_nothing(provi
     # the read under way ends (GDAL cannot be interrupted mid-read), then the run stops at once
     assert result == {} and stopped - canceled_at[0] < 15
     assert list(out.iterdir()) == []
+
+
+# -- Dask workers read through the same description ------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def local_cluster_closed_after():
+    """The local cluster ends with this module: its worker processes must not outlive the QGIS application."""
+    yield
+    from spacenet_toolkit.core.extract import cluster
+
+    cluster.close_local()
+
+
+def test_a_local_clusters_workers_share_the_tile_cache(provider, web, fresh_cache, brightness_model,
+                                                       local_cluster_closed_after):
+    import tile_server
+
+    from spacenet_toolkit.core import dependencies
+
+    assert dependencies.is_installed("distributed"), "make setup installs Dask"
+    extent = extent_of(web["source"])
+    with tile_server.serve(web["xyz"]) as server:
+        here = run({"INPUT": xyz_layer(server.url), "MODEL": brightness_model, "EXTENT": extent,
+                    "SCHEDULER": "in-process"})
+        with cache_folder(fresh_cache.parent / "cache-local"):
+            server.reset()
+            log = Log()
+            there = run({"INPUT": xyz_layer(server.url), "MODEL": brightness_model, "EXTENT": extent,
+                         "SCHEDULER": "local"}, log)
+            asked = [r.path for r in server.requests if r.status == 200]
+            # beside them only the workers' check before any work (core.extract.worker_check reads a pixel at
+            # the raster's corner: the world's, a tile outside the pyramid's coverage, 404 and so not cached)
+            assert {r.path for r in server.requests if r.status != 200} <= {"/19/0/0.png"}
+            cached = list((fresh_cache.parent / "cache-local").rglob("*"))
+    assert any("Blocks run on a local Dask cluster" in line for line in log.infos)
+    assert there["BUILDING_COUNT"] == here["BUILDING_COUNT"] > 10
+    assert f1(polygons(here), polygons(there)) == 1.0
+    # each tile asked once in all: the worker processes read what this process cached, in the same folder
+    assert asked and len(set(asked)) == len(asked) and cached
+
+
+def test_workers_of_a_named_scheduler_get_no_path_of_this_machine(provider, web, fresh_cache):
+    from spacenet_toolkit.qgis_adapter import web_sources
+
+    source = web_sources.xyz_source("http://127.0.0.1:9/{z}/{x}/{y}.png", 0, 19)
+    folder = str(web_sources.cache_folder())
+    assert folder in source.name and folder in source.strict_name
+    for scheduler in ("", "local", "in-process"):  # this machine: its cache folder
+        assert web_sources.for_run(source, None, 0.5, scheduler).name == source.name
+    for scheduler in ("tcp://10.0.0.5:8786", "10.0.0.5:8786"):  # workers elsewhere: no cache, no local path
+        remote = web_sources.for_run(source, None, 0.5, scheduler)
+        assert "<Cache>" not in remote.name and folder not in remote.name and folder not in remote.strict_name
+        assert "<ServerUrl>" in remote.name and "<Timeout>" in remote.name
