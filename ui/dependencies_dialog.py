@@ -77,7 +77,7 @@ class DependenciesDialog(QDialog):
         super().__init__(parent)
         self.setObjectName("SpaceNetDependenciesDialog")
         self.setWindowTitle(tr("SpaceNet Toolkit: Python dependencies"))
-        self.resize(860, 640)
+        self.resize(900, 860)
         self.provider = provider
         self.target = target if target is not None else plugin_packages.packages_folder()
         self.python, self.pip_args = python, tuple(pip_args)
@@ -100,7 +100,7 @@ class DependenciesDialog(QDialog):
 
         self.table = self._table(["Package", "Status", "Version", "Used for"])
         self.table.setObjectName("packagesTable")
-        layout.addWidget(self.table, 2)
+        layout.addWidget(self.table)
         row = QHBoxLayout()
         self.unavailable_label = QLabel()
         self.unavailable_label.setObjectName("unavailableLabel")
@@ -118,7 +118,7 @@ class DependenciesDialog(QDialog):
         self.extras_table.setObjectName("extrasTable")
         extras_layout.addWidget(self.extras_table)
         self.extra_buttons = {}
-        layout.addWidget(extras, 1)
+        layout.addWidget(extras)
 
         self.progress = QProgressBar()
         self.progress.setObjectName("installProgress")
@@ -131,6 +131,7 @@ class DependenciesDialog(QDialog):
         self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.status_label)
         self.log = QPlainTextEdit()
+        self.log.setMinimumHeight(80)
         self.log.setObjectName("pipLog")
         self.log.setReadOnly(True)
         self.log.setPlaceholderText(tr("pip's log appears here during an install."))
@@ -141,7 +142,7 @@ class DependenciesDialog(QDialog):
         self.manual_commands = QPlainTextEdit()
         self.manual_commands.setObjectName("manualCommands")
         self.manual_commands.setReadOnly(True)
-        self.manual_commands.setMaximumHeight(70)
+        self.manual_commands.setFixedHeight(self.manual_commands.fontMetrics().lineSpacing() * 2 + 12)
         manual_layout.addWidget(self.manual_commands)
         note = QLabel(tr(BY_HAND_NOTE))
         note.setWordWrap(True)
@@ -163,6 +164,7 @@ class DependenciesDialog(QDialog):
         table = QTableWidget(0, len(headers))
         table.setHorizontalHeaderLabels([tr(h) for h in headers])
         table.verticalHeader().setVisible(False)
+        table.setWordWrap(False)  # one line a package (the whole purpose in the tooltip): every row in view
         table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         header = table.horizontalHeader()
@@ -201,6 +203,8 @@ class DependenciesDialog(QDialog):
             button.clicked.connect(lambda _checked=False, module=extra.module: self.install_extra(module))
             self.extras_table.setCellWidget(row, 4, button)
             self.extra_buttons[extra.module] = button
+        for table in (self.table, self.extras_table):
+            _fit_rows(table)
 
     def _add_row(self, table, module, purpose, size=None) -> int:
         row = table.rowCount()
@@ -212,6 +216,7 @@ class DependenciesDialog(QDialog):
                  purpose]
         for column, text in enumerate(cells):
             item = QTableWidgetItem(text)
+            item.setToolTip(text)
             if column == 1 and not installed:
                 item.setForeground(MISSING_COLOUR)
             table.setItem(row, column, item)
@@ -262,6 +267,7 @@ class DependenciesDialog(QDialog):
         elif result.ok:
             self.status_label.setText(result.message)
         else:
+            self.progress.setValue(0)
             self.status_label.setStyleSheet(ERROR_STYLE)
             self.status_label.setText(result.message)
             if result.manual_commands:
@@ -295,6 +301,15 @@ class DependenciesDialog(QDialog):
             self.cancel()
             return
         super().reject()
+
+
+def _fit_rows(table) -> None:
+    """Every row in view where there is room (the lists are short); on a small screen they scroll."""
+    table.resizeRowsToContents()
+    frame = table.horizontalHeader().sizeHint().height() + 2 * table.frameWidth() + 2
+    rows = [table.rowHeight(row) for row in range(table.rowCount())]
+    table.setMaximumHeight(frame + sum(rows))
+    table.setMinimumHeight(frame + sum(rows[:3]))
 
 
 def show_dependencies_dialog(parent, provider) -> DependenciesDialog:

@@ -63,7 +63,7 @@ def test_it_lists_every_package_installed_or_missing_with_version_and_purpose(di
 
 
 def test_install_shows_pips_log_why_it_failed_and_the_commands_to_run_by_hand(dialog, qtbot, pip_without_config,
-                                                                             tmp_path):
+                                                                             tmp_path, save_screenshot):
     shown = dialog(pip_args=UNREACHABLE)
     with qtbot.waitSignal(shown.installFinished, timeout=120_000) as finished:
         shown.extra_buttons["torch"].click()
@@ -79,6 +79,9 @@ def test_install_shows_pips_log_why_it_failed_and_the_commands_to_run_by_hand(di
     assert not shown.cancel_button.isEnabled() and shown.extra_buttons["torch"].isEnabled()
     assert not (tmp_path / "profile" / "python" / "packages").exists()
     assert [p.name for p in (tmp_path / "profile" / "python").iterdir()] == []  # no temporary leftover
+    shown.show()
+    qtbot.wait(100)  # the layout takes the manual commands box in
+    save_screenshot(shown, "dependencies_dialog_pip_failed")
 
 
 def test_install_missing_runs_the_installer_for_what_does_not_import(dialog, qtbot, monkeypatch, pip_without_config):
