@@ -224,12 +224,13 @@ class DependenciesDialog(QDialog):
 
     # ---------------------------------------------------------------------------------------------- installing
     def install_missing(self) -> None:
-        self._start(installer.plan_required(self.missing(), exclude=[self.target]))
+        self.install(installer.plan_required(self.missing(), exclude=[self.target]))
 
     def install_extra(self, module: str) -> None:
-        self._start(installer.plan_extra(module, exclude=[self.target]))
+        self.install(installer.plan_extra(module, exclude=[self.target]))
 
-    def _start(self, plan) -> None:
+    def install(self, plan) -> None:
+        """Run the installer for ``plan`` (a core.installer.Plan) in a task; installFinished tells the end."""
         self.log.clear()
         self.manual_box.setVisible(False)
         self.status_label.setStyleSheet("")

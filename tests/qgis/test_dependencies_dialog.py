@@ -1,16 +1,19 @@
 """SpaceNet > Python dependencies…: the packages with their state, the Install buttons running the installer (real
-pip, against indexes that cannot answer), why an install failed and the commands to run by hand, and Cancel."""
+pip, against indexes that cannot answer), why an install failed and the commands to run by hand, Cancel, and a
+real install (a small package from the package index) after which the algorithm that needed it is offered."""
 
 import os
 import sys
 
 import numpy
 import pytest
+from qgis.core import QgsProcessingOutputNumber
 from qgis.PyQt.QtCore import QCoreApplication, QTimer
 from qgis.PyQt.QtWidgets import QApplication, QMenu
 
 from spacenet_toolkit.core import dependencies, installer
 from spacenet_toolkit.plugin import MENU_OBJECT_NAME
+from spacenet_toolkit.processing_provider.base import SpaceNetAlgorithm
 from spacenet_toolkit.processing_provider.provider import SpaceNetProvider
 from spacenet_toolkit.ui.dependencies_dialog import DependenciesDialog
 
@@ -125,3 +128,40 @@ def test_the_menu_item_opens_the_dialog(plugin, qgis_iface, monkeypatch):
     QCoreApplication.processEvents()
     assert seen and isinstance(seen[0], dict), seen
     assert seen[0]["rasterio"][1] == "missing" and seen[0]["numpy"][1] == "installed"
+
+
+class NeedsTermcolor(SpaceNetAlgorithm):
+    REQUIRES = ("termcolor",)  # small, pure Python, and not in the test environment
+
+    def name(self):
+        return "needstermcolor"
+
+    def displayName(self):  # noqa: N802
+        return "Needs termcolor"
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addOutput(QgsProcessingOutputNumber("ANSWER", "Answer"))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        return {"ANSWER": 42}
+
+
+def test_after_an_install_the_algorithms_are_offered_without_a_restart(qgis_processing, register, qtbot, tmp_path):
+    provider = register(SpaceNetProvider([NeedsTermcolor], models_dir=None))
+    assert list(provider.unavailable) == ["spacenet:needstermcolor"]
+    target = tmp_path / "profile" / "python" / "packages"
+    shown = DependenciesDialog(provider=provider, target=target)
+    qtbot.addWidget(shown)
+    try:
+        with qtbot.waitSignal(shown.installFinished, timeout=300_000) as finished:
+            shown.install(installer.plan_required(["termcolor"], gpu=False))
+        result = finished.args[0]
+        assert result.status == "installed", "\n".join(result.log)
+        assert (target / "termcolor").is_dir() and sys.path[-1] == str(target)
+        assert [a.id() for a in provider.algorithms()] == ["spacenet:needstermcolor"] and provider.unavailable == {}
+        assert "Now in the Processing Toolbox: spacenet:needstermcolor" in shown.status_label.text()
+        assert shown.progress.value() == 100 and not shown.manual_box.isVisibleTo(shown)
+    finally:
+        if str(target) in sys.path:
+            sys.path.remove(str(target))
+        sys.modules.pop("termcolor", None)
