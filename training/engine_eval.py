@@ -183,7 +183,7 @@ def _reprojected(geometries, source: CRS, target: CRS) -> list:
 
 
 def kampala_z21_qgis_process(model: str, work_dir: Path, chips: list | None = None,
-                             labels: Path | None = None) -> dict:
+                             labels: Path | None = None, scored_chips: list | None = None) -> dict:
     """Kampala measured as a user would (issue 17): F1 of `spacenet:extractbuildings` through `qgis_process`.
 
     `gdalbuildvrt` of the z21 chips (`chips/*-21.tif` + `val-chips/*-21.tif`); `qgis_process run
@@ -219,7 +219,7 @@ def kampala_z21_qgis_process(model: str, work_dir: Path, chips: list | None = No
     if built.returncode != 0:
         raise RuntimeError(f"gdalbuildvrt failed:\n{built.stderr}")
     results = run_extractbuildings(vrt, model, output, work_dir)
-    boxes, chip_crs = chip_footprints(chips)
+    boxes, chip_crs = chip_footprints([str(c) for c in scored_chips] if scored_chips else chips)
     footprints, footprint_crs = read_polygons(output)
     with open(labels) as f:
         # OSM outlines can self-intersect; repaired as core.score.f1 would repair them

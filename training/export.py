@@ -16,6 +16,7 @@ import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
+from core.adapt.worker.onnx_precision import to_fp16  # the fp16 variant, shared with model adaptation
 from training import model as networks
 from training.model import ExportWrapper
 
@@ -104,37 +105,6 @@ def set_metadata(model, card):
         model.metadata_props.add(key=key, value=value)
     model.producer_name = "spacenet_toolkit/training"
     model.doc_string = card["description"]
-
-
-def to_fp16(model):
-    """Float16 weights and computation; float32 `image` in and `probabilities` out.
-
-    Resize's roi and scales must stay float32 (opset 17 allows no other type), so the tensors feeding them are
-    left alone.
-    """
-    graph = model.graph
-    keep_fp32 = {n.input[i] for n in graph.node if n.op_type == "Resize" for i in (1, 2) if i < len(n.input)}
-    for init in graph.initializer:
-        if init.data_type == TensorProto.FLOAT and init.name not in keep_fp32:
-            init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name))
-    for node in graph.node:
-        if node.op_type == "Constant" and node.output[0] not in keep_fp32:
-            for attr in node.attribute:
-                if attr.name == "value" and attr.t.data_type == TensorProto.FLOAT:
-                    attr.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(attr.t).astype(np.float16)))
-        for attr in node.attribute:  # e.g. Cast nodes emitted by the exporter
-            if node.op_type == "Cast" and attr.name == "to" and attr.i == TensorProto.FLOAT:
-                attr.i = TensorProto.FLOAT16
-    inp, out = graph.input[0].name, graph.output[0].name
-    for node in graph.node:
-        node.input[:] = [f"{inp}_fp16" if name == inp else name for name in node.input]
-        node.output[:] = [f"{out}_fp16" if name == out else name for name in node.output]
-    graph.node.insert(0, helper.make_node("Cast", [inp], [f"{inp}_fp16"], to=TensorProto.FLOAT16, name="cast_in"))
-    graph.node.append(helper.make_node("Cast", [f"{out}_fp16"], [out], to=TensorProto.FLOAT, name="cast_out"))
-    del graph.value_info[:]
-    model = onnx.shape_inference.infer_shapes(model)
-    onnx.checker.check_model(model)
-    return model
 
 
 def to_fp16_storage(model):

@@ -31,9 +31,11 @@ from rasterio.features import rasterize
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import calculate_default_transform, transform_geom
 
+# the one labelling convention, shared with model adaptation (training.data imports it from here)
+from core.adapt.labels import INTERIOR_SHRINK_M, building_masks  # noqa: F401
+
 TARGET_GSD_M = 0.3
 ROAD_HALF_WIDTH_M = 2.0
-INTERIOR_SHRINK_M = 1.0
 CONTACT_RADIUS_PX = 3  # 0.9 m at 0.3 m: a wall shared by two buildings becomes a band about 2 m wide
 SMALL_BUILDING_PX = 222  # 20 m² at 0.3 m: a one-room house, the size of most roofs missed in dense settlements
 TASKS = ("buildings", "roads")
@@ -141,29 +143,6 @@ def road_mask(lines: list, shape: tuple, transform, half_width_m: float = ROAD_H
     if not areas:
         return np.zeros(shape, np.uint8)
     return rasterize(areas, out_shape=shape, transform=transform, fill=0, default_value=1, dtype="uint8")
-
-
-def building_masks(polygons: list, shape: tuple, transform, shrink_m: float = INTERIOR_SHRINK_M) -> dict:
-    """building (0/1), interior (each footprint shrunk by shrink_m; half that for the smallest) and instances."""
-    footprints, cores = [], []
-    for polygon in polygons:
-        polygon = shapely.make_valid(polygon)
-        if polygon.area <= 0:
-            continue
-        footprints.append(polygon)
-        for distance in (shrink_m, shrink_m / 2):  # a small building still gets a seed
-            core = polygon.buffer(-distance)
-            if not core.is_empty:
-                cores.append(core)
-                break
-    instances = np.zeros(shape, np.int32)
-    interior = np.zeros(shape, np.uint8)
-    if footprints:
-        instances = rasterize([(g, i + 1) for i, g in enumerate(footprints)], out_shape=shape, transform=transform,
-                              dtype="int32")
-    if cores:
-        interior = rasterize(cores, out_shape=shape, transform=transform, default_value=1, dtype="uint8")
-    return dict(building=(instances > 0).astype(np.uint8), interior=interior, instances=instances)
 
 
 def contact_zone(instances: np.ndarray, radius_px: int = CONTACT_RADIUS_PX) -> np.ndarray:

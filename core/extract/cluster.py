@@ -27,6 +27,7 @@ import rasterio
 
 from .. import dependencies
 from ..progress import Canceled
+from ..python_interpreter import this_python
 from . import block_tasks, buildings, roads, tiling, worker_check
 from .tile_inference import edge_px, output_channels
 
@@ -279,18 +280,11 @@ def checked_workers(client, raster_path: str, model_path: str) -> list:
 
 
 def _use_a_python_for_workers() -> None:
-    """Worker processes start this Python's interpreter. An embedded Python (QGIS, qgis_process) may name another
-    in sys.executable (QGIS itself, or whatever "python3" is first on the PATH), so the interpreter is looked up
-    beside this Python's own standard library first."""
+    """Worker processes start this Python's interpreter (core.python_interpreter: not always sys.executable)."""
     import multiprocessing
 
-    version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    prefix = Path(sys.exec_prefix)
-    candidates = [prefix / "bin" / f"python{version}", prefix / "bin" / "python3", prefix / "python.exe",
-                  getattr(sys, "_base_executable", ""), sys.executable]
-    for candidate in map(str, candidates):
-        if candidate and Path(candidate).name.lower().startswith("python") and os.path.isfile(candidate):
-            multiprocessing.set_executable(candidate)
-            return
-    raise ClusterError(f"No Python interpreter found for Dask's worker processes in {prefix}: name a running "
-                       "scheduler instead, or leave the scheduler empty to run in this process.")
+    try:
+        multiprocessing.set_executable(this_python())
+    except FileNotFoundError:
+        raise ClusterError(f"No Python interpreter found for Dask's worker processes in {sys.exec_prefix}: name a "
+                           "running scheduler instead, or leave the scheduler empty to run in this process.") from None

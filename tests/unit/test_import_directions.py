@@ -3,6 +3,7 @@ between its wings (core/README.md). Read from the sources with ``ast``, so that 
 string naming a module (Processing's ``widget_wrapper``) is not an import."""
 
 import ast
+import sys
 
 import pytest
 
@@ -78,7 +79,8 @@ def test_the_reader_resolves_relative_absolute_and_nested_imports():
 
 
 # core's wings (core/README.md): wing -> the wings it must never import; the shared top modules import no wing.
-WINGS = {"fetch": {"extract", "score"}, "extract": {"fetch", "score"}, "score": {"fetch", "extract"}}
+WINGS = {"fetch": {"extract", "score", "adapt"}, "extract": {"fetch", "score", "adapt"},
+         "score": {"fetch", "extract", "adapt"}, "adapt": {"fetch"}}
 # The one justified crossing: calibration chooses the extraction's thresholds by the F1 of what each gives.
 WING_EXCEPTIONS = {("core/extract/calibrate.py", "score")}
 MAX_CORE_LINES = 600
@@ -103,6 +105,21 @@ def test_core_wings_import_one_way(repo_root):
             crossing = target[0] == "core" and len(target) > 1 and target[1] in forbidden
             if crossing and (relative.as_posix(), target[1]) not in WING_EXCEPTIONS:
                 offenders.append(f"{relative}:{line} imports core.{target[1]}")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_the_adaptation_worker_imports_nothing_of_the_plugin(repo_root):
+    """core/adapt/worker runs in the training Python (PyTorch, onnx, numpy), which has none of the plugin."""
+    allowed = {"torch", "onnx", "numpy", "onnx_torch", "onnx_precision", "__future__"}
+    offenders = []
+    for path in sorted((repo_root / "core" / "adapt" / "worker").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level > 0:
+                offenders.append(f"{path.name}:{node.lineno} relative import")
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            offenders += [f"{path.name}:{node.lineno} {n}" for n in names
+                          if n.split(".")[0] not in allowed and n.split(".")[0] not in sys.stdlib_module_names]
     assert not offenders, "\n".join(offenders)
 
 

@@ -1,0 +1,269 @@
+"""Adapt a building model to the mapper's area: chips from their corrections, fine-tuning, a measured new model.
+
+chips over the area (core.adapt.chips) -> a fifth held out by block (core.adapt.holdout) -> the training Python
+fine-tunes the base model on the rest (core.adapt.worker.finetune, a subprocess: progress per step, killed on
+cancel) -> base and adapted model scored on the held-out fifth by the engine (core.adapt.heldout_score) -> the
+card records it all -> NAME.onnx and NAME.fp16.onnx moved into the user models folder. Until that last move
+everything lives in a temporary folder: a failed or canceled run leaves no model behind.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..extract import modelcard, onnx_file
+from ..progress import check, silent, span
+from . import chips as chip_making
+from . import heldout_score, holdout, training_python
+from .chips import AdaptInputError
+
+MIN_BUILDINGS = 15  # in the area: fewer teach the model little and leave nothing to measure it on
+MIN_HELD_OUT_BUILDINGS = 3
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_]*")  # a model name is a file name and a Processing value
+CARD_KEY = "spacenet_model_card"
+# Fine-tuning on a few hundred roofs: a small step and a pull towards the base weights (L2-SP), so the model keeps
+# what it knew about roofs in general while it learns this area's
+LEARNING_RATE = float(os.environ.get("SPACENET_ADAPT_LR", 1e-4))
+ANCHOR = float(os.environ.get("SPACENET_ADAPT_ANCHOR", 0.01))
+
+
+@dataclass(frozen=True)
+class AdaptRequest:
+    raster_path: str
+    footprints: list  # the corrected buildings, polygons in the raster's CRS
+    area: list | None  # where they are complete, polygons in the raster's CRS; None: the whole raster
+    base_model: str  # the base model's .onnx file
+    name: str  # the adapted model's name
+    models_dir: str  # the user models folder it is moved into
+    minutes: float = 5.0  # the fine-tuning's time budget
+    device: str = "auto"  # auto, cpu or gpu: where PyTorch trains and the engine scores
+    bands: tuple | None = None
+    python: str = ""  # the training Python; "": QGIS's own
+    work_dir: str | None = None
+    max_steps: int | None = None  # stop earlier than the budget (tests, reproducible runs)
+    cpu_threads: int = 0  # 0: every core
+    raster_label: str = ""  # how the card names the raster (a layer name or URL); "": the file name
+    area_label: str = ""
+
+
+@dataclass(frozen=True)
+class Adapted:
+    path: Path
+    card: dict
+    base_score: heldout_score.HeldOutScore
+    adapted_score: heldout_score.HeldOutScore
+    training_python: str
+
+    def summary(self) -> str:
+        a = self.card["adaptation"]
+        return (f"{self.card['name']}: held-out object F1 {self.adapted_score.f1:.3f} against "
+                f"{self.base_score.f1:.3f} for {a['base_model']} ({a['held_out_buildings']} buildings in "
+                f"{a['held_out_blocks']} held-out block(s)); trained {a['steps']} steps in {a['minutes']:.1f} min "
+                f"on {a['device']} from {a['buildings']} buildings.")
+
+
+def check_name(name: str, models_dir: str, taken=()) -> str:
+    """The name, or AdaptInputError saying why it cannot be used."""
+    name = (name or "").strip()
+    if not NAME_PATTERN.fullmatch(name):
+        raise AdaptInputError(f"'{name}' cannot name a model: use lower-case letters, digits and '_', starting "
+                              "with a letter or digit (e.g. buildings_kampala_adapted).")
+    if name in taken:
+        raise AdaptInputError(f"'{name}' is the name of a shipped model: choose another name.")
+    if (Path(models_dir) / f"{name}.onnx").exists():
+        raise AdaptInputError(f"A model named '{name}' is already in {models_dir}: choose another name, or delete "
+                              "that model first (spacenet:deletemodel).")
+    return name
+
+
+def adapt(request: AdaptRequest, report=silent, is_canceled=None) -> Adapted:
+    """Fine-tune, measure and install the adapted model (see the module); ``report(fraction, message)``."""
+    check_name(request.name, request.models_dir)
+    metadata, inputs, outputs = onnx_file.read(request.base_model)
+    card = modelcard.read_card(metadata, inputs, outputs)
+    if card.source != "spacenet" or CARD_KEY not in metadata:
+        raise AdaptInputError(f"{os.path.basename(request.base_model)} has no SpaceNet model card: adaptation "
+                              "starts from a model of this plugin (shipped or adapted).")
+    trainer = training_python.find(request.python)
+    report(0.0, f"Training with {trainer.describe()}.")
+    chips = chip_making.make_chips(request.raster_path, request.footprints, request.area, card, request.bands,
+                                   report=span(report, 0.0, 0.06), is_canceled=is_canceled)
+    known_pixels = chips.known.reshape(len(chips.origins), -1).sum(1)
+    split = holdout.split(chips.origins, known_pixels, chips.size)
+    buildings = len(chips.footprint_centroids)
+    held_buildings = chips.buildings_in(split.held_out)
+    if buildings < MIN_BUILDINGS or held_buildings < MIN_HELD_OUT_BUILDINGS:
+        raise AdaptInputError(
+            f"The area holds {buildings} corrected building(s) ({held_buildings} in the held-out fifth): adaptation "
+            f"needs at least {MIN_BUILDINGS}, with {MIN_HELD_OUT_BUILDINGS} in the fifth held out to measure it. "
+            "Correct the footprints over a larger area and draw the area around all of them.")
+    report(0.06, f"{len(chips.origins)} chips of {chips.size} px at {chips.gsd_m:.2f} m; {buildings} buildings; "
+                 f"{len(split.held_out)} chip(s) in {split.held_out_blocks} block(s) held out to measure.")
+    work = Path(tempfile.mkdtemp(prefix="spacenet-adapt-", dir=request.work_dir))
+    try:
+        output = work / f"{request.name}.onnx"
+        job = _job(request, card, chips.subset(split.training), work, output, metadata)
+        steps = _train(trainer, job, work, span(report, 0.06, 0.75), is_canceled)
+        scoring = dict(raster_path=request.raster_path, chips=chips, truth=request.footprints, device=request.device,
+                       cpu_threads=request.cpu_threads,
+                       is_canceled=is_canceled)
+        base_score = heldout_score.score(request.base_model, held_out=split.held_out,
+                                         report=span(report, 0.75, 0.8), **scoring)
+        tuned = {}
+        if split.tuning:
+            tuned, _ = heldout_score.tune(str(output), tuning=split.tuning, report=span(report, 0.8, 0.92), **scoring)
+        adapted_score = heldout_score.score(str(output), held_out=split.held_out, report=span(report, 0.92, 0.97),
+                                            options=tuned, **scoring)
+        final = _final_card(json.loads(metadata[CARD_KEY]), request, steps, chips, split, buildings,
+                            held_buildings, base_score, adapted_score, tuned)
+        files = [str(output)] + ([str(output.with_suffix("").with_suffix(".fp16.onnx"))] if job["fp16"] else [])
+        _run(trainer, ["card", files[0], _write_json(work / "card.json", final), *files[1:]], work, silent,
+             is_canceled)
+        check(is_canceled)
+        installed = _install(files, Path(request.models_dir))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    report(1.0, None)
+    return Adapted(installed, final, base_score, adapted_score, trainer.describe())
+
+
+def _job(request: AdaptRequest, card, training: chip_making.ChipSet, work: Path, output: Path, metadata) -> dict:
+    chips_path = work / "chips.npz"
+    np.savez(chips_path, images=training.images, labels=training.labels, known=training.known)
+    base = Path(request.base_model)
+    new_card = json.loads(metadata[CARD_KEY])
+    new_card.update(name=request.name)
+    n = len(card.bands)
+    return dict(base_model=str(base), chips=str(chips_path), output=str(output), card=new_card,
+                minutes=float(request.minutes), max_steps=request.max_steps, device=request.device,
+                threads=request.cpu_threads, batch=8, crop=192, learning_rate=LEARNING_RATE, anchor=ANCHOR, seed=0,
+                mean=list(card.normalisation.mean or [0.0] * n), std=list(card.normalisation.std or [1.0] * n),
+                # a base that has a half-precision variant gets one (a base storing float16 weights needs none)
+                fp16=base.with_suffix("").with_suffix(".fp16.onnx").is_file())
+
+
+def _write_json(path: Path, value) -> str:
+    with open(path, "w") as f:
+        json.dump(value, f)
+    return str(path)
+
+
+def _train(trainer, job: dict, work: Path, report, is_canceled) -> dict:
+    """Run the fine-tuning; its last ("done") line."""
+    return _run(trainer, ["train", _write_json(work / "job.json", job)], work, report, is_canceled)
+
+
+def _run(trainer, arguments: list, work: Path, report, is_canceled) -> dict:
+    """One worker command; each JSON line it prints moves the progress; killed when canceled. Its "done" line,
+    or RuntimeError with the worker's last words."""
+    log_path = work / "worker.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen([trainer.executable, str(training_python.WORKER), *arguments], cwd=work,
+                                   stdout=subprocess.PIPE, stderr=log, text=True, env=trainer.environment())
+        watcher = threading.Thread(target=_kill_when_canceled, args=(process, is_canceled), daemon=True)
+        watcher.start()
+        done, last_report = None, 0.0
+        for line in process.stdout:
+            event = _event(line)
+            if event is None:
+                continue
+            if event.get("event") == "start":
+                report(0.0, f"Fine-tuning on {event['device']}: {event['chips']} chips, crops of {event['crop']} px, "
+                            f"batches of {event['batch']}.")
+            elif event.get("event") == "step" and time.monotonic() - last_report > 0.2:
+                report(float(event["fraction"]), None)
+                last_report = time.monotonic()
+            elif event.get("event") == "done":
+                done = event
+        code = process.wait()
+    check(is_canceled)
+    if code != 0 or done is None:
+        words = [line for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
+        raise RuntimeError(f"The training process failed (exit {code}): " + (words[-1] if words else "no message"))
+    return done
+
+
+def _kill_when_canceled(process, is_canceled) -> None:
+    while process.poll() is None:
+        if is_canceled is not None and is_canceled():
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            return
+        time.sleep(0.1)
+
+
+def _event(line: str):
+    if not line.startswith("{"):
+        return None
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None
+
+
+def _final_card(base: dict, request: AdaptRequest, done: dict, chips, split, buildings, held_buildings,
+                base_score, adapted_score, tuned: dict) -> dict:
+    card = dict(base)
+    card["defaults"] = dict(base.get("defaults", {}), **tuned)
+    bounds = [round(v, 6) for v in _chips_bounds(chips)]
+    area_m2 = float(chips.known.sum()) * chips.grid.pixel_area_m2
+    base_name = f"{base.get('name', '?')} {base.get('version', '')}".strip()
+    card.update(
+        name=request.name,
+        version="1.0.0",
+        description=(f"{base.get('name')} adapted to {request.area_label or 'a mapped area'} of "
+                     f"{request.raster_label or os.path.basename(request.raster_path)} from {buildings} corrected "
+                     f"buildings. {base.get('description', '')}"),
+    )
+    card["adaptation"] = dict(
+        base_model=base.get("name", "?"), base_version=base.get("version", ""), base=base_name,
+        raster=request.raster_label or os.path.basename(request.raster_path),
+        area=request.area_label or "the raster's extent", area_bounds=bounds, area_m2=round(area_m2, 1),
+        buildings=buildings, held_out_buildings=held_buildings, chips=len(chips.origins),
+        held_out_chips=len(split.held_out), held_out_blocks=split.held_out_blocks,
+        block_side_m=round(split.block_chips * chips.size * chips.gsd_m, 1),
+        steps=int(done["steps"]), minutes=float(done["minutes"]), device=done["device"],
+        date=datetime.date.today().isoformat(),
+        tuning_chips=len(split.tuning),
+        defaults=(f"threshold and min_score chosen on {len(split.tuning)} tuning chip(s) of the area, the rest the "
+                  "base model's" if tuned else "the base model's (the area is too small to spare tuning chips)")
+        + "; the held-out fifth chose nothing",
+        held_out_base=base_score.as_card(), held_out_adapted=adapted_score.as_card(),
+    )
+    card["scores"] = dict(held_out_object_f1=round(adapted_score.f1, 4),
+                          base_held_out_object_f1=round(base_score.f1, 4))
+    return card
+
+
+def _chips_bounds(chips) -> tuple:
+    """The bounds (raster CRS) of every chip together."""
+    boxes = np.array([chips.bounds(i) for i in range(len(chips.origins))])
+    return (boxes[:, 0].min(), boxes[:, 1].min(), boxes[:, 2].max(), boxes[:, 3].max())
+
+
+def _install(files: list, models_dir: Path) -> Path:
+    """Move the adapted files into ``models_dir``: the fp16 variant first, so the main file (what the model lists
+    look for) appears only with everything beside it."""
+    models_dir.mkdir(parents=True, exist_ok=True)
+    targets = []
+    for path in reversed(files):
+        target = models_dir / Path(path).name
+        shutil.move(path, target.with_name(target.name + ".part"))
+        os.replace(target.with_name(target.name + ".part"), target)
+        targets.append(target)
+    return targets[-1]

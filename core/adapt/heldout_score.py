@@ -1,0 +1,96 @@
+"""Object F1 of a model on the held-out chips, by the plugin's own engine and metric, at the model's defaults.
+
+Each held-out chip is extracted as a user would extract it (``core.extract``, the card's defaults), over the chip
+and a margin around it so its edge roofs have their context; a footprint counts when its centroid lies on a
+known pixel of a held-out chip, and so does a truth footprint. Both sides are compared on the model grid's pixels
+(IoU does not depend on the units), one to one at IoU >= 0.5, as the SpaceNet metric does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+
+from ..extract.extract import ExtractRequest, extract_buildings
+from ..progress import silent, span
+from ..score import f1
+from .chips import ChipSet
+
+CONTEXT_PX = 64
+
+
+@dataclass(frozen=True)
+class HeldOutScore:
+    f1: float
+    precision: float
+    recall: float
+    tp: int
+    fp: int
+    fn: int
+
+    def as_card(self) -> dict:
+        return dict(object_f1=round(self.f1, 4), precision=round(self.precision, 4), recall=round(self.recall, 4),
+                    tp=self.tp, fp=self.fp, fn=self.fn)
+
+
+# What tuning tries for the adapted model: a fine-tuned model is less sure of itself than its base for a while,
+# so its footprints' mean probability (min_score) and the threshold move
+TUNED_THRESHOLDS = (0.3, 0.4, 0.5)
+TUNED_MIN_SCORES = (0.5, 0.6, 0.7, 0.8)
+
+
+def tune(model_path: str, raster_path: str, chips: ChipSet, tuning: list, truth: list, device: str = "auto",
+         cpu_threads: int = 0, report=silent, is_canceled=None) -> tuple[dict, HeldOutScore]:
+    """The threshold and min_score that give the best F1 on the ``tuning`` chips, and that score."""
+    grid = [dict(threshold=t, min_score=m) for t in TUNED_THRESHOLDS for m in TUNED_MIN_SCORES]
+    results = []
+    for number, options in enumerate(grid):
+        part = span(report, number / len(grid), (number + 1) / len(grid))
+        results.append((score(model_path, raster_path, chips, tuning, truth, device, cpu_threads, part,
+                              is_canceled, options), options))
+    best = max(results, key=lambda r: (r[0].f1, r[1]["min_score"]))  # ties: the stricter filter
+    return best[1], best[0]
+
+
+def score(model_path: str, raster_path: str, chips: ChipSet, held_out: list, truth: list, device: str = "auto",
+          cpu_threads: int = 0, report=silent, is_canceled=None, options=None) -> HeldOutScore:
+    """F1 of ``model_path``'s footprints (at its card's defaults, or ``options``) against ``truth`` (polygons in
+    the raster's CRS) on the ``held_out`` chips of ``chips``."""
+    found = []
+    pixel = chips.grid.transform.a, abs(chips.grid.transform.e)
+    for number, i in enumerate(held_out):
+        left, bottom, right, top = chips.bounds(i)
+        margin_x, margin_y = CONTEXT_PX * pixel[0], CONTEXT_PX * pixel[1]
+        request = ExtractRequest(raster_path=raster_path, model_path=model_path, bands=chips.bands,
+                                 extent=(left - margin_x, bottom - margin_y, right + margin_x, top + margin_y),
+                                 device=device, cpu_threads=cpu_threads, scheduler="in-process",
+                                 options=dict(options or {}))
+        part = span(report, number / len(held_out), (number + 1) / len(held_out))
+        # a roof in two chips' margins is found twice: each run keeps what lies on its own chip
+        run = extract_buildings(request, part, is_canceled)
+        found += _on_chips([footprint.geometry for footprint in run.footprints], chips, [i])
+    truth_px = _on_chips([shapely.make_valid(g) for g in truth if g is not None], chips, held_out)
+    found_px = found
+    counts = f1.score(f1.PolygonSet(np.array(truth_px, dtype=object)),
+                      f1.PolygonSet(np.array(found_px, dtype=object))).total
+    return HeldOutScore(counts.f1, counts.precision, counts.recall, counts.tp, counts.fp, counts.fn)
+
+
+def _on_chips(geometries, chips: ChipSet, indices: list) -> list:
+    """The geometries (map coordinates) whose centroid lies on a known pixel of one of the chips ``indices``, in
+    grid pixels."""
+    to_pixels = ~chips.grid.transform
+    kept = []
+    for geometry in geometries:
+        if geometry is None or geometry.is_empty:
+            continue
+        in_pixels = shapely.transform(geometry, lambda xy: np.column_stack(to_pixels * (xy[:, 0], xy[:, 1])))
+        centre = in_pixels.centroid
+        for i in indices:
+            row, col = int(np.floor(centre.y)) - chips.origins[i][0], int(np.floor(centre.x)) - chips.origins[i][1]
+            if 0 <= row < chips.size and 0 <= col < chips.size and chips.known[i, row, col]:
+                kept.append(in_pixels)
+                break
+    return kept
