@@ -39,7 +39,7 @@ QGIS_PROFILE_DIR ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default
 .PHONY: train-setup train-buildings train-roads eval gpu-pack
 
 help:
-	@echo "make setup     install QGIS (Debian), a venv and every dependency (ORT=auto|gpu|cpu)"
+	@echo "make setup     install QGIS (Debian), a venv and every dependency (ORT=auto|gpu|cpu), and training/.venv (PyTorch CPU: model adaptation)"
 	@echo "make test      run every test tier (unit, in-process QGIS, qgis_process end to end)"
 	@echo "make test-qgis340  every test tier again on QGIS 3.40 LTR in a Debian 13 chroot (root)"
 	@echo "make demo      run the plugin's main job offline on the shipped sample data"
@@ -53,7 +53,7 @@ help:
 	@echo "make install   link this checkout into your QGIS profile ($(QGIS_PROFILE_DIR))"
 	@echo "make uninstall remove that link"
 
-setup: system $(DEPS_STAMP) $(PLUGIN_LINK)
+setup: system $(DEPS_STAMP) $(PLUGIN_LINK) $(TRAIN_STAMP)
 	@echo "setup complete: onnxruntime flavour $(ORT_FLAVOUR); next: make test, or make demo"
 
 system:

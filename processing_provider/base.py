@@ -36,6 +36,7 @@ GROUPS = {
     "data": "Data",
     "extraction": "Extraction",
     "evaluation": "Evaluation",
+    "models": "Models",
 }
 
 

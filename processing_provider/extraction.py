@@ -109,7 +109,7 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
         except RegistryError as error:
             return self.SOURCE_HELP.format(models=f"<li>{html.escape(str(error))}</li>", cache="")
         items = []
-        for name in store.names(self.TASK):
+        for name in store.registry.names(self.TASK):
             entry = store.registry.get(name)
             if store.is_installed(name):
                 status = self.tr("installed")
@@ -119,6 +119,8 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
                     status += self.tr(f", and {entry.half.size_label} more for a GPU")
             default = self.tr(", the default") if name == self.DEFAULT_MODEL else ""
             items.append(f"<li><b>{name}</b> ({status}{default}): {html.escape(entry.summary)}</li>")
+        items += [f"<li><b>{name}</b> ({self.tr('your model, in')} {html.escape(str(store.user_dir))})</li>"
+                  for name in store.user_names(self.TASK)]
         items += [f"<li><b>{name}</b> ({self.tr('installed, not in the registry')})</li>"
                   for name in store.unregistered_names()]
         return self.SOURCE_HELP.format(models="".join(items) or f"<li>{self.tr('none')}</li>",

@@ -9,8 +9,11 @@ from pathlib import Path
 from qgis.core import QgsApplication, QgsProcessingModelAlgorithm, QgsProcessingParameterEnum, QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
+from .adapt_model import AdaptModel
 from .base import ICON_PATH, PLUGIN_DIR, enum_name, tr
 from .calibrate import Calibrate
+from .delete_model import DeleteModel
+from .export_training_chips import ExportTrainingChips
 from .extract_buildings import ExtractBuildings
 from .extract_roads import ExtractRoads
 from .fetch_tiles import FetchTiles
@@ -21,7 +24,8 @@ from .status import Status
 log = logging.getLogger(__name__)
 
 # Every algorithm of the plugin, in toolbox order. Algorithms arrive with their own issues.
-ALGORITHMS = (FetchTiles, ExtractBuildings, ExtractRoads, ScoreF1, ScoreApls, Calibrate, Status)
+ALGORITHMS = (FetchTiles, ExtractBuildings, ExtractRoads, ScoreF1, ScoreApls, Calibrate, ExportTrainingChips,
+              AdaptModel, DeleteModel, Status)
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 
 

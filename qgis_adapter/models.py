@@ -14,6 +14,18 @@ def models_cache_dir() -> Path:
     return Path(QgsApplication.qgisSettingsDirPath()) / "spacenet_toolkit" / "models"
 
 
+def user_models_dir() -> Path:
+    """Where the user's own models (adapted by spacenet:adaptmodel) are kept, in the QGIS profile."""
+    return Path(QgsApplication.qgisSettingsDirPath()) / "spacenet_toolkit" / "user_models"
+
+
 def model_store() -> ModelStore:
     """The store with the registry as it is now (cheap: a small JSON read; tests change it through the environment)."""
-    return ModelStore(cache_dir=models_cache_dir())
+    return ModelStore(cache_dir=models_cache_dir(), user_dir=user_models_dir(), task_of=model_task)
+
+
+def model_task(path) -> str:
+    """The task a model's card states (read without onnxruntime)."""
+    from ..core.extract import modelcard, onnx_file
+
+    return modelcard.read_card(*onnx_file.read(path)).task

@@ -1,9 +1,11 @@
 """Where model files are, and fetching the missing ones on first use.
 
-A model name resolves to ``NAME.onnx`` in the plugin's ``models/`` folder (bundled in the zip) or in a per-user
-cache folder (the plugin folder may be read-only). A registered model found in neither is downloaded into the
-cache through core.fetch.s3's robust download (retries, resume, size check), to a temporary name, checked against the
-registry's SHA-256 and only then renamed into place: a cancel or a failure leaves nothing behind.
+A model name resolves to ``NAME.onnx`` in the plugin's ``models/`` folder (bundled in the zip), in a per-user
+cache folder (the plugin folder may be read-only), or in the user models folder where adapted models are kept
+(``spacenet:adaptmodel`` writes them, ``spacenet:deletemodel`` removes them). A registered model found in
+neither is downloaded into the cache through core.fetch.s3's robust download (retries, resume, size check), to a
+temporary name, checked against the registry's SHA-256 and only then renamed into place: a cancel or a failure
+leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..model_registry import ModelEntry, ModelFile, Registry, load_registry, sha256_of
+from ..model_registry import HALF_SUFFIX, ModelEntry, ModelFile, Registry, load_registry, sha256_of
 from ..progress import Canceled, IsCanceled, Report, silent
 
 __all__ = ["Canceled", "ModelError", "ModelDownloadError", "ModelStore", "NotInstalledError", "UnknownModelError",
@@ -56,19 +58,52 @@ class ModelStore:
     registry: Registry = field(default_factory=load_registry)
     bundled_dir: Path = BUNDLED_DIR
     cache_dir: Path | None = None  # None: default_cache_dir()
+    user_dir: Path | None = None  # the user's own models (adapted ones); None: none
+    task_of: object = None  # path -> the model's task from its card (the caller's reader); None: any task
 
     def __post_init__(self):
         self.bundled_dir = Path(self.bundled_dir)
         self.cache_dir = Path(self.cache_dir) if self.cache_dir else default_cache_dir()
+        self.user_dir = Path(self.user_dir) if self.user_dir else None
 
     # -- what is there ---------------------------------------------------------------------------------------------
 
     def names(self, task: str | None = None) -> list[str]:
-        """Registered models (of ``task``), then any other .onnx dropped into the bundled folder (when no task)."""
+        """Registered models (of ``task``), the user's models (of ``task``), then any other .onnx dropped into the
+        bundled folder (when no task)."""
         names = self.registry.names(task)
+        names += [name for name in self.user_names(task) if name not in names]
         if task is None:
             names += [name for name in self.unregistered_names() if name not in names]
         return names
+
+    def user_names(self, task: str | None = None) -> list[str]:
+        """The models in the user models folder (of ``task``, as their card says), by name."""
+        if self.user_dir is None or not self.user_dir.is_dir():
+            return []
+        names = sorted(p.name[:-len(".onnx")] for p in self.user_dir.glob("*.onnx")
+                       if not p.name.endswith(HALF_SUFFIX) and p.name[:-len(".onnx")] not in self.registry.models)
+        return [name for name in names if task is None or self.task_of is None or self.user_task(name) == task]
+
+    def user_task(self, name: str) -> str:
+        """A user model's task from its card ("" when the file cannot say)."""
+        try:
+            return self.task_of(self.user_dir / f"{name}.onnx")
+        except (OSError, ValueError):
+            return ""
+
+    def delete_user_model(self, name: str) -> list[Path]:
+        """Remove a user model's files (NAME.onnx and NAME.fp16.onnx); the files removed. UnknownModelError for a
+        name that is not a user model: shipped and downloaded models are not the user's to delete here."""
+        if name not in self.user_names():
+            raise UnknownModelError(f"'{name}' is not one of your models ({', '.join(self.user_names()) or 'none'}"
+                                    f" in {self.user_dir}): shipped models cannot be deleted.")
+        removed = []
+        for path in (self.user_dir / f"{name}.onnx", self.user_dir / f"{name}{HALF_SUFFIX}"):
+            if path.exists():
+                path.unlink()
+                removed.append(path)
+        return removed
 
     def unregistered_names(self) -> list[str]:
         """Models in the bundled folder the registry does not know: usable by name, task unknown."""
@@ -112,6 +147,8 @@ class ModelStore:
         entry = self.registry.get(value)
         if entry is not None:
             return self._main_file(entry, download, report, is_canceled)
+        if value in self.user_names():
+            return self.user_dir / f"{value}.onnx"
         if value in self.unregistered_names():
             return self.bundled_dir / f"{value}.onnx"
         path = Path(value).expanduser()
