@@ -21,6 +21,7 @@ QUICK_ACTIONS = (
     ("Extract roads in view", "spacenet:extractroads"),
     ("Fetch tiles here", "spacenet:fetchtiles"),
     ("Score layers", "spacenet:scoref1"),
+    ("Adapt model to this area…", "spacenet:adaptmodel"),
 )
 
 
@@ -98,8 +99,9 @@ class SpaceNetToolkitPlugin:
         active = self.iface.activeLayer()
         if input_parameter is not None and input_parameter.type() == "raster" and isinstance(active, QgsRasterLayer):
             defaults["INPUT"] = active.id()
-        if algorithm.parameterDefinition("PROPOSALS") is not None and isinstance(active, QgsVectorLayer):
-            defaults["PROPOSALS"] = active.id()
+        for layer_parameter in ("PROPOSALS", "FOOTPRINTS"):  # the layer a mapper scores, or has corrected
+            if algorithm.parameterDefinition(layer_parameter) is not None and isinstance(active, QgsVectorLayer):
+                defaults[layer_parameter] = active.id()
         canvas = self.iface.mapCanvas()
         if algorithm.parameterDefinition("EXTENT") is not None and canvas is not None and not canvas.extent().isEmpty():
             extent = canvas.extent()

@@ -66,10 +66,10 @@ def test_every_example_names_an_algorithm_and_parameters_that_exist(repo_root, t
             assert re.search(rf"^{re.escape(name)}:", helped.stdout, re.MULTILINE), (algorithm, name)
 
 
-def test_list_shows_the_eight_algorithms(repo_root, tmp_path):
+def test_list_shows_the_eleven_algorithms(repo_root, tmp_path):
     listed = run_as_printed("scripts/qgis-process list", repo_root, wrapper_env(tmp_path))
     assert listed.returncode == 0, listed.stderr
-    assert len(re.findall(r"^\s+spacenet:\w+", listed.stdout, re.MULTILINE)) == 8
+    assert len(re.findall(r"^\s+spacenet:\w+", listed.stdout, re.MULTILINE)) == 11
     assert "\nSpaceNet\n" in listed.stdout  # every package present: the group's name has no note
 
 

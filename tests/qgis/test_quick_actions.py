@@ -31,7 +31,7 @@ def test_each_job_opens_its_algorithm_with_the_map_filled_in(plugin, qgis_iface,
     plugin.unload()
     plugin.initGui()
     try:
-        for layer, (label, algorithm_id) in zip((raster, raster, raster, polygons), QUICK_ACTIONS):
+        for layer, (label, algorithm_id) in zip((raster, raster, raster, polygons, polygons), QUICK_ACTIONS):
             qgis_iface.setActiveLayer(layer)
             next(a for a in plugin.toolbar.actions() if a.text() == label).trigger()
             assert opened[-1][0] == algorithm_id
@@ -41,6 +41,9 @@ def test_each_job_opens_its_algorithm_with_the_map_filled_in(plugin, qgis_iface,
             assert by_id[algorithm_id]["EXTENT"].endswith("[EPSG:32616]")
         assert by_id["spacenet:fetchtiles"]["EXTENT"] == by_id["spacenet:extractbuildings"]["EXTENT"]
         assert by_id["spacenet:scoref1"] == {"PROPOSALS": polygons.id()}
+        # the mapper's corrected layer is the active one; the canvas is the area they reviewed
+        assert by_id["spacenet:adaptmodel"]["FOOTPRINTS"] == polygons.id()
+        assert by_id["spacenet:adaptmodel"]["EXTENT"] == by_id["spacenet:extractbuildings"]["EXTENT"]
     finally:
         QgsProject.instance().removeAllMapLayers()
 
