@@ -52,11 +52,12 @@ import sysconfig
 import tempfile
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 from queue import Empty, Queue
 
 from . import dependencies
 from .progress import IsCanceled, Report
+from .python_interpreter import python_candidates
 
 # The distributions QGIS ships and the installer never installs, whatever asks for them.
 NEVER_INSTALL = frozenset({"numpy", "gdal", "pyqt5", "pyqt6", "pyqt5-sip", "pyqt6-sip", "qgis", "sip"})
@@ -249,31 +250,6 @@ def plan_extra(module: str, installed: dict | None = None, exclude=(), platform:
 
 
 # -------------------------------------------------------------------------------------------- the interpreter
-def python_candidates(exec_prefix: str = sys.exec_prefix, executable: str = sys.executable,
-                      version=sys.version_info[:2], platform: str = sys.platform) -> list:
-    """Where QGIS's Python interpreter may be, most likely first: beside the standard library of the running
-    Python (sys.exec_prefix), then QGIS's own folder (OSGeo4W's python3.exe beside qgis-bin.exe), then
-    sys.executable when it is a Python at all."""
-    path = PureWindowsPath if platform == "win32" else PurePosixPath  # the platform's paths, on any machine
-    prefix, beside = path(exec_prefix), path(executable).parent if executable else None
-    if platform == "win32":
-        candidates = [prefix / "python.exe", prefix / "python3.exe"]
-        if beside is not None:
-            candidates += [beside / "python3.exe", beside / "python.exe"]
-    else:
-        candidates = [prefix / "bin" / f"python{version[0]}.{version[1]}", prefix / "bin" / "python3",
-                      prefix / "bin" / "python"]
-        if beside is not None:
-            candidates += [beside / f"python{version[0]}.{version[1]}", beside / "python3"]
-    if executable and path(executable).name.lower().startswith("python"):
-        candidates.append(path(executable))
-    unique = []
-    for candidate in candidates:
-        if candidate not in unique:
-            unique.append(candidate)
-    return unique
-
-
 def python_for_pip(candidates=None, version=sys.version_info[:2], prefix: str = sys.prefix) -> Path:
     """QGIS's Python interpreter: the first candidate that runs and answers with the running Python's version
     (and its prefix, where one does). Raises InstallerError naming what was tried."""
