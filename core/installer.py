@@ -92,6 +92,9 @@ EXTRAS = {
               # PyPI's Linux torch is the CUDA build (540 MB and several GB of NVIDIA packages): PyTorch's
               # documented CPU install names its own index.
               linux_index_url="https://download.pytorch.org/whl/cpu"),
+        Extra("onnx", "onnx",
+              "optional, with PyTorch: adapting a model (reads and writes the model's ONNX graph)",
+              17, "PyPI's onnx 1.23.2 cp311 manylinux wheel (about 16 MB) plus protobuf (about 0.3 MB)"),
     )
 }
 

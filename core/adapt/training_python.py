@@ -21,7 +21,7 @@ from ..python_interpreter import this_python
 WORKER = Path(__file__).resolve().parent / "worker" / "finetune.py"
 CHECK_SECONDS = 180  # a first `import torch` from a cold disk takes a while
 HOW_TO_GET_IT = ("Install PyTorch and onnx into QGIS's Python (SpaceNet > Python dependencies…, optional "
-                 "extras: 'torch onnx'), or name the python of an environment that has them in the plugin's "
+                 "extras torch and onnx), or name the python of an environment that has them in the plugin's "
                  "settings (Settings > Options > Processing > SpaceNet, or the setting spacenet/training_python; "
                  "`make train-setup` builds one: training/.venv/bin/python).")
 
