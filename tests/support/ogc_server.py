@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator, NamedTuple
@@ -228,7 +227,6 @@ class OgcServer:
         import rasterio
         from affine import Affine
         from rasterio.enums import Resampling
-        from rasterio.errors import NotGeoreferencedWarning
         from rasterio.io import MemoryFile
         from rasterio.vrt import WarpedVRT
 
@@ -249,9 +247,11 @@ class OgcServer:
             out = vrt.read()
         if out.shape[0] != 4:
             raise ValueError(f"the GeoTIFF should be RGBA: it warps to {out.shape[0]} bands")
-        with MemoryFile() as memory, warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)  # a PNG carries no georeferencing: none asked
-            with memory.open(driver="PNG", width=width, height=height, count=4, dtype="uint8") as png:
+        with MemoryFile() as memory:
+            # the georeferencing only keeps rasterio from warning (per thread, unlike a warnings filter): the PNG
+            # itself carries none, the client knows what it asked for
+            with memory.open(driver="PNG", width=width, height=height, count=4, dtype="uint8", crs=crs,
+                             transform=transform) as png:
                 png.write(out)
             return 200, "image/png", memory.read(), "map"
 
