@@ -23,6 +23,9 @@ endif
 ORT_PACKAGE := $(if $(filter gpu,$(ORT_FLAVOUR)),onnxruntime-gpu,onnxruntime)
 ORT_OTHER := $(if $(filter gpu,$(ORT_FLAVOUR)),onnxruntime,onnxruntime-gpu)
 DEPS_STAMP := $(VENV)/.deps-$(ORT_PACKAGE).stamp
+# training/ has its own venv (PyTorch never enters the plugin's); `make setup` builds it for model adaptation.
+TRAIN_PY := training/.venv/bin/python
+TRAIN_STAMP := training/.venv/.setup.stamp
 
 # What a test or a run needs to see what a real QGIS process sees (ENVIRONMENT.md traps 3 and 5).
 LIBQGIS_CORE = $(shell ldconfig -p | awk '/libqgis_core\.so\./ {print $$NF; exit}')
@@ -122,8 +125,6 @@ package: check-venv
 
 # ---------------------------------------------------------------------------------------------- training
 # training/ has its own venv (PyTorch never enters the plugin's). DATA: a folder written by spacenet:fetchtiles.
-TRAIN_PY := training/.venv/bin/python
-TRAIN_STAMP := training/.venv/.setup.stamp
 MINUTES ?=
 TRAIN_RUN = OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(TRAIN_PY) -m training.train
 
