@@ -50,10 +50,10 @@ def test_list_and_status_say_why_algorithms_are_missing(qgis_process_factory, pl
     assert listing.returncode == 0, listing.stderr
     header = [line for line in listing.stdout.splitlines() if line.startswith("SpaceNet")]
     # fetchtiles, extractbuildings, extractroads, scoreapls, calibrate and the shipped model need rasterio
-    assert header == ["SpaceNet (6 algorithms need missing packages: run spacenet:status)"], listing.stdout
+    assert header == ["SpaceNet (8 algorithms need missing packages: run spacenet:status)"], listing.stdout
     assert "\tspacenet:status\t" in listing.stdout
     provider = qgis_process.providers()["spacenet"]
-    assert provider["long_name"] == "SpaceNet Toolkit (6 algorithms need missing packages: run spacenet:status)"
+    assert provider["long_name"] == "SpaceNet Toolkit (8 algorithms need missing packages: run spacenet:status)"
     assert "spacenet:status" in provider["algorithms"] and "spacenet:fetchtiles" not in provider["algorithms"]
 
     completed = qgis_process("run", "spacenet:status", "--CHECK_GPU=false", timeout=120)
@@ -67,7 +67,7 @@ def test_list_and_status_say_why_algorithms_are_missing(qgis_process_factory, pl
                for line in lines), text
     assert any(line.startswith("  NOT AVAILABLE: spacenet:fetchtiles - Missing Python package(s): rasterio")
                for line in lines), text
-    assert "MISSING:\t1" in lines and "UNAVAILABLE:\t6" in lines, text
+    assert "MISSING:\t1" in lines and "UNAVAILABLE:\t8" in lines, text
 
 
 def test_status_answers_where_every_package_and_onnxruntime_are_missing(qgis_process_factory, plugin_path):
