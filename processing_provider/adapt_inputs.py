@@ -60,6 +60,8 @@ def read_inputs(algorithm, parameters, context, feedback, low=0.0, high=5.0) -> 
     if not layer.crs().isValid():
         raise QgsProcessingException(algorithm.tr(
             f"'{layer.name()}' has no coordinate reference system: assign one (Layer Properties > Source)."))
+    import shapely  # on first use, not at plugin start
+
     middle = (low + high) / 2
     footprints = _polygons(algorithm, parameters, FOOTPRINTS, context, feedback, layer, low, middle)
     if not footprints:
@@ -75,13 +77,9 @@ def read_inputs(algorithm, parameters, context, feedback, low=0.0, high=5.0) -> 
     elif parameters.get(EXTENT) not in (None, ""):
         rect = algorithm.parameterAsExtent(parameters, EXTENT, context, layer.crs())
         if not rect.isNull() and not rect.isEmpty():
-            import shapely
-
             area = [shapely.box(rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())]
             area_label = "an extent"
     if area is None:
-        import shapely
-
         area = [shapely.box(*shapely.total_bounds(footprints))]
         area_label = "the footprints' extent"
     bands = tuple(algorithm.parameterAsInts(parameters, BANDS, context)) or None

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..extract import modelcard, onnx_file
+from ..extract import modelcard, onnx_file, runtime
+from ..model_registry import HALF_SUFFIX
 from ..progress import check, silent, span
 from . import chips as chip_making
 from . import heldout_score, holdout, training_python
@@ -128,7 +129,7 @@ def adapt(request: AdaptRequest, report=silent, is_canceled=None) -> Adapted:
                                             options=tuned, **scoring)
         final = _final_card(json.loads(metadata[CARD_KEY]), request, steps, chips, split, buildings,
                             held_buildings, base_score, adapted_score, tuned)
-        files = [str(output)] + ([str(output.with_suffix("").with_suffix(".fp16.onnx"))] if job["fp16"] else [])
+        files = [str(output)] + ([str(output.with_name(output.stem + HALF_SUFFIX))] if job["fp16"] else [])
         _run(trainer, ["card", files[0], _write_json(work / "card.json", final), *files[1:]], work, silent,
              is_canceled)
         check(is_canceled)
@@ -151,7 +152,7 @@ def _job(request: AdaptRequest, card, training: chip_making.ChipSet, work: Path,
                 threads=request.cpu_threads, batch=8, crop=192, learning_rate=LEARNING_RATE, anchor=ANCHOR, seed=0,
                 mean=list(card.normalisation.mean or [0.0] * n), std=list(card.normalisation.std or [1.0] * n),
                 # a base that has a half-precision variant gets one (a base storing float16 weights needs none)
-                fp16=base.with_suffix("").with_suffix(".fp16.onnx").is_file())
+                fp16=runtime.fp16_variant(base) is not None)
 
 
 def _write_json(path: Path, value) -> str:

@@ -91,6 +91,8 @@ def train(job: dict) -> int:
     # L2-SP: a pull towards the base weights, so a few hundred roofs refine the model rather than replace it
     anchor = float(job.get("anchor", 0.0))
     base_weights = [p.detach().clone() for p in net.parameters()] if anchor > 0 else []
+    chip_weights = known.float().mean((1, 2)).cpu().numpy()  # chips with more labelled area are drawn more often
+    chip_weights = chip_weights / chip_weights.sum()
     deadline = started + 60 * minutes
     emit(event="start", device=_device_label(device), chips=int(images.shape[0]), crop=crop, batch=batch,
          parameters=int(sum(p.numel() for p in net.parameters())))
@@ -102,7 +104,7 @@ def train(job: dict) -> int:
         for group in optimiser.param_groups:  # a short warm-up, then cosine decay over the time budget
             group["lr"] = job.get("learning_rate", 3e-4) * min(1.0, (step + 1) / 10) * (
                 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * fraction)))
-        x, y, mask = _batch(images, labels, known, batch, crop, rng)
+        x, y, mask = _batch(images, labels, known, chip_weights, batch, crop, rng)
         x = ((x - mean) / std).contiguous()
         loss = _loss(net(x), y, mask)
         if anchor > 0:
@@ -160,14 +162,13 @@ def _device_label(device) -> str:
     return f"CPU, {torch.get_num_threads()} thread(s)"
 
 
-def _batch(images, labels, known, size, crop, rng):
+def _batch(images, labels, known, weights, size, crop, rng):
     """Random crops, each turned by a multiple of 90 degrees and maybe mirrored, with a small gain and offset:
     what a mapper's few chips can afford without distorting the roofs the model must learn."""
     import torch
     import torch.nn.functional as F  # noqa: N812
 
-    weights = known.float().mean((1, 2)).cpu().numpy()
-    chosen = rng.choice(len(images), size=size, p=weights / weights.sum())
+    chosen = rng.choice(len(images), size=size, p=weights)
     side = images.shape[-1]
     xs, ys, ms = [], [], []
     for index in chosen:
