@@ -331,8 +331,25 @@ def open_on_grid(info: RasterInfo, grid: Grid):
             add_alpha=not own_alpha,
             # the blank stays out of the resampling too, so no dark rim is blended into the data along it
             **(dict(src_nodata=0, UNIFIED_SRC_NODATA="YES") if info.zero_is_nodata else {}),
+            # GDAL's warper works out the resampling scale (how wide the kernel reaches when it downsamples) for
+            # each chunk it warps, from that chunk's windows; GDAL 3.10's chunks follow the window read, so a tile
+            # and the whole grid got other scales and values up to 6 levels apart in bands of rows (Vegas tile at
+            # 0.3 m; 0 on GDAL 3.6). The grid is the raster's pixels scaled by one ratio: given, it holds everywhere.
+            XSCALE=repr(_warp_scale(src.transform.a, grid.transform.a)),
+            YSCALE=repr(_warp_scale(src.transform.e, grid.transform.e)),
         ) as vrt:
             yield GridReader(vrt, info.alpha_band if own_alpha else vrt.count, info)
+
+
+def _warp_scale(source_pixel: float, grid_pixel: float) -> float:
+    """Grid pixels per source pixel, as GDAL's warper computes it for a chunk: a downsampling within 0.05 of an
+    integer factor is taken as that factor (gdalwarpoperation.cpp), so results match the scale GDAL chose itself."""
+    scale = abs(source_pixel) / abs(grid_pixel)
+    if scale < 1:
+        factor = round(1 / scale)
+        if abs(1 / scale - factor) < 0.05:
+            scale = 1 / factor
+    return scale
 
 
 class GridReader:
