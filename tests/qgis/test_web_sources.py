@@ -37,26 +37,38 @@ def xyz_layer(base_url):
     return layer
 
 
-def test_xyz_layer_finds_the_footprints_of_its_source_file(provider, web, tiles, fresh_cache, brightness_model):
+@pytest.fixture(scope="module")
+def shipped_model(repo_root):
+    """The shipped buildings model referees the XYZ layer against its file, as in test_web_services.py: the
+    brightness test model thresholds a local mean of stretched values, so a stretch one grey level apart (the
+    stretch's sample read from the pyramid's averaged zooms instead of the file's pixels) merges or splits its blobs
+    and moved its F1 to 0.69 on QGIS 3.40 (0.9 and more on 3.22), whatever the pixels."""
+    return str(repo_root / "models" / "buildings_unet_small.onnx")
+
+
+def test_xyz_layer_finds_the_footprints_of_its_source_file(provider, web, tiles, fresh_cache, shipped_model):
     extent = extent_of(web["source"])
-    from_file = run({"INPUT": str(web["source"]), "MODEL": brightness_model, "EXTENT": extent})
+    from_file = run({"INPUT": str(web["source"]), "MODEL": shipped_model, "EXTENT": extent})
     log = Log()
-    from_tiles = run({"INPUT": xyz_layer(tiles.url), "MODEL": brightness_model, "EXTENT": extent}, log)
+    from_tiles = run({"INPUT": xyz_layer(tiles.url), "MODEL": shipped_model, "EXTENT": extent}, log)
     assert from_file["BUILDING_COUNT"] > 10
     score = f1(polygons(from_file), polygons(from_tiles))
     print(f"F1 XYZ vs file: {score:.4f} ({from_tiles['BUILDING_COUNT']} vs {from_file['BUILDING_COUNT']})")
     assert score >= 0.9
-    # the model's 0.5 m is read from zoom 19 (0.24 m on the ground at Vegas; zoom 18's 0.48 m is not 1.5x finer),
-    # and the stretch's sample from zoom 18: only the tiles the extent needs, each once
+    # the model's 0.3 m is read from zoom 19 (0.24 m on the ground at Vegas; zoom 18's 0.48 m is coarser than the
+    # model), its 42 tiles, each once; the stretch's sample (1024 px across) is decimated from the same zoom 19 by
+    # GDAL 3.6 and from zoom 18 (12 tiles more) by GDAL 3.10: never from a coarser zoom, never a tile twice
     asked = [r.path for r in tiles.requests]
-    assert asked and all(path.startswith(("/19/", "/18/")) for path in asked)
+    zooms = {path.split("/")[1] for path in asked}
+    assert "19" in zooms and zooms <= {"19", "18"}
+    assert len([path for path in asked if path.startswith("/19/")]) == 42
     assert len(set(asked)) == len(asked) <= 42 + 12
     assert all(r.user_agent.startswith("spacenet") or "SpaceNet" in r.user_agent for r in tiles.requests)
     settings = next(line for line in log.infos if line.startswith("Settings:"))
     assert f'"source": "{tiles.url}{{z}}/{{x}}/{{y}}.png"' in settings and '"source_kind": "xyz"' in settings
     # the tiles are cached on disk: a second run asks the service for nothing
     tiles.reset()
-    again = run({"INPUT": xyz_layer(tiles.url), "MODEL": brightness_model, "EXTENT": extent})
+    again = run({"INPUT": xyz_layer(tiles.url), "MODEL": shipped_model, "EXTENT": extent})
     assert again["BUILDING_COUNT"] == from_tiles["BUILDING_COUNT"] and tiles.requests == []
     assert any(fresh_cache.rglob("*"))
 
