@@ -291,13 +291,18 @@ def measure_stretch(info: RasterInfo, bands, grid: Grid, normalisation: Normalis
     if normalisation.stretch == "divide":
         zeros = np.zeros(n, dtype=np.float32)
         return Stretch(zeros, zeros + normalisation.divisor, mean, std)
-    left, bottom, right, top = corner_bounds(grid.transform, grid.width, grid.height)
+    bounds = corner_bounds(grid.transform, grid.width, grid.height)
     with _open_source(info, grid) as src:
-        window = from_bounds(left, bottom, right, top, transform=src.transform).intersection(
-            Window(0, 0, src.width, src.height)
-        )
-        scale = max(window.width, window.height) / STRETCH_SAMPLE_SIZE
-        out_shape = (max(1, int(window.height / max(scale, 1))), max(1, int(window.width / max(scale, 1))))
+        window, out_shape = _stretch_sample(src, bounds)
+        overview = _sample_overview(src.overviews(1), window, out_shape) if src.overviews(1) else None
+    # with overviews, the sample is read from the one the engine chose, GDAL left no other (see _sample_overview)
+    with _open_source(info, grid, overview) as src:
+        window, out_shape = _stretch_sample(src, bounds)
+        if overview == 0 and info.is_tile_service:
+            # GDAL 3.10's WMS driver still reads its coarser zooms for a decimated read when opened without them
+            # (OVERVIEW_LEVEL=NONE): every pixel is read instead, under 2 / SAMPLE_OVERSAMPLING times the sample's
+            # size across (a zoom's overviews are 2x apart: from there on the next zoom is chosen)
+            out_shape = (max(1, round(window.height)), max(1, round(window.width)))
         unique = sorted(set(bands))
         data = read_with_retries(info, lambda: src.read(unique, window=window, out_shape=(len(unique), *out_shape),
                                                         masked=True))
@@ -313,6 +318,26 @@ def measure_stretch(info: RasterInfo, bands, grid: Grid, normalisation: Normalis
         low.append(lo)
         high.append(hi if hi > lo else lo + 1)
     return Stretch(np.array(low, np.float32), np.array(high, np.float32), mean, std)
+
+
+def _stretch_sample(src, bounds) -> tuple:
+    """(window of ``bounds`` in ``src``, the shape of the decimated read: at most STRETCH_SAMPLE_SIZE across)."""
+    window = from_bounds(*bounds, transform=src.transform).intersection(Window(0, 0, src.width, src.height))
+    scale = max(window.width, window.height) / STRETCH_SAMPLE_SIZE
+    return window, (max(1, int(window.height / max(scale, 1))), max(1, int(window.width / max(scale, 1))))
+
+
+# Which overview a decimated read comes from is the engine's choice, not GDAL's: GDAL changed its rule (a 2x overview
+# is read from a decimation of 1.67 on GDAL 3.6, of 1.59 on 3.10), so a tile service's stretch was sampled from zoom
+# 19 on QGIS 3.22 and from zoom 18 on 3.40, one grey level apart, which moves footprints. GDAL 3.6's rule, kept: the
+# coarsest overview at most this much coarser than the read asks.
+SAMPLE_OVERSAMPLING = 1.2
+
+
+def _sample_overview(factors, window, out_shape) -> int:
+    """0: the full resolution; k: the k-th of the overviews whose decimation ``factors`` (2, 4, ...) are given."""
+    decimation = min(window.width / out_shape[1], window.height / out_shape[0])
+    return max((k + 1 for k, factor in enumerate(factors) if factor <= decimation * SAMPLE_OVERSAMPLING), default=0)
 
 
 @contextmanager
@@ -380,10 +405,17 @@ def service_level(info: RasterInfo, grid: Grid) -> int:
 
 
 @contextmanager
-def _open_source(info: RasterInfo, grid: Grid):
+def _open_source(info: RasterInfo, grid: Grid, overview: int | None = None):
+    """The raster at the level it is read at for ``grid`` (a tile service's zoom); with ``overview``, that many
+    overviews coarser still and with no coarser one for GDAL to choose."""
     level = service_level(info, grid)
     # OVERVIEW_LEVEL makes the zoom the dataset itself: the warper then fetches that zoom's tiles and no other
-    with rasterio.open(info.path, **({"OVERVIEW_LEVEL": str(level - 1)} if level else {})) as src:
+    if overview is None:
+        options = {"OVERVIEW_LEVEL": str(level - 1)} if level else {}
+    else:
+        chosen = level + overview
+        options = {"OVERVIEW_LEVEL": f"{chosen - 1}only" if chosen else "NONE"}
+    with rasterio.open(info.path, **options) as src:
         yield src
 
 

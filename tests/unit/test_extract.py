@@ -334,6 +334,32 @@ def test_a_window_of_the_model_grid_reads_as_the_same_pixels_of_the_whole(fixtur
                 assert np.array_equal(valid, whole_valid[row:row + h, col:col + w])
 
 
+@pytest.mark.parametrize("size, from_overview", [(1650, False), (1700, False), (1740, True), (2048, True)])
+def test_the_stretch_sample_comes_from_the_overview_the_engine_chooses(tmp_path, size, from_overview):
+    """The stretch's sample (1024 px across) of a raster with a 2x overview holding other values: read from the
+    overview from a decimation of 1.2 x 2 / 1.2 = 1.67 on (1740 / 1024 = 1.70), from the full resolution below it
+    (1650 and 1700: 1.61 and 1.66), on any GDAL (3.10 by itself read the overview from 1.59 on)."""
+    from affine import Affine
+
+    from spacenet_toolkit.core.extract.modelcard import Normalisation
+
+    def values(low, n):  # low, low + 1 ... low + 49 over and over: the 2nd and 98th percentiles are low + 1, + 48
+        return np.tile(np.arange(low, low + 50, dtype=np.uint8), n * n // 50 + 1)[: n * n].reshape(1, n, n)
+
+    path = tmp_path / "with_overview.tif"
+    profile = dict(driver="GTiff", count=1, dtype="uint8", crs="EPSG:32611", tiled=True)
+    with rasterio.open(path, "w", width=size, height=size, transform=Affine(0.5, 0, 500_000, 0, -0.5, 4_000_000),
+                       **profile) as out:
+        out.write(values(10, size))
+    # its overview, an external .ovr beside it, holds other values than its pixels would give: 200 to 249
+    with rasterio.open(f"{path}.ovr", "w", width=size // 2, height=size // 2,
+                       transform=Affine(1, 0, 500_000, 0, -1, 4_000_000), **profile) as out:
+        out.write(values(200, size // 2))
+    info = raster.describe(path)
+    stretch = raster.measure_stretch(info, (1,), raster.model_grid(info, None, None), Normalisation())
+    assert (stretch.low[0] >= 200) == from_overview and (stretch.high[0] >= 200) == from_overview
+
+
 @pytest.mark.parametrize("name, bands", [("ms1.tif", None), ("pan1.tif", None), ("ms1.tif", (4, 3, 2))])
 def test_float_multispectral_and_panchromatic_crops_run(fixtures, brightness_model, name, bands):
     """SpaceNet 6 Rotterdam: 4-band float64 at 1 m and uint16 panchromatic at 0.5 m, both onto the 0.5 m grid."""
