@@ -23,7 +23,7 @@ mirror=${QGIS340_MIRROR:-http://deb.debian.org/debian}
 # Debian 13's packages: QGIS 3.40, and what the plugin and its tests take from Debian there (numpy 2, GDAL, GEOS and
 # the modules built against them: never replaced by wheels, see ENVIRONMENT.md trap 3).
 apt_packages=(qgis python3-qgis qgis-providers python3-shapely python3-rasterio python3-scipy python3-skimage
-  python3-requests python3-networkx python3-pip python3-gdal ca-certificates git)  # git: scripts/package.py
+  python3-requests python3-networkx python3-pip python3-gdal ca-certificates git procps)  # git: scripts/package.py; procps: pgrep (tests)
 # affine 3 as constraints.txt pins it (the tests use its @), beside Debian's 2.4 (no RECORD: pip cannot uninstall it).
 pip_beside_debian=(affine==3.0.1)
 # From PyPI, pinned as requirements*.txt pins them: what Debian 13 lacks (onnxruntime) or the tests pin.
@@ -85,6 +85,33 @@ mount_checkout() {  # the checkout read-write at its own path, ../shared read-on
   # pytest-qgis writes its QGIS profile to <rootdir>/.qgis-settings: 3.40's apart from the host's 3.22 one
   mkdir -p "$repo/.qgis-settings" "$base/qgis-settings"
   mount_at "$rootfs$repo/.qgis-settings" --bind "$base/qgis-settings"
+}
+
+# The training Python (model adaptation: PyTorch, onnx) is a separate interpreter the user names, whatever QGIS's
+# Python is. Debian 13 has no CPU build of torch 2.13 for its Python 3.13 and download.pytorch.org is out of reach here
+# (PyPI's builds pull several GB of CUDA), so the tests on 3.40 train with the training/.venv that `make setup` builds
+# from this machine's Python 3.11: that interpreter and its standard library are bind-mounted read-only at their own
+# paths, and a small environment under .build/qgis340 made from it puts training/.venv's packages on its path.
+host_python=/usr/bin/python3.11
+training_venv=$repo/training/.venv
+training_shim=$base/training-python
+
+make_training_shim() {  # the environment the tests name as the training Python (tests/support/training_python.py)
+  [ -x "$host_python" ] && [ -d "$training_venv/lib/python3.11/site-packages" ] || return 0
+  if [ ! -e "$training_shim/pyvenv.cfg" ]; then
+    rm -rf "$training_shim"
+    "$host_python" -m venv --without-pip "$training_shim"
+  fi
+  # an import line, so training/.venv's own .pth files are read too (site.addsitedir), as in that environment
+  echo "import site; site.addsitedir('$training_venv/lib/python3.11/site-packages')" \
+    > "$training_shim/lib/python3.11/site-packages/spacenet-training-venv.pth"
+}
+
+mount_training_python() {
+  [ -e "$training_shim/pyvenv.cfg" ] || return 0
+  bind_ro "$(dirname "$host_python")/../lib/python3.11" "$rootfs/usr/lib/python3.11"
+  [ -e "$rootfs$host_python" ] || touch "$rootfs$host_python"
+  bind_ro "$host_python" "$rootfs$host_python"
 }
 
 in_root() { chroot "$rootfs" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
@@ -157,16 +184,19 @@ run() {
   mkdir -p "$repo/.build/plugins" "$repo/.build/qgis340/xdg-runtime"
   chmod 700 "$repo/.build/qgis340/xdg-runtime"
   [ -e "$repo/.build/plugins/spacenet_toolkit" ] || ln -sfn "$repo" "$repo/.build/plugins/spacenet_toolkit"
+  make_training_shim
   mount_system
   mount_checkout
-  local core site
+  mount_training_python
+  local core site training=()
+  if [ -e "$training_shim/pyvenv.cfg" ]; then training=(SPACENET_TRAINING_PYTHON="$training_shim/bin/python"); fi
   core=$(in_root ldconfig -p | awk '/libqgis_core\.so\./ && !found {print $NF; found = 1}')
   site=$(in_root python3 -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
   set +e
   chroot "$rootfs" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 TERM="${TERM:-dumb}" \
     QT_QPA_PLATFORM=offscreen XDG_RUNTIME_DIR="$repo/.build/qgis340/xdg-runtime" \
     QGIS_PLUGINPATH="$repo/.build/plugins" LD_PRELOAD="$core" QGIS_PROCESS="$(qgis_binary)" \
-    SPACENET_SITE_PACKAGES="$site" PYTHONDONTWRITEBYTECODE=1 \
+    SPACENET_SITE_PACKAGES="$site" PYTHONDONTWRITEBYTECODE=1 "${training[@]}" \
     /bin/bash -c 'cd "$1" && shift && exec "$@"' bash "$repo" "$@"
   local status=$?
   set -e
