@@ -97,7 +97,10 @@ training_venv=$repo/training/.venv
 training_shim=$base/training-python
 
 make_training_shim() {  # the environment the tests name as the training Python (tests/support/training_python.py)
-  [ -x "$host_python" ] && [ -d "$training_venv/lib/python3.11/site-packages" ] || return 0
+  if [ ! -x "$host_python" ] || [ ! -d "$training_venv/lib/python3.11/site-packages" ]; then
+    say "no training Python for the adaptation tests: they need $host_python and $training_venv (make setup)"
+    return 0
+  fi
   if [ ! -e "$training_shim/pyvenv.cfg" ]; then
     rm -rf "$training_shim"
     "$host_python" -m venv --without-pip "$training_shim"
