@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Fail on PyQt5-only idioms, so that the plugin stays ready for QGIS 4 (Qt 6, PyQt6).
+"""Fail on PyQt5-only idioms (QGIS 4 runs Qt 6, PyQt6) and on .ui enum forms QGIS 3's PyQt5 cannot read.
 
-    python scripts/check_qt6.py [FILE_OR_FOLDER ...]    (default: every Python file git tracks or would, here)
+    python scripts/check_qt6.py [FILE_OR_FOLDER ...]    (default: every Python and Qt Designer .ui file git
+                                                          tracks or would, here)
 
 Each finding is printed as ``path:line:column: CODE message`` with the form to write instead; the exit status is 1
 when there is one, 0 otherwise. The checks read the syntax tree (no regular expressions) and ask the PyQt this runs
@@ -18,6 +19,11 @@ QT604  ``QVariant.Int``, ``QVariant.Type.String``: QVariant.Type is gone in Qt 6
        from QGIS 3.38; use ``FieldType`` from ``qgis_adapter/qt_compat.py``, which picks the one QGIS takes.
 QT600  a Qt or QGIS module the file imports cannot be imported here, so its names could not be checked.
 
+QT605  in a .ui file, a fully scoped enum value (``Qt::Orientation::Horizontal``, as Qt 6's Designer writes it):
+       PyQt5's uic, which QGIS 3 loads forms with (5.15.9 on QGIS 3.22, 5.15.11 on 3.40), reads only
+       ``Class::Member`` and fails on it. Write ``Qt::Horizontal``: PyQt6's uic maps that form to the scoped one
+       (PyQt6/uic/enum_map.py), so it loads in both.
+
 A line that must keep an old form (the Qt 5 branch of a compatibility helper) says so with ``# qt6-check: allow``.
 """
 
@@ -27,6 +33,7 @@ import enum
 import importlib
 import subprocess
 import sys
+import xml.parsers.expat
 from pathlib import Path
 
 ALLOW = "qt6-check: allow"
@@ -89,6 +96,12 @@ class Finding:
     def __init__(self, path, node, code, message):
         self.path, self.line, self.column = path, node.lineno, node.col_offset + 1
         self.code, self.message = code, message
+
+    @classmethod
+    def at(cls, path, line, column, code, message):
+        finding = cls.__new__(cls)
+        finding.path, finding.line, finding.column, finding.code, finding.message = path, line, column, code, message
+        return finding
 
     def __str__(self):
         return f"{self.path}:{self.line}:{self.column}: {self.code} {self.message}"
@@ -230,45 +243,77 @@ def check_source(path, source):
     return checker.findings
 
 
-def tracked_python_files(root: Path):
+def check_ui(path, text):
+    """QT605 for each fully scoped value (``A::B::C``) of an <enum> or <set> property of a Qt Designer file."""
+    findings, values = [], []
+    parser = xml.parsers.expat.ParserCreate()
+
+    def start(name, _attributes):
+        if name in ("enum", "set"):
+            values.append([parser.CurrentLineNumber, parser.CurrentColumnNumber + 1, ""])
+
+    def data(chunk):
+        if values:
+            values[-1][2] += chunk
+
+    def end(name):
+        if name in ("enum", "set") and values:
+            line, column, value = values.pop()
+            for part in value.split("|"):
+                names = part.strip().split("::")
+                if len(names) > 2:
+                    unscoped = f"{names[0]}::{names[-1]}"
+                    findings.append(Finding.at(path, line, column, "QT605", f"'{part.strip()}': write '{unscoped}' "
+                                               "(PyQt5's uic, QGIS 3's, reads no scoped form; PyQt6's maps this one)"))
+
+    parser.StartElementHandler, parser.CharacterDataHandler, parser.EndElementHandler = start, data, end
+    parser.Parse(text, True)
+    return findings
+
+
+CHECKED = ("*.py", "*.ui")
+
+
+def tracked_files(root: Path):
     try:
-        listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", "*.py"],
-                                cwd=root, capture_output=True, check=True)
+        listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--",
+                                 *CHECKED], cwd=root, capture_output=True, check=True)
         names = [name for name in listed.stdout.decode().split("\0") if name]
     except (OSError, subprocess.CalledProcessError):  # not a git checkout (an unpacked plugin zip)
-        names = [str(path.relative_to(root)) for path in root.rglob("*.py")]
+        names = [str(path.relative_to(root)) for pattern in CHECKED for path in root.rglob(pattern)]
     return [root / name for name in sorted(set(names))
             if ".venv" not in Path(name).parts and (root / name).is_file()]
 
 
-def python_files(arguments, root: Path):
+def checked_files(arguments, root: Path):
     if not arguments:
-        return tracked_python_files(root)
+        return tracked_files(root)
     files = []
     for argument in arguments:
         path = Path(argument)
-        files.extend(sorted(path.rglob("*.py")) if path.is_dir() else [path])
+        files.extend(sorted(f for pattern in CHECKED for f in path.rglob(pattern)) if path.is_dir() else [path])
     return files
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("paths", nargs="*", help="files or folders (default: the Python files git tracks or would)")
+    parser.add_argument("paths", nargs="*",
+                        help="files or folders (default: the Python and .ui files git tracks or would)")
     args = parser.parse_args(argv)
     root = Path(__file__).resolve().parent.parent
     findings = []
-    for path in python_files(args.paths, root):
+    for path in checked_files(args.paths, root):
         shown = path.relative_to(root) if path.is_absolute() and root in path.parents else path
         try:
             source = path.read_text(encoding="utf-8")
-            findings.extend(check_source(shown, source))
-        except (OSError, UnicodeDecodeError, SyntaxError) as error:
+            findings.extend(check_ui(shown, source) if path.suffix == ".ui" else check_source(shown, source))
+        except (OSError, UnicodeDecodeError, SyntaxError, xml.parsers.expat.ExpatError) as error:
             findings.append(f"{shown}: cannot check: {error}")
     for finding in findings:
         print(finding)
     if findings:
-        print(f"{len(findings)} PyQt5-only form(s): write the form each line names (scripts/check_qt6.py explains)",
-              file=sys.stderr)
+        print(f"{len(findings)} form(s) PyQt5 or PyQt6 cannot read: write the form each line names "
+              "(scripts/check_qt6.py explains)", file=sys.stderr)
         return 1
     return 0
 

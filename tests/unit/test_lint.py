@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 
 def test_ruff_finds_nothing(repo_root):
     result = subprocess.run(
@@ -83,3 +85,58 @@ def test_make_lint_runs_the_qt6_check(repo_root):
     makefile = (repo_root / "Makefile").read_text()
     lint = makefile.split("\nlint:", 1)[1].split("\n\n", 1)[0]
     assert "scripts/check_qt6.py" in lint
+
+
+# A form as Qt 6's Designer writes it (line 8: one value; line 11: a set of two) beside the two-part forms.
+SCRATCH_UI = '''\
+<?xml version="1.0" encoding="UTF-8"?>
+<ui version="4.0">
+ <class>Scratch</class>
+ <widget class="QDialog" name="Scratch">
+  <layout class="QVBoxLayout" name="layout">
+   <item>
+    <widget class="QSlider" name="slider">
+     <property name="orientation"><enum>Qt::Orientation::Horizontal</enum></property>
+    </widget>
+   </item>
+   <item>
+    <widget class="QLabel" name="label">
+     <property name="alignment"><set>Qt::AlignmentFlag::AlignRight|Qt::AlignVCenter</set></property>
+    </widget>
+   </item>
+   <item>
+    <widget class="QDialogButtonBox" name="buttons">
+     <property name="standardButtons"><set>QDialogButtonBox::Apply|QDialogButtonBox::Close</set></property>
+    </widget>
+   </item>
+  </layout>
+ </widget>
+</ui>
+'''
+
+
+def test_qt6_check_names_a_scoped_enum_form_in_a_ui_file(repo_root, tmp_path):
+    (tmp_path / "scratch.ui").write_text(SCRATCH_UI, encoding="utf-8")
+    result = check_qt6(repo_root, tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    findings = result.stdout.splitlines()
+    assert len(findings) == 2, findings
+    assert findings[0].startswith(f"{tmp_path / 'scratch.ui'}:8:") and " QT605 " in findings[0]
+    assert "'Qt::Orientation::Horizontal': write 'Qt::Horizontal'" in findings[0]
+    assert findings[1].startswith(f"{tmp_path / 'scratch.ui'}:13:") and " QT605 " in findings[1]
+    assert "'Qt::AlignmentFlag::AlignRight': write 'Qt::AlignRight'" in findings[1]
+
+
+def test_the_form_qt6_check_asks_for_is_the_one_this_qgis_loads(tmp_path):
+    """Why QT605: the uic of QGIS's PyQt (5.15 on QGIS 3.22 and 3.40) builds the form with two-part names and fails
+    on the scoped one. (PyQt6's uic reads both: it maps the two-part names, PyQt6/uic/enum_map.py.)"""
+    from qgis.PyQt import uic
+
+    planted, fixed = tmp_path / "scoped.ui", tmp_path / "two_part.ui"
+    planted.write_text(SCRATCH_UI, encoding="utf-8")
+    fixed.write_text(SCRATCH_UI.replace("Qt::Orientation::", "Qt::").replace("Qt::AlignmentFlag::", "Qt::"),
+                     encoding="utf-8")
+    form, base = uic.loadUiType(str(fixed))
+    assert form.__name__ == "Ui_Scratch" and base.__name__ == "QDialog"
+    with pytest.raises(SyntaxError):  # PyQt5's uic writes 'Qt::Orientation::Horizontal' into the code it runs
+        uic.loadUiType(str(planted))
