@@ -38,7 +38,7 @@ PROCESS_ENV = $(RUN_ENV) PYTHONPATH=$(SITE_PACKAGES) QGIS_CUSTOM_CONFIG_PATH=$(D
 
 QGIS_PROFILE_DIR ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default
 
-.PHONY: help setup system test test-unit test-qgis test-e2e demo bench lint package install uninstall clean
+.PHONY: help setup system test test-unit test-qgis test-e2e demo readme-picture bench lint package install uninstall clean
 .PHONY: train-setup train-buildings train-roads eval gpu-pack
 
 help:
@@ -46,6 +46,7 @@ help:
 	@echo "make test      run every test tier (unit, in-process QGIS, qgis_process end to end)"
 	@echo "make test-qgis340  every test tier again on QGIS 3.40 LTR in a Debian 13 chroot (root)"
 	@echo "make demo      run the plugin's main job offline on the shipped sample data"
+	@echo "make readme-picture  draw the README's first picture again (footprints over Kampala's imagery)"
 	@echo "make bench     benchmarks, each against a baseline in the same run"
 	@echo "make lint      ruff and the Qt 6 check (scripts/check_qt6.py)"
 	@echo "make train-setup            the training environment (training/.venv: PyTorch, onnx)"
@@ -111,6 +112,10 @@ test-qgis340: qgis340 $(PLUGIN_LINK)
 
 demo: check-venv $(PLUGIN_LINK) $(BUILD)/xdg-runtime
 	$(PROCESS_ENV) $(PY) scripts/demo.py
+
+# The README's first picture (docs/screenshots/footprints_over_imagery.png), from the shipped models.
+readme-picture: check-venv $(PLUGIN_LINK) $(BUILD)/xdg-runtime
+	$(PROCESS_ENV) $(PY) scripts/readme_picture.py
 
 bench: check-venv $(PLUGIN_LINK) $(BUILD)/xdg-runtime
 	$(RUN_ENV) $(PY) bench/run.py
