@@ -472,7 +472,10 @@ def _one(value) -> str:
 
 def _attribution(layer) -> str:
     """The service's attribution as QGIS knows it: the layer's attribution, else its metadata's rights."""
-    parts = [layer.attribution()] if layer.attribution() else []
+    # QGIS 3.38 moved the attribution to the layer's server properties (the old getter warns there)
+    server = layer.serverProperties() if hasattr(layer, "serverProperties") else None
+    attribution = server.attribution() if hasattr(server, "attribution") else layer.attribution()
+    parts = [attribution] if attribution else []
     parts += [right for right in layer.metadata().rights() if right]
     provider = layer.dataProvider()
     if not parts and provider is not None and hasattr(provider, "metadata"):

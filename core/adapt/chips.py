@@ -59,7 +59,7 @@ class ChipSet:
 
     def transform(self, index: int) -> Affine:
         row, col = self.origins[index]
-        return self.grid.transform * Affine.translation(col, row)
+        return self.grid.transform @ Affine.translation(col, row)
 
     def bounds(self, index: int) -> tuple:
         return raster.corner_bounds(self.transform(index), self.size, self.size)
@@ -110,8 +110,8 @@ def make_chips(raster_path: str, footprints: list, area: list | None, card, band
     except raster.NoDataError as error:
         raise AdaptInputError(f"The area has no raster data: {error}") from error
     to_pixels = ~grid.transform
-    area_px = shapely.transform(area_shape, lambda xy: np.column_stack(to_pixels * (xy[:, 0], xy[:, 1])))
-    footprints_px = [shapely.transform(g, lambda xy: np.column_stack(to_pixels * (xy[:, 0], xy[:, 1])))
+    area_px = shapely.transform(area_shape, lambda xy: np.column_stack(to_pixels @ (xy[:, 0], xy[:, 1])))
+    footprints_px = [shapely.transform(g, lambda xy: np.column_stack(to_pixels @ (xy[:, 0], xy[:, 1])))
                      for g in footprints]
     shapely.prepare(area_px)
     origins = [(row, col) for row in range(0, grid.height, chip_px) for col in range(0, grid.width, chip_px)

@@ -86,7 +86,7 @@ def _on_chips(geometries, chips: ChipSet, indices: list) -> list:
     for geometry in geometries:
         if geometry is None or geometry.is_empty:
             continue
-        in_pixels = shapely.transform(geometry, lambda xy: np.column_stack(to_pixels * (xy[:, 0], xy[:, 1])))
+        in_pixels = shapely.transform(geometry, lambda xy: np.column_stack(to_pixels @ (xy[:, 0], xy[:, 1])))
         centre = in_pixels.centroid
         for i in indices:
             row, col = int(np.floor(centre.y)) - chips.origins[i][0], int(np.floor(centre.x)) - chips.origins[i][1]

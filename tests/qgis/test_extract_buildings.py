@@ -111,7 +111,8 @@ def test_the_loaded_probability_raster_shows_band_1_as_probability(provider, fix
                 if isinstance(layer, QgsRasterLayer) and layer.source() == results["OUTPUT_PROBABILITY"]]
     assert layer.bandCount() == 2
     renderer = layer.renderer()
-    assert renderer.type() == "singlebandpseudocolor" and renderer.band() == 1
+    band = renderer.inputBand() if hasattr(renderer, "inputBand") else renderer.band()  # band() is deprecated in 3.38
+    assert renderer.type() == "singlebandpseudocolor" and band == 1
     assert (renderer.classificationMin(), renderer.classificationMax()) == (0.0, 1.0)
     items = renderer.shader().rasterShaderFunction().colorRampItemList()
     assert [round(item.value, 1) for item in items] == [step / 10 for step in range(11)]

@@ -45,11 +45,11 @@ def test_chip_masks_lie_under_the_footprints(atlanta_chips, footprints):
         rows, cols = np.nonzero(building[i])
         sample = np.random.default_rng(0).choice(len(rows), size=min(200, len(rows)), replace=False)
         for k in sample:
-            x, y = transform * (cols[k] + 0.5, rows[k] + 0.5)
+            x, y = transform @ (cols[k] + 0.5, rows[k] + 0.5)
             hits += union.buffer(made.gsd_m * 1.5).contains(shapely.Point(x, y))
         empty_rows, empty_cols = np.nonzero((building[i] == 0) & (made.known[i] == 1))
         for k in range(0, len(empty_rows), max(1, len(empty_rows) // 100)):
-            x, y = transform * (empty_cols[k] + 0.5, empty_rows[k] + 0.5)
+            x, y = transform @ (empty_cols[k] + 0.5, empty_rows[k] + 0.5)
             assert not union.buffer(-made.gsd_m * 1.5).contains(shapely.Point(x, y)), "a roof pixel labelled ground"
     assert hits == sum(min(200, int(b.sum())) for b in building), "a building pixel off every footprint"
 
@@ -62,7 +62,7 @@ def test_the_area_limits_what_is_known(repo_root, card, footprints):
     for i in range(len(made.origins)):
         cols = np.nonzero(made.known[i].any(axis=0))[0]
         if len(cols):
-            x, _ = made.transform(i) * (cols.max() + 0.5, 0)
+            x, _ = made.transform(i) @ (cols.max() + 0.5, 0)
             assert x <= (left + right) / 2 + made.gsd_m
     assert 0 < len(made.footprint_centroids) < len(footprints)
 
