@@ -113,7 +113,7 @@ test-qgis340: qgis340 $(PLUGIN_LINK)
 demo: check-venv $(PLUGIN_LINK) $(BUILD)/xdg-runtime
 	$(PROCESS_ENV) $(PY) scripts/demo.py
 
-# The README's first picture (docs/screenshots/footprints_over_imagery.png), from the shipped models.
+# The README's first picture (docs/screenshots/footprints_over_imagery.jpg), from the shipped model.
 readme-picture: check-venv $(PLUGIN_LINK) $(BUILD)/xdg-runtime
 	$(PROCESS_ENV) $(PY) scripts/readme_picture.py
 

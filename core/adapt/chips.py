@@ -109,10 +109,9 @@ def make_chips(raster_path: str, footprints: list, area: list | None, card, band
         stretch = raster.measure_stretch(info, bands, grid, card.normalisation)
     except raster.NoDataError as error:
         raise AdaptInputError(f"The area has no raster data: {error}") from error
-    to_pixels = ~grid.transform
-    area_px = shapely.transform(area_shape, lambda xy: np.column_stack(to_pixels @ (xy[:, 0], xy[:, 1])))
-    footprints_px = [shapely.transform(g, lambda xy: np.column_stack(to_pixels @ (xy[:, 0], xy[:, 1])))
-                     for g in footprints]
+    to_pixels = (~grid.transform).to_shapely()
+    area_px = affine_transform(area_shape, to_pixels)
+    footprints_px = [affine_transform(g, to_pixels) for g in footprints]
     shapely.prepare(area_px)
     origins = [(row, col) for row in range(0, grid.height, chip_px) for col in range(0, grid.width, chip_px)
                if area_px.intersects(shapely.box(col, row, col + chip_px, row + chip_px))]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import shapely
+from shapely.affinity import affine_transform
 
 from ..extract.extract import ExtractRequest, extract_buildings
 from ..progress import silent, span
@@ -81,12 +82,12 @@ def score(model_path: str, raster_path: str, chips: ChipSet, held_out: list, tru
 def _on_chips(geometries, chips: ChipSet, indices: list) -> list:
     """The geometries (map coordinates) whose centroid lies on a known pixel of one of the chips ``indices``, in
     grid pixels."""
-    to_pixels = ~chips.grid.transform
+    to_pixels = (~chips.grid.transform).to_shapely()
     kept = []
     for geometry in geometries:
         if geometry is None or geometry.is_empty:
             continue
-        in_pixels = shapely.transform(geometry, lambda xy: np.column_stack(to_pixels @ (xy[:, 0], xy[:, 1])))
+        in_pixels = affine_transform(geometry, to_pixels)
         centre = in_pixels.centroid
         for i in indices:
             row, col = int(np.floor(centre.y)) - chips.origins[i][0], int(np.floor(centre.x)) - chips.origins[i][1]
