@@ -101,6 +101,12 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
         "<p><b>Batch size</b>, <b>Device</b> (advanced): tiles sent to the model at once (more is faster "
         "on a GPU, needs more memory); auto uses a GPU when it can, gpu fails when it cannot, cpu never "
         "tries.</p>"
+        "<p><b>Dask scheduler</b> (advanced): empty runs in this process, or on a local cluster of worker "
+        "processes for an extent of 36 million pixels or more (when Dask is installed); <i>local</i> always uses "
+        "that cluster, <i>in-process</i> never; an address such as tcp://10.0.0.5:8786 runs the blocks on that "
+        "Dask scheduler's workers, which must read the raster and the model themselves. Workers started with "
+        "<i>--resources GPU=2</i> run every model batch; the others the blocks. The result is the same "
+        "wherever it runs.</p>"
     )
 
     def source_help(self) -> str:

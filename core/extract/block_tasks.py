@@ -20,7 +20,7 @@ import rasterio
 from . import buildings, raster, roads, runtime, tiling
 from .tile_inference import quantised, read_batch, run_batch
 
-PROTOCOL = 1  # a worker whose plugin speaks another protocol is refused before any work
+PROTOCOL = 2  # a worker whose plugin speaks another protocol is refused before any work
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,7 @@ class BlockOutput:
     skeleton: tuple | None  # roads: (rows, cols, near_nodata) of the core's centerline pixels
     probability: np.ndarray | None  # the core's stitched uint8 probabilities, when the plan keeps them
     batches: list  # (device, worker, tiles run, tiles skipped, seconds) of the batches this block reports
+    worker: str  # where the block ran
 
 
 def infer_batch(plan: BlockPlan, number: int) -> BatchOutput:
@@ -108,7 +109,7 @@ def vectorise_block(plan: BlockPlan, number: int, batch_numbers: tuple, reported
     kept = quantised(np.stack([block.core_of(channel) for channel in probability])) if plan.keep_probability else None
     stats = [(batch.device, batch.worker, batch.tiles_run, len(batch.outputs) - batch.tiles_run, batch.seconds)
              for batch_number, batch in zip(batch_numbers, batches) if batch_number in reported]
-    return BlockOutput(footprints, pieces, skeleton, kept, stats)
+    return BlockOutput(footprints, pieces, skeleton, kept, stats, _worker_name())
 
 
 def window_probability(plan: BlockPlan, block: tiling.HaloBlock, by_tile: dict) -> np.ndarray:

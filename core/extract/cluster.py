@@ -28,7 +28,7 @@ import rasterio
 from .. import dependencies
 from ..progress import Canceled
 from ..python_interpreter import this_python
-from . import block_tasks, buildings, roads, tiling, worker_check
+from . import block_tasks, buildings, gpu, roads, runtime, tiling, worker_check
 from .tile_inference import edge_px, output_channels
 
 # With no scheduler named, a grid of at least this many pixels runs on a local cluster when Dask is installed
@@ -41,6 +41,9 @@ IN_PROCESS = ("in-process", "inprocess", "none")
 LOCAL = "local"
 INSTALL = 'python -m pip install "dask[distributed]"'
 POLL_S = 0.05  # how often the client looks at its blocks and at the user's cancel
+GPU = "GPU"  # the Dask resource a worker declares for its GPU: how many model batches it runs at once
+GPU_BATCHES_AT_ONCE = 2  # a local GPU worker's: one batch is read while the other runs on the device
+GPU_CHECK_S = 2.0  # how often a run on GPU workers checks that one is still there
 
 log = logging.getLogger(__name__)
 
@@ -94,13 +97,16 @@ class DaskExecutor:
             workers = checked_workers(client, request.raster_path, os.path.abspath(request.model_path))
             where = "a local Dask cluster" if self.address == LOCAL else f"the Dask scheduler {self.address}"
             report(0.0, f"Blocks run on {where}: {len(workers)} worker(s) ({', '.join(workers)})")
+            placement = Placement.of(client, request.device)
+            if placement.gpu_workers:
+                report(0.0, placement.describe())
             plan = block_plan(task, prepared, options, request)
             stitched = work / "probabilities.tif" if request.probability_path else None
-            outputs, per_worker = _run_blocks(client, plan, prepared, stitched, report, is_canceled)
-            for worker, (device, tiles, seconds) in sorted(per_worker.items()):
-                report(0.99, f"worker {worker}: {tiles} tile(s) on {device}, {seconds:.1f} s of model batches")
-            devices = sorted({device for device, _, _ in per_worker.values()})
-            tiles_run = sum(tiles for _, tiles, _ in per_worker.values())
+            outputs, per_worker = _run_blocks(client, plan, prepared, stitched, placement, report, is_canceled)
+            for worker, work in sorted(per_worker.items()):
+                report(0.99, f"worker {worker}: {work}")
+            devices = sorted({work.device for work in per_worker.values() if work.device})
+            tiles_run = sum(work.tiles for work in per_worker.values())
             run = prepared.inferred(stitched, tiles_run, len(plan.tiles) - tiles_run,
                                     device=" and ".join(devices) or prepared.predictor.device_label,
                                     executor=f"Dask: {where}, {len(workers)} worker(s)")
@@ -127,9 +133,75 @@ def block_plan(task, prepared, options, request) -> block_tasks.BlockPlan:
     )
 
 
-def _run_blocks(client, plan, prepared, stitched, report, is_canceled) -> tuple:
-    """Every block's output, in block order, and per worker (device, tiles run, seconds)."""
-    shared = client.scatter(plan, broadcast=True, hash=False)
+@dataclass(frozen=True)
+class Placement:
+    """Which workers run what. Workers that declare the GPU resource (``dask worker --resources GPU=2``: how many
+    model batches at once) run every model batch, so one CUDA session per GPU is fed without waiting; the other
+    workers stitch and vectorise the blocks. With no GPU declared, or a run on the CPU, any task goes anywhere."""
+
+    gpu_workers: tuple = ()
+    cpu_workers: tuple = ()
+
+    @classmethod
+    def of(cls, client, device: str) -> Placement:
+        if device == "cpu":
+            return cls()
+        gpu_workers = gpu_workers_of(client)
+        if not gpu_workers:
+            return cls()
+        return cls(tuple(gpu_workers), tuple(sorted(set(client.nthreads()) - set(gpu_workers))))
+
+    def batch(self) -> dict:
+        """Dask's placement options for a model batch."""
+        return {"resources": {GPU: 1}} if self.gpu_workers else {}
+
+    def block(self) -> dict:
+        """For a block task: on the CPU workers while there are any (loosely: if they all leave, anywhere)."""
+        if self.gpu_workers and self.cpu_workers:
+            return {"workers": list(self.cpu_workers), "allow_other_workers": True}
+        return {}
+
+    def describe(self) -> str:
+        blocks = f"blocks on {len(self.cpu_workers)} other worker(s)" if self.cpu_workers else "blocks there too"
+        return f"Model batches run on the worker(s) that declare a GPU ({', '.join(self.gpu_workers)}); {blocks}"
+
+
+def gpu_workers_of(client) -> list:
+    """The addresses of the workers that declare the GPU resource."""
+    workers = client.scheduler_info(n_workers=-1)["workers"]
+    return sorted(address for address, facts in workers.items() if facts.get("resources", {}).get(GPU, 0) >= 1)
+
+
+def _gpu_still_there(client, placement: Placement) -> None:
+    """ClusterError when every worker declaring a GPU has left: the model batches would wait for one forever."""
+    if not placement.gpu_workers or set(placement.gpu_workers) & set(client.nthreads()) or gpu_workers_of(client):
+        return
+    raise ClusterError(f"The worker(s) with a GPU left the cluster ({', '.join(placement.gpu_workers)}) and no "
+                       f"other worker declares one: start one with `dask worker <scheduler> --resources {GPU}=2`, "
+                       "or run on the CPU (device cpu).")
+
+
+@dataclass
+class WorkerShare:
+    """What one worker did in a run."""
+
+    device: str = ""  # what ran its model batches ("" when it ran none)
+    tiles: int = 0
+    seconds: float = 0.0  # of model batches
+    blocks: int = 0
+
+    def __str__(self) -> str:
+        batches = f"{self.tiles} tile(s) on {self.device}, {self.seconds:.1f} s of model batches" if self.device \
+            else "no model batch"
+        return f"{batches}; {self.blocks} block(s) vectorised"
+
+
+def _run_blocks(client, plan, prepared, stitched, placement, report, is_canceled) -> tuple:
+    """Every block's output, in block order, and what each worker did (WorkerShare)."""
+    try:
+        shared = client.scatter(plan, broadcast=True, hash=False)
+    except OSError as error:  # distributed's CommClosedError: a worker went away as the plan was sent
+        raise ClusterError(f"A Dask worker left as the run started ({error}): run it again.") from None
     needs = [plan.batches_of(block) for block in plan.blocks]
     reporter, last_use = {}, {}  # the first block that needs a batch reports it; after the last, it is released
     for number, batches in enumerate(needs):
@@ -139,18 +211,20 @@ def _run_blocks(client, plan, prepared, stitched, report, is_canceled) -> tuple:
     window = 2 * max(1, sum(client.nthreads().values()))
     outputs = [None] * len(plan.blocks)
     batch_futures, in_flight, submitted, done = {}, {}, 0, 0
-    per_worker = defaultdict(lambda: ["", 0, 0.0])
+    gpu_checked = time.monotonic()
+    per_worker = defaultdict(WorkerShare)
     writer = _ProbabilityWriter(stitched, prepared, len(plan.channels)) if stitched else None
     try:
         while done < len(plan.blocks):
             while submitted < len(plan.blocks) and len(in_flight) < window:
                 for batch in needs[submitted]:
                     if batch not in batch_futures:
-                        batch_futures[batch] = client.submit(block_tasks.infer_batch, shared, batch, pure=False)
+                        batch_futures[batch] = client.submit(block_tasks.infer_batch, shared, batch, pure=False,
+                                                             **placement.batch())
                 reported = tuple(b for b in needs[submitted] if reporter[b] == submitted)
                 in_flight[submitted] = client.submit(
                     block_tasks.vectorise_block, shared, submitted, tuple(needs[submitted]), reported,
-                    *[batch_futures[b] for b in needs[submitted]], pure=False)
+                    *[batch_futures[b] for b in needs[submitted]], pure=False, **placement.block())
                 # a batch no later block needs is released here: Dask keeps it until its blocks are done
                 for batch in needs[submitted]:
                     if last_use[batch] == submitted:
@@ -161,11 +235,15 @@ def _run_blocks(client, plan, prepared, stitched, report, is_canceled) -> tuple:
                 raise Canceled("extraction canceled")  # the finally below takes the cluster's work back
             if not finished:
                 time.sleep(POLL_S)
+                if time.monotonic() - gpu_checked > GPU_CHECK_S:
+                    _gpu_still_there(client, placement)
+                    gpu_checked = time.monotonic()
             for number in finished:
                 output = in_flight.pop(number).result()  # a task's error is raised here, as in this process
                 for device, worker, run, _skipped, seconds in output.batches:
-                    entry = per_worker[worker]
-                    entry[0], entry[1], entry[2] = device, entry[1] + run, entry[2] + seconds
+                    share = per_worker[worker]
+                    share.device, share.tiles, share.seconds = device, share.tiles + run, share.seconds + seconds
+                per_worker[output.worker].blocks += 1
                 if writer:
                     writer.write(plan.blocks[number], output.probability)
                     output.probability = None
@@ -176,7 +254,7 @@ def _run_blocks(client, plan, prepared, stitched, report, is_canceled) -> tuple:
             writer.close()
     finally:
         client.cancel([*in_flight.values(), *batch_futures.values()], force=True)
-    return outputs, {worker: tuple(entry) for worker, entry in per_worker.items()}
+    return outputs, dict(per_worker)
 
 
 def _found(plan, outputs) -> dict:
@@ -218,19 +296,43 @@ _LOCAL_LOCK = threading.Lock()
 
 
 def local_client():
-    """A client of this session's local cluster: one single-threaded worker process per core, started on first
-    use and kept for the next runs (Dask closes it when Python exits; the plugin when it unloads)."""
+    """A client of this session's local cluster (local_workers), started on first use and kept for the next runs
+    (Dask closes it when Python exits; the plugin when it unloads)."""
     global _LOCAL
     with _LOCAL_LOCK:
         if _LOCAL is not None and _LOCAL.status == "running":
             return _LOCAL
-        from distributed import Client, LocalCluster
-
-        _use_a_python_for_workers()
-        cluster = LocalCluster(n_workers=max(1, os.cpu_count() or 1), threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR)
-        _LOCAL = Client(cluster, set_as_default=False)
+        gpus = gpu.nvidia_gpu_count() if runtime.gpu_may_run() else 0
+        _LOCAL = start_local(local_workers(os.cpu_count() or 1, gpus))
         return _LOCAL
+
+
+def local_workers(cores: int, gpus: int) -> dict:
+    """The local cluster's Dask worker specs: one worker process per GPU, seeing only its own GPU and running
+    GPU_BATCHES_AT_ONCE model batches at once, then one single-threaded worker per core left (at least one)."""
+    from distributed import Nanny
+
+    def worker(threads: int, **options) -> dict:
+        return {"cls": Nanny, "options": {"nthreads": threads, "host": "127.0.0.1", "silence_logs": logging.ERROR,
+                                          **options}}
+
+    specs = {f"gpu-{index}": worker(GPU_BATCHES_AT_ONCE, resources={GPU: GPU_BATCHES_AT_ONCE},
+                                    env={"CUDA_VISIBLE_DEVICES": str(index)}) for index in range(gpus)}
+    cpu_workers = max(1, cores - GPU_BATCHES_AT_ONCE * gpus)
+    specs.update({f"cpu-{index}": worker(1) for index in range(cpu_workers)})
+    return specs
+
+
+def start_local(workers: dict):
+    """A client of a new cluster of ``workers`` (local_workers) on this machine, with a scheduler on loopback."""
+    from distributed import Client, Scheduler, SpecCluster
+
+    _use_a_python_for_workers()
+    cluster = SpecCluster(workers=workers, silence_logs=logging.ERROR,
+                          # no dashboard; its HTTP server (health, metrics) on a free loopback port, not on 8787
+                          scheduler={"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard": False,
+                                                                   "dashboard_address": "127.0.0.1:0"}})
+    return Client(cluster, set_as_default=False)
 
 
 def close_local() -> None:

@@ -25,3 +25,11 @@ def gpu_absence_reason(available_providers) -> str:
     if ctypes.util.find_library("cuda") is None:
         return "no NVIDIA driver was found (libcuda is missing), so CUDA cannot start"
     return "onnxruntime could not start its CUDA provider (CUDA 12/13 and cuDNN 9 libraries must be installed)"
+
+
+def nvidia_gpu_count() -> int:
+    """How many NVIDIA GPUs the driver lists (Linux: one folder per GPU; elsewhere one when a driver answers)."""
+    listed = "/proc/driver/nvidia/gpus"
+    if os.path.isdir(listed):
+        return len(os.listdir(listed))
+    return int(nvidia_gpu_present())

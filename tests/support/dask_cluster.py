@@ -28,11 +28,13 @@ class DaskCluster:
         self.workers: list[subprocess.Popen] = []
         self.address = self._wait_for_address()
 
-    def add_worker(self, env: dict | None = None) -> subprocess.Popen:
-        """One more single-threaded worker; ``env`` adds to its environment. Returns once the scheduler has it."""
+    def add_worker(self, env: dict | None = None, threads: int = 1, resources: str = "") -> subprocess.Popen:
+        """One more worker; ``env`` adds to its environment, ``resources`` is its --resources (e.g. "GPU=2").
+        Returns once the scheduler has it."""
         count = len(self.workers)
-        worker = self._start("worker", self.address, "--nthreads", "1", "--nworkers", "1", "--no-dashboard",
-                             "--host", "127.0.0.1", "--no-nanny", env=env)
+        declared = ["--resources", resources] if resources else []
+        worker = self._start("worker", self.address, "--nthreads", str(threads), "--nworkers", "1", "--no-dashboard",
+                             "--host", "127.0.0.1", "--no-nanny", *declared, env=env)
         self.workers.append(worker)
         self._wait_for_workers(count + 1)
         return worker

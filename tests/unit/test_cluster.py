@@ -1,7 +1,10 @@
 """Extraction on Dask (issue 20): a local cluster and a real `dask scheduler` with `dask worker` processes on
 loopback give the in-process result exactly; a worker killed mid-run changes nothing; an unreachable scheduler, a
-worker that cannot read the raster and a cancel each give their documented answer."""
+worker that cannot read the raster and a cancel each give their documented answer; model batches go to the workers
+that declare a GPU."""
 
+import os
+import re
 import socket
 import threading
 import time
@@ -101,6 +104,89 @@ def test_a_named_scheduler_with_two_workers_gives_the_in_process_result(small_bl
     found = extract_buildings(ExtractRequest(**small_blocks, scheduler=dask_cluster.address))
     assert_same_footprints(in_process, found)
     assert found.settings["executor"] == f"Dask: the Dask scheduler {dask_cluster.address}, 2 worker(s)"
+
+
+def worker_shares(messages) -> dict:
+    """worker address -> what the log says it did."""
+    return dict(match.groups() for match in (re.fullmatch(r"worker (tcp://\S+): (.*)", m or "") for m in messages)
+                if match)
+
+
+def declared_gpu_workers(messages) -> list:
+    """The GPU workers the log names."""
+    said = [m for m in messages if m and m.startswith("Model batches run on the worker(s) that declare a GPU (")]
+    assert len(said) == 1, messages
+    return re.findall(r"tcp://[\d.]+:\d+", said[0].split(";")[0])
+
+
+def test_model_batches_run_on_the_worker_that_declares_a_gpu(small_blocks, in_process, dask_cluster):
+    """A user's GPU worker (`dask worker --resources GPU=2`) beside CPU workers: every model batch runs there, every
+    block elsewhere. This machine has no GPU, so that worker runs its batches on the CPU: the placement is tested."""
+    dask_cluster.add_worker()
+    dask_cluster.add_worker()
+    dask_cluster.add_worker(threads=2, resources="GPU=2")
+    messages = []
+    found = extract_buildings(ExtractRequest(**{**small_blocks, "device": "auto"}, scheduler=dask_cluster.address),
+                              report=lambda fraction, message=None: messages.append(message))
+    assert_same_footprints(in_process, found)
+    [gpu_worker] = declared_gpu_workers(messages)
+    shares = worker_shares(messages)
+    assert re.fullmatch(rf"{found.tiles_run} tile\(s\) on CPU, [\d.]+ s of model batches; 0 block\(s\) vectorised",
+                        shares.pop(gpu_worker))
+    blocks = [int(re.fullmatch(r"no model batch; (\d+) block\(s\) vectorised", share)[1]) for share in shares.values()]
+    assert sum(blocks) > 2, shares  # on one or both CPU workers, as Dask sees fit
+
+
+def test_a_run_whose_gpu_worker_leaves_says_so_within_seconds(small_blocks, dask_cluster):
+    dask_cluster.add_worker()
+    gpu_worker = dask_cluster.add_worker(resources="GPU=1")
+
+    def kill_at_first_block(fraction, message=None):
+        if fraction > 0 and gpu_worker.poll() is None:
+            gpu_worker.kill()  # at the first block done: the later blocks' batches wait for a GPU worker
+
+    started = time.monotonic()
+    with pytest.raises(cluster.ClusterError, match=r"The worker\(s\) with a GPU left the cluster \(tcp://.*\) and "
+                                                   r"no other worker declares one: start one with `dask worker"):
+        extract_buildings(ExtractRequest(**{**small_blocks, "device": "auto"}, scheduler=dask_cluster.address),
+                          report=kill_at_first_block)
+    assert time.monotonic() - started < 30
+
+
+def test_a_run_on_the_cpu_ignores_declared_gpus(small_blocks, in_process, dask_cluster):
+    dask_cluster.add_worker()
+    dask_cluster.add_worker(resources="GPU=1")
+    messages = []
+    found = extract_buildings(ExtractRequest(**small_blocks, scheduler=dask_cluster.address),
+                              report=lambda fraction, message=None: messages.append(message))
+    assert_same_footprints(in_process, found)
+    assert not any(m and m.startswith("Model batches run on") for m in messages)
+
+
+def test_the_local_cluster_gives_each_gpu_a_worker_of_its_own():
+    specs = cluster.local_workers(cores=16, gpus=2)
+    options = {name: spec["options"] for name, spec in specs.items()}
+    assert [name for name in options if name.startswith("gpu-")] == ["gpu-0", "gpu-1"]
+    assert [options[f"gpu-{i}"]["env"] for i in range(2)] == [{"CUDA_VISIBLE_DEVICES": "0"},
+                                                              {"CUDA_VISIBLE_DEVICES": "1"}]
+    assert all(options[f"gpu-{i}"]["resources"] == {"GPU": 2} and options[f"gpu-{i}"]["nthreads"] == 2
+               for i in range(2))
+    cpu = [o for name, o in options.items() if name.startswith("cpu-")]
+    assert len(cpu) == 12 and all(o["nthreads"] == 1 and "resources" not in o for o in cpu)
+    assert list(cluster.local_workers(cores=2, gpus=0)) == ["cpu-0", "cpu-1"]
+    assert list(cluster.local_workers(cores=2, gpus=1)) == ["gpu-0", "cpu-0"]  # at least one CPU worker
+
+    client = cluster.start_local(cluster.local_workers(cores=2, gpus=1))  # started for real, though no GPU is here
+    try:
+        [gpu_worker] = cluster.gpu_workers_of(client)
+        seen = client.run(lambda: os.environ.get("CUDA_VISIBLE_DEVICES"))
+        assert seen.pop(gpu_worker) == "0" and list(seen.values()) == [None]
+        placement = cluster.Placement.of(client, "auto")
+        assert placement.gpu_workers == (gpu_worker,) and placement.cpu_workers == tuple(seen)
+        assert cluster.Placement.of(client, "cpu") == cluster.Placement()
+    finally:
+        client.cluster.close()
+        client.close()
 
 
 def test_a_worker_killed_mid_run_changes_nothing(small_blocks, in_process, dask_cluster):
