@@ -193,7 +193,8 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
         bands = self.parameterAsInts(parameters, self.BANDS, context)
         layer = self.parameterAsRasterLayer(self.input_uri(parameters), self.INPUT, context) if bands else None
         try:
-            card = self.model_card(model, self.enum_value(parameters, self.DEVICE, context) or "auto")
+            card = self.model_card(model, self.enum_value(parameters, self.DEVICE, context) or "auto",
+                                   self.parameterAsString(parameters, self.SCHEDULER, context).strip())
             if layer is not None:
                 raster.check_bands(tuple(bands), raster.describe(web_sources.raster_source(layer).name), card.bands)
         except NotARasterFileError:
@@ -282,13 +283,13 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
         except (ModelError, RegistryError) as error:
             raise QgsProcessingException(str(error)) from error
 
-    def model_card(self, model_path, device: str):
+    def model_card(self, model_path, device: str, scheduler: str):
         """The card of the model at ``model_path``; modelcard.WrongTaskError when it says the model finds something
         else than this algorithm's TASK (a road model's lines are no footprints), naming what to use instead."""
-        from ..core.extract import modelcard, runtime
+        from ..core.extract import extract, modelcard
 
         # the session the run itself uses (cached per file and device): the check costs no second load
-        card = runtime.load(str(model_path), device).card
+        card = extract.load_model(str(model_path), device, 0, scheduler).card
         modelcard.check_task(card, self.TASK, *self.task_hints())
         return card
 
@@ -318,7 +319,7 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
         if common is None:
             return {}
         try:  # checked before the run too, unless the model was downloaded for it just now
-            card = self.model_card(common["model_path"], common["device"])
+            card = self.model_card(common["model_path"], common["device"], common["scheduler"])
         except (modelcard.ModelCardError, runtime.RuntimeUnavailableError) as error:
             raise QgsProcessingException(str(error)) from error
         self.check_service(common["extent"], card, common["scheduler"], feedback)

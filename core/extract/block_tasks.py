@@ -18,6 +18,7 @@ import numpy as np
 import rasterio
 
 from . import buildings, raster, roads, runtime, tiling
+from .gpu import gpu_absence_reason
 from .tile_inference import quantised, read_batch, run_batch
 
 PROTOCOL = 2  # a worker whose plugin speaks another protocol is refused before any work
@@ -86,6 +87,20 @@ def infer_batch(plan: BlockPlan, number: int) -> BatchOutput:
         inputs, masks = read_batch(reader, plan.bands, tiles, plan.grid, plan.stretch)
     outputs = run_batch(predictor, inputs, masks, list(plan.channels), plan.tile_size, plan.margin_px)
     return BatchOutput(outputs, predictor.device_label, _worker_name(), time.perf_counter() - started)
+
+
+def model_device(model_path: str, device: str, cpu_threads: int) -> tuple:
+    """(what runs the model on this worker, e.g. "GPU (CUDA)" or "CPU"; why not a GPU, or ""), loading the session
+    its batches will use; (None, why) when ``device`` is "gpu" and no GPU can run it here."""
+    try:
+        predictor = runtime.load(model_path, device, cpu_threads)
+    except runtime.RuntimeUnavailableError as error:
+        return None, str(error)
+    if predictor.on_gpu:
+        return predictor.device_label, ""
+    import onnxruntime as ort
+
+    return predictor.device_label, gpu_absence_reason(ort.get_available_providers())
 
 
 def vectorise_block(plan: BlockPlan, number: int, batch_numbers: tuple, reported: tuple, *batches) -> BlockOutput:

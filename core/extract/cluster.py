@@ -28,7 +28,7 @@ import rasterio
 from .. import dependencies
 from ..progress import Canceled
 from ..python_interpreter import this_python
-from . import block_tasks, buildings, gpu, roads, runtime, tiling, worker_check
+from . import block_tasks, buildings, extract, gpu, roads, runtime, tiling, worker_check
 from .tile_inference import edge_px, output_channels
 
 # With no scheduler named, a grid of at least this many pixels runs on a local cluster when Dask is installed
@@ -50,6 +50,12 @@ log = logging.getLogger(__name__)
 
 class ClusterError(RuntimeError):
     """A scheduler or worker that cannot run the extraction; the message says why and what to do."""
+
+
+def names_another_machine(scheduler: str) -> bool:
+    """Whether ``scheduler`` is a scheduler's address: its workers, not this machine, run the model."""
+    choice = (scheduler or "").strip().lower()
+    return bool(choice) and choice not in (*IN_PROCESS, LOCAL)
 
 
 def executor_for(scheduler: str, pixels: int):
@@ -98,9 +104,10 @@ class DaskExecutor:
             where = "a local Dask cluster" if self.address == LOCAL else f"the Dask scheduler {self.address}"
             report(0.0, f"Blocks run on {where}: {len(workers)} worker(s) ({', '.join(workers)})")
             placement = Placement.of(client, request.device)
+            plan = block_plan(task, prepared, options, request, placement)
             if placement.gpu_workers:
                 report(0.0, placement.describe())
-            plan = block_plan(task, prepared, options, request)
+                _check_gpu_workers(client, placement, plan, report)
             stitched = work / "probabilities.tif" if request.probability_path else None
             outputs, per_worker = _run_blocks(client, plan, prepared, stitched, placement, report, is_canceled)
             for worker, work in sorted(per_worker.items()):
@@ -117,9 +124,10 @@ class DaskExecutor:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def block_plan(task, prepared, options, request) -> block_tasks.BlockPlan:
+def block_plan(task, prepared, options, request, placement: Placement) -> block_tasks.BlockPlan:
     tiles = prepared.tiles()
-    size = prepared.batch_size
+    # batches sized for the device that runs them: GPU workers take the requested batch, whatever this process has
+    size = extract.gpu_batch_size(prepared.card, request.batch_size) if placement.gpu_workers else prepared.batch_size
     halo = buildings.HALO if task == "buildings" else roads.HALO
     return block_tasks.BlockPlan(
         task=task, info=prepared.info, model_path=os.path.abspath(request.model_path), device=request.device,
@@ -170,6 +178,20 @@ def gpu_workers_of(client) -> list:
     """The addresses of the workers that declare the GPU resource."""
     workers = client.scheduler_info(n_workers=-1)["workers"]
     return sorted(address for address, facts in workers.items() if facts.get("resources", {}).get(GPU, 0) >= 1)
+
+
+def _check_gpu_workers(client, placement: Placement, plan, report) -> None:
+    """Each GPU worker loads the model as its batches will; one that cannot run it on a GPU is said, and with
+    device "gpu" refused before any work."""
+    answers = client.run(block_tasks.model_device, plan.model_path, plan.device, plan.cpu_threads,
+                         workers=list(placement.gpu_workers))
+    refused = {worker: why for worker, (device, why) in answers.items() if device is None}
+    if refused:
+        raise ClusterError("A worker that declares a GPU cannot run the model on one: " + "; ".join(
+            f"{worker}: {why}" for worker, why in sorted(refused.items())))
+    for worker, (device, why) in sorted(answers.items()):
+        if why:
+            report(0.0, f"worker {worker} declares a GPU, but the model runs on its {device}: {why}")
 
 
 def _gpu_still_there(client, placement: Placement) -> None:

@@ -170,9 +170,22 @@ class Prepared:
                          tiles_run, tiles_skipped, self.started, time.perf_counter(), warnings, **devices)
 
 
+def load_model(model_path: str, device: str, cpu_threads: int, scheduler: str):
+    """The model as this process loads it for a run on ``device``. A GPU run on another machine's Dask workers needs
+    no GPU here (each worker says what it has): where none is, the model is loaded on the CPU, for its card."""
+    try:
+        return runtime.load(model_path, device, cpu_threads)
+    except runtime.RuntimeUnavailableError:
+        from .cluster import names_another_machine
+
+        if not names_another_machine(scheduler):
+            raise
+        return runtime.load(model_path, "cpu", cpu_threads)
+
+
 def _prepare(request: ModelRun) -> Prepared:
     started = time.perf_counter()
-    predictor = runtime.load(request.model_path, request.device, request.cpu_threads)
+    predictor = load_model(request.model_path, request.device, request.cpu_threads, request.scheduler)
     card = predictor.card
     info = raster.describe(request.raster_path)
     bands = raster.check_bands(request.bands or raster.default_bands(info, card.bands), info, card.bands)
@@ -319,9 +332,14 @@ def _infer(prepared: Prepared, path, report, is_canceled) -> tuple:
     return run, skipped
 
 
+def gpu_batch_size(card, requested: int) -> int:
+    """Tiles per model run on a GPU: as requested, within what the model takes."""
+    return max(1, min(requested, card.max_batch or requested))
+
+
 def batch_size_for(predictor, tile_size: int, requested: int) -> int:
     """Tiles per model run: as requested, within what the model takes and, on a CPU, one megapixel."""
-    batch = max(1, min(requested, predictor.card.max_batch or requested))
+    batch = gpu_batch_size(predictor.card, requested)
     if not predictor.on_gpu:
         # on a CPU a batch is no faster than its tiles one by one, and its activations cost memory
         # (four 1024 px tiles of the shipped U-Net: 3.3 GB)

@@ -1,5 +1,6 @@
 """Extraction on Dask through qgis_process (issue 20): pointed at a running scheduler with two workers, from the
-defaults on a large extent (a local cluster), and at an address where nothing answers."""
+defaults on a large extent (a local cluster), at an address where nothing answers, and a GPU run on a worker that
+declares a GPU it cannot use."""
 
 import json
 import socket
@@ -66,3 +67,24 @@ def test_an_unreachable_scheduler_fails_in_one_sentence_and_writes_nothing(qgis_
     assert said.count(f"No Dask scheduler answers at tcp://127.0.0.1:{port} within 5 s") == 1
     assert "Traceback" not in said
     assert not output.exists() and list(tmp_path.iterdir()) == [tmp_path / "profile0"]
+
+
+def test_a_gpu_run_on_workers_that_cannot_use_their_gpu_fails_in_one_sentence(qgis_process, repo_root, tmp_path):
+    """DEVICE=gpu on a scheduler whose GPU worker has only the CPU onnxruntime: this machine has no GPU either, yet
+    the run gets as far as asking the workers (they, not this machine, would run the model), and one sentence says
+    which worker cannot, before any work."""
+    output = tmp_path / "footprints.gpkg"
+    started = DaskCluster(tmp_path)
+    try:
+        started.add_worker()
+        started.add_worker(resources="GPU=1")
+        completed = qgis_process("--json", "run", "spacenet:extractbuildings",
+                                 f"--INPUT={repo_root / 'sample_data' / 'sn4_atlanta_pan.tif'}",
+                                 "--MODEL=buildings_unet_small", "--DEVICE=gpu", f"--SCHEDULER={started.address}",
+                                 f"--OUTPUT={output}")
+    finally:
+        started.stop()
+    said = completed.stdout + completed.stderr
+    assert completed.returncode != 0
+    assert said.count("A worker that declares a GPU cannot run the model on one: tcp://127.0.0.1:") == 1, said
+    assert "Traceback" not in said and not output.exists()

@@ -18,6 +18,7 @@ from dask_cluster import DaskCluster
 from spacenet_toolkit.core import dependencies
 from spacenet_toolkit.core.extract import cluster
 from spacenet_toolkit.core.extract.extract import ExtractRequest, RoadRequest, extract_buildings, extract_roads
+from spacenet_toolkit.core.extract.runtime import RuntimeUnavailableError
 from spacenet_toolkit.core.progress import Canceled
 
 pytestmark = pytest.mark.skipif(not dependencies.is_installed("distributed"), reason="make setup installs Dask")
@@ -130,6 +131,9 @@ def test_model_batches_run_on_the_worker_that_declares_a_gpu(small_blocks, in_pr
                               report=lambda fraction, message=None: messages.append(message))
     assert_same_footprints(in_process, found)
     [gpu_worker] = declared_gpu_workers(messages)
+    assert f"worker {gpu_worker} declares a GPU, but the model runs on its CPU: the installed onnxruntime is the " \
+           "CPU build (no CUDA provider); install onnxruntime-gpu (and remove onnxruntime) to use an NVIDIA GPU" \
+           in messages
     shares = worker_shares(messages)
     assert re.fullmatch(rf"{found.tiles_run} tile\(s\) on CPU, [\d.]+ s of model batches; 0 block\(s\) vectorised",
                         shares.pop(gpu_worker))
@@ -151,6 +155,20 @@ def test_a_run_whose_gpu_worker_leaves_says_so_within_seconds(small_blocks, dask
         extract_buildings(ExtractRequest(**{**small_blocks, "device": "auto"}, scheduler=dask_cluster.address),
                           report=kill_at_first_block)
     assert time.monotonic() - started < 30
+
+
+def test_a_gpu_run_on_a_worker_whose_gpu_cannot_run_the_model_is_refused_before_any_work(small_blocks, dask_cluster):
+    dask_cluster.add_worker()
+    dask_cluster.add_worker(resources="GPU=1")
+    fractions = []
+    with pytest.raises(cluster.ClusterError, match=r"A worker that declares a GPU cannot run the model on one: "
+                                                   r"tcp://127\.0\.0\.1:\d+: A GPU was requested but cannot be used: "
+                                                   r"the installed onnxruntime is the CPU build"):
+        extract_buildings(ExtractRequest(**{**small_blocks, "device": "gpu"}, scheduler=dask_cluster.address),
+                          report=lambda fraction, message=None: fractions.append(fraction))
+    assert max(fractions) == 0  # not one block
+    with pytest.raises(RuntimeUnavailableError):  # where this machine would run the model, it says so itself
+        extract_buildings(ExtractRequest(**{**small_blocks, "device": "gpu"}, scheduler="local"))
 
 
 def test_a_run_on_the_cpu_ignores_declared_gpus(small_blocks, in_process, dask_cluster):
@@ -242,6 +260,9 @@ def test_where_a_run_happens(monkeypatch):
     executor, where = cluster.executor_for("", large)
     assert executor.address == cluster.LOCAL and where == "on a local Dask cluster"
     assert cluster.executor_for("10.0.0.5:8786", small)[0].address == "tcp://10.0.0.5:8786"
+    # only another machine's workers may have the GPU this process lacks
+    assert [cluster.names_another_machine(s) for s in ("", " in-process", "LOCAL", "10.0.0.5:8786")] == [
+        False, False, False, True]
     with pytest.raises(cluster.ClusterError, match="is not a Dask scheduler address: give one such as tcp://"):
         cluster.executor_for("http://10.0.0.5:8786", small)
     monkeypatch.setattr(dependencies, "is_installed", lambda module: module != "distributed")
