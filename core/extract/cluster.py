@@ -3,8 +3,8 @@ running Dask scheduler the user names.
 
 The client keeps what it measured once (block_tasks.BlockPlan) and submits, block by block in row order, the
 model batches a block needs and the block's own task; at most a few blocks are in flight, so the workers hold
-only the tile outputs those blocks read. The client joins what block borders cut, in block order, so the result
-is the in-process run's. Dask (``distributed``) is optional: without it, everything runs in this process.
+only the tile outputs those blocks read. Workers that declare a GPU (Placement) run every model batch, the others
+the blocks. The client joins what block borders cut, in block order, so the result is the in-process run's. Dask (``distributed``) is optional: without it, everything runs in this process.
 """
 
 from __future__ import annotations
@@ -110,10 +110,10 @@ class DaskExecutor:
                 _check_gpu_workers(client, placement, plan, report)
             stitched = work / "probabilities.tif" if request.probability_path else None
             outputs, per_worker = _run_blocks(client, plan, prepared, stitched, placement, report, is_canceled)
-            for worker, work in sorted(per_worker.items()):
-                report(0.99, f"worker {worker}: {work}")
-            devices = sorted({work.device for work in per_worker.values() if work.device})
-            tiles_run = sum(work.tiles for work in per_worker.values())
+            for worker, share in sorted(per_worker.items()):
+                report(0.99, f"worker {worker}: {share}")
+            devices = sorted({share.device for share in per_worker.values() if share.device})
+            tiles_run = sum(share.tiles for share in per_worker.values())
             run = prepared.inferred(stitched, tiles_run, len(plan.tiles) - tiles_run,
                                     device=" and ".join(devices) or prepared.predictor.device_label,
                                     executor=f"Dask: {where}, {len(workers)} worker(s)")

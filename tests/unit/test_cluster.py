@@ -99,12 +99,16 @@ def test_roads_on_a_local_cluster_are_the_in_process_network(fixtures, repo_root
     assert here.nodes == there.nodes
 
 
-def test_a_named_scheduler_with_two_workers_gives_the_in_process_result(small_blocks, in_process, dask_cluster):
+def test_a_named_scheduler_with_two_workers_gives_the_in_process_result(small_blocks, in_process, dask_cluster,
+                                                                        tmp_path):
     dask_cluster.add_worker()
     dask_cluster.add_worker()
-    found = extract_buildings(ExtractRequest(**small_blocks, scheduler=dask_cluster.address))
+    work_dir = tmp_path / "work"
+    work_dir.mkdir()
+    found = extract_buildings(ExtractRequest(**small_blocks, scheduler=dask_cluster.address, work_dir=str(work_dir)))
     assert_same_footprints(in_process, found)
     assert found.settings["executor"] == f"Dask: the Dask scheduler {dask_cluster.address}, 2 worker(s)"
+    assert list(work_dir.iterdir()) == []  # the run's temporary folder is gone
 
 
 def worker_shares(messages) -> dict:
