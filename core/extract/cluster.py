@@ -4,7 +4,8 @@ running Dask scheduler the user names.
 The client keeps what it measured once (block_tasks.BlockPlan) and submits, block by block in row order, the
 model batches a block needs and the block's own task; at most a few blocks are in flight, so the workers hold
 only the tile outputs those blocks read. Workers that declare a GPU (Placement) run every model batch, the others
-the blocks. The client joins what block borders cut, in block order, so the result is the in-process run's. Dask (``distributed``) is optional: without it, everything runs in this process.
+the blocks. The client joins what block borders cut, in block order, so the result is the in-process run's. Dask
+(``distributed``) is optional: without it, everything runs in this process.
 """
 
 from __future__ import annotations
