@@ -44,13 +44,18 @@ TUNED_MIN_SCORES = (0.5, 0.6, 0.7, 0.8)
 
 def tune(model_path: str, raster_path: str, chips: ChipSet, tuning: list, truth: list, device: str = "auto",
          cpu_threads: int = 0, report=silent, is_canceled=None) -> tuple[dict, HeldOutScore]:
-    """The threshold and min_score that give the best F1 on the ``tuning`` chips, and that score."""
-    grid = [dict(threshold=t, min_score=m) for t in TUNED_THRESHOLDS for m in TUNED_MIN_SCORES]
+    """The threshold and min_score that give the best F1 on the ``tuning`` chips, and that score. The model runs
+    once per threshold: min_score only drops finished footprints by their score (core.extract.buildings.finish),
+    so each of its values is a filter on that run's footprints."""
+    truth_px = _truth_on(truth, chips, tuning)
     results = []
-    for number, options in enumerate(grid):
-        part = span(report, number / len(grid), (number + 1) / len(grid))
-        results.append((score(model_path, raster_path, chips, tuning, truth, device, cpu_threads, part,
-                              is_canceled, options), options))
+    for number, threshold in enumerate(TUNED_THRESHOLDS):
+        part = span(report, number / len(TUNED_THRESHOLDS), (number + 1) / len(TUNED_THRESHOLDS))
+        found = _found(model_path, raster_path, chips, tuning, device, cpu_threads, part, is_canceled,
+                       dict(threshold=threshold, min_score=0.0))
+        for min_score in TUNED_MIN_SCORES:
+            kept = [geometry for geometry, score in found if score >= min_score]
+            results.append((_compare(truth_px, kept), dict(threshold=threshold, min_score=min_score)))
     best = max(results, key=lambda r: (r[0].f1, r[1]["min_score"]))  # ties: the stricter filter
     return best[1], best[0]
 
@@ -59,32 +64,48 @@ def score(model_path: str, raster_path: str, chips: ChipSet, held_out: list, tru
           cpu_threads: int = 0, report=silent, is_canceled=None, options=None) -> HeldOutScore:
     """F1 of ``model_path``'s footprints (at its card's defaults, or ``options``) against ``truth`` (polygons in
     the raster's CRS) on the ``held_out`` chips of ``chips``."""
+    found = _found(model_path, raster_path, chips, held_out, device, cpu_threads, report, is_canceled, options)
+    return _compare(_truth_on(truth, chips, held_out), [geometry for geometry, _ in found])
+
+
+def _found(model_path, raster_path, chips: ChipSet, indices: list, device, cpu_threads, report, is_canceled,
+           options) -> list:
+    """(footprint in grid pixels, its score) for each footprint the model finds on the chips ``indices``, each chip
+    extracted as a user would, over the chip and a margin of context."""
     found = []
     pixel = chips.grid.transform.a, abs(chips.grid.transform.e)
-    for number, i in enumerate(held_out):
+    for number, i in enumerate(indices):
         left, bottom, right, top = chips.bounds(i)
         margin_x, margin_y = CONTEXT_PX * pixel[0], CONTEXT_PX * pixel[1]
         request = ExtractRequest(raster_path=raster_path, model_path=model_path, bands=chips.bands,
                                  extent=(left - margin_x, bottom - margin_y, right + margin_x, top + margin_y),
                                  device=device, cpu_threads=cpu_threads, scheduler="in-process",
                                  options=dict(options or {}))
-        part = span(report, number / len(held_out), (number + 1) / len(held_out))
+        part = span(report, number / len(indices), (number + 1) / len(indices))
         # a roof in two chips' margins is found twice: each run keeps what lies on its own chip
         run = extract_buildings(request, part, is_canceled)
-        found += _on_chips([footprint.geometry for footprint in run.footprints], chips, [i])
-    truth_px = _on_chips([shapely.make_valid(g) for g in truth if g is not None], chips, held_out)
-    found_px = found
+        on_chip = _on_chips([footprint.geometry for footprint in run.footprints], chips, [i])
+        found += [(geometry, run.footprints[k].score) for k, geometry in on_chip]
+    return found
+
+
+def _truth_on(truth: list, chips: ChipSet, indices: list) -> list:
+    return [geometry for _, geometry in _on_chips([shapely.make_valid(g) for g in truth if g is not None], chips,
+                                                  indices)]
+
+
+def _compare(truth_px: list, found_px: list) -> HeldOutScore:
     counts = f1.score(f1.PolygonSet(np.array(truth_px, dtype=object)),
                       f1.PolygonSet(np.array(found_px, dtype=object))).total
     return HeldOutScore(counts.f1, counts.precision, counts.recall, counts.tp, counts.fp, counts.fn)
 
 
 def _on_chips(geometries, chips: ChipSet, indices: list) -> list:
-    """The geometries (map coordinates) whose centroid lies on a known pixel of one of the chips ``indices``, in
-    grid pixels."""
+    """(position in ``geometries``, the geometry in grid pixels) for each geometry (map coordinates) whose centroid
+    lies on a known pixel of one of the chips ``indices``."""
     to_pixels = (~chips.grid.transform).to_shapely()
     kept = []
-    for geometry in geometries:
+    for position, geometry in enumerate(geometries):
         if geometry is None or geometry.is_empty:
             continue
         in_pixels = affine_transform(geometry, to_pixels)
@@ -92,6 +113,6 @@ def _on_chips(geometries, chips: ChipSet, indices: list) -> list:
         for i in indices:
             row, col = int(np.floor(centre.y)) - chips.origins[i][0], int(np.floor(centre.x)) - chips.origins[i][1]
             if 0 <= row < chips.size and 0 <= col < chips.size and chips.known[i, row, col]:
-                kept.append(in_pixels)
+                kept.append((position, in_pixels))
                 break
     return kept
