@@ -1,14 +1,18 @@
 """Adapt a building model to the mapper's area: chips from their corrections, fine-tuning, a measured new model.
 
-chips over the area (core.adapt.chips) -> a fifth held out by block (core.adapt.holdout) -> the training Python
-fine-tunes the base model on the rest (core.adapt.worker.finetune, a subprocess: progress per step, killed on
-cancel) -> base and adapted model scored on the held-out fifth by the engine (core.adapt.heldout_score) -> the
-card records it all -> NAME.onnx and NAME.fp16.onnx moved into the user models folder. Until that last move
-everything lives in a temporary folder: a failed or canceled run leaves no model behind.
+chips over the area (core.adapt.chips) -> a fifth held out by block, and where the area spares it another fifth
+to tune on (core.adapt.holdout) -> the ground sample distance to run at, chosen by the base model on the chips not
+held out (core.adapt.resolution) -> the training Python fine-tunes the base model on the training chips at that
+distance, keeping the weights with the lowest loss on the tuning chips (core.adapt.worker.finetune, a subprocess:
+progress per step, killed on cancel) -> thresholds tuned on the tuning chips -> base and adapted model scored on
+the held-out fifth by the engine (core.adapt.heldout_score) -> the card records it all -> NAME.onnx and
+NAME.fp16.onnx moved into the user models folder. Until that last move everything lives in a temporary folder: a
+failed or canceled run leaves no model behind.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import os
@@ -22,12 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import shapely
 
 from ..extract import modelcard, onnx_file, runtime
 from ..model_registry import HALF_SUFFIX
 from ..progress import check, silent, span
 from . import chips as chip_making
-from . import heldout_score, holdout, training_python
+from . import heldout_score, holdout, resolution, training_python
 from .chips import AdaptInputError
 
 MIN_BUILDINGS = 15  # in the area: fewer teach the model little and leave nothing to measure it on
@@ -115,11 +120,16 @@ def adapt(request: AdaptRequest, report=silent, is_canceled=None) -> Adapted:
     work = Path(tempfile.mkdtemp(prefix="spacenet-adapt-", dir=request.work_dir))
     try:
         output = work / f"{request.name}.onnx"
-        job = _job(request, card, chips.subset(split.training), work, output, metadata)
-        steps = _train(trainer, job, work, span(report, 0.06, 0.75), is_canceled)
         scoring = dict(raster_path=request.raster_path, chips=chips, truth=request.footprints, device=request.device,
-                       cpu_threads=request.cpu_threads,
-                       is_canceled=is_canceled)
+                       cpu_threads=request.cpu_threads, is_canceled=is_canceled)
+        run_gsd, trials, start = _choose_resolution(trainer, request, card, metadata, split, work,
+                                                    span(report, 0.06, 0.2), scoring)
+        training, tuning = ((chips.subset(split.training), chips.subset(split.tuning)) if run_gsd == card.gsd_m else
+                            _chips_at(request, dataclasses.replace(card, gsd_m=run_gsd), chips, split, is_canceled))
+        job = _job(request, card, training, tuning, work, output, metadata, start, run_gsd)
+        steps = _train(trainer, job, work, span(report, 0.2, 0.75), is_canceled)
+        if "kept_step" in steps:
+            report(0.75, _kept_message(steps))
         base_score = heldout_score.score(request.base_model, held_out=split.held_out,
                                          report=span(report, 0.75, 0.8), **scoring)
         tuned = {}
@@ -128,7 +138,7 @@ def adapt(request: AdaptRequest, report=silent, is_canceled=None) -> Adapted:
         adapted_score = heldout_score.score(str(output), held_out=split.held_out, report=span(report, 0.92, 0.97),
                                             options=tuned, **scoring)
         final = _final_card(json.loads(metadata[CARD_KEY]), request, steps, chips, split, buildings,
-                            held_buildings, base_score, adapted_score, tuned)
+                            held_buildings, base_score, adapted_score, tuned, run_gsd, trials)
         files = [str(output)] + ([str(output.with_name(output.stem + HALF_SUFFIX))] if job["fp16"] else [])
         _run(trainer, ["card", files[0], _write_json(work / "card.json", final), *files[1:]], work, silent,
              is_canceled)
@@ -140,19 +150,84 @@ def adapt(request: AdaptRequest, report=silent, is_canceled=None) -> Adapted:
     return Adapted(installed, final, base_score, adapted_score, trainer.describe())
 
 
-def _job(request: AdaptRequest, card, training: chip_making.ChipSet, work: Path, output: Path, metadata) -> dict:
-    chips_path = work / "chips.npz"
+def _choose_resolution(trainer, request: AdaptRequest, card, metadata, split, work: Path, report, scoring: dict):
+    """(the distance the adapted model runs at, the trials that chose it, the base model file at that distance):
+    see core.adapt.resolution. Only when the area spares tuning chips, as for the thresholds."""
+    chips = scoring["chips"]
+    gsds = resolution.candidates(card.gsd_m, resolution.native_gsd_m(request.raster_path, _chips_bounds(chips)))
+    if not card.gsd_m or not split.tuning or len(gsds) == 1:
+        return card.gsd_m, [], request.base_model
+    models, trials = {}, []
+    for number, gsd in enumerate(gsds):
+        models[gsd] = request.base_model if gsd == card.gsd_m else _base_at(trainer, metadata, request.base_model,
+                                                                            gsd, work, scoring["is_canceled"])
+        part = span(report, number / len(gsds), (number + 1) / len(gsds))
+        options, score = heldout_score.tune(models[gsd], tuning=split.training + split.tuning, report=part,
+                                            **scoring)
+        trials.append(resolution.Trial(gsd, score.f1, options))
+    chosen = resolution.best(trials)
+    report(1.0, f"Ground sample distance: {chosen.gsd_m:g} m, chosen by the base model's F1 on the chips not held "
+                "out (" + ", ".join(f"{t.gsd_m:g} m: {t.f1:.3f}" for t in trials) + ").")
+    return chosen.gsd_m, trials, models[chosen.gsd_m]
+
+
+def _base_at(trainer, metadata, base_model: str, gsd: float, work: Path, is_canceled) -> str:
+    """A copy of the base model (with its fp16 variant) whose card runs it at ``gsd`` metres."""
+    base = Path(base_model)
+    target = work / f"base_at_{gsd:g}m.onnx"
+    shutil.copyfile(base, target)
+    files = [str(target)]
+    half = runtime.fp16_variant(base)
+    if half is not None:
+        shutil.copyfile(half, target.with_name(target.stem + HALF_SUFFIX))
+        files.append(str(target.with_name(target.stem + HALF_SUFFIX)))
+    card = _at_gsd(json.loads(metadata[CARD_KEY]), gsd)
+    _run(trainer, ["card", files[0], _write_json(work / f"card_{gsd:g}.json", card), *files[1:]], work, silent,
+         is_canceled)
+    return str(target)
+
+
+def _at_gsd(card: dict, gsd: float) -> dict:
+    return dict(card, input=dict(card.get("input", {}), gsd_m=gsd))
+
+
+def _chips_at(request: AdaptRequest, card, chips: chip_making.ChipSet, split, is_canceled) -> tuple:
+    """The training and tuning chips again on ``card``'s grid, each over the ground its base-grid chips covered."""
+    made = []
+    for indices in (split.training, split.tuning):
+        ground = shapely.union_all([shapely.box(*chips.bounds(i)) for i in indices])
+        if request.area is not None:
+            ground = ground.intersection(shapely.make_valid(shapely.union_all(list(request.area))))
+        made.append(chip_making.make_chips(request.raster_path, request.footprints, [ground], card, chips.bands,
+                                           is_canceled=is_canceled))
+    return tuple(made)
+
+
+def _job(request: AdaptRequest, card, training: chip_making.ChipSet, tuning: chip_making.ChipSet, work: Path,
+         output: Path, metadata, base_model: str, gsd: float | None) -> dict:
+    chips_path, tuning_path = work / "chips.npz", work / "tuning_chips.npz"
     np.savez(chips_path, images=training.images, labels=training.labels, known=training.known)
-    base = Path(request.base_model)
-    new_card = json.loads(metadata[CARD_KEY])
+    np.savez(tuning_path, images=tuning.images, labels=tuning.labels, known=tuning.known)
+    base = Path(base_model)
+    new_card = _at_gsd(json.loads(metadata[CARD_KEY]), gsd) if gsd else json.loads(metadata[CARD_KEY])
     new_card.update(name=request.name)
     n = len(card.bands)
-    return dict(base_model=str(base), chips=str(chips_path), output=str(output), card=new_card,
+    # the tuning chips also stop the fine-tuning where it stops helping (the worker keeps the best weights)
+    return dict(base_model=str(base), chips=str(chips_path), tuning_chips=str(tuning_path) if len(tuning.origins)
+                else None, output=str(output), card=new_card,
                 minutes=float(request.minutes), max_steps=request.max_steps, device=request.device,
                 threads=request.cpu_threads, batch=8, crop=192, learning_rate=LEARNING_RATE, anchor=ANCHOR, seed=0,
                 mean=list(card.normalisation.mean or [0.0] * n), std=list(card.normalisation.std or [1.0] * n),
                 # a base that has a half-precision variant gets one (a base storing float16 weights needs none)
                 fp16=runtime.fp16_variant(base) is not None)
+
+
+def _kept_message(done: dict) -> str:
+    if done["kept_step"] == 0:
+        return (f"No step of the {done['steps']} lowered the loss on the tuning chips ({done['tuning_loss_base']:.3f}"
+                "): the base model's weights are kept, with thresholds tuned for the area.")
+    return (f"The weights of step {done['kept_step']} of {done['steps']} are kept: the lowest loss on the tuning "
+            f"chips ({done['tuning_loss_kept']:.3f}, against {done['tuning_loss_base']:.3f} for the base model).")
 
 
 def _write_json(path: Path, value) -> str:
@@ -218,8 +293,8 @@ def _event(line: str):
 
 
 def _final_card(base: dict, request: AdaptRequest, done: dict, chips, split, buildings, held_buildings,
-                base_score, adapted_score, tuned: dict) -> dict:
-    card = dict(base)
+                base_score, adapted_score, tuned: dict, gsd: float | None, trials: list) -> dict:
+    card = _at_gsd(base, gsd) if gsd else dict(base)
     card["defaults"] = dict(base.get("defaults", {}), **tuned)
     bounds = [round(v, 6) for v in _chips_bounds(chips)]
     area_m2 = float(chips.known.sum()) * chips.grid.pixel_area_m2
@@ -239,10 +314,14 @@ def _final_card(base: dict, request: AdaptRequest, done: dict, chips, split, bui
         held_out_chips=len(split.held_out), held_out_blocks=split.held_out_blocks,
         block_side_m=round(split.block_chips * chips.size * chips.gsd_m, 1),
         steps=int(done["steps"]), minutes=float(done["minutes"]), device=done["device"],
+        **{key: done[key] for key in ("kept_step", "tuning_loss_base", "tuning_loss_kept") if key in done},
         date=datetime.date.today().isoformat(),
         tuning_chips=len(split.tuning),
+        gsd_m=gsd,
+        gsd_trials=[trial.as_card() for trial in trials],
         defaults=(f"threshold and min_score chosen on {len(split.tuning)} tuning chip(s) of the area, the rest the "
                   "base model's" if tuned else "the base model's (the area is too small to spare tuning chips)")
+        + ("; the ground sample distance chosen by the base model's F1 on the chips not held out" if trials else "")
         + "; the held-out fifth chose nothing",
         held_out_base=base_score.as_card(), held_out_adapted=adapted_score.as_card(),
     )

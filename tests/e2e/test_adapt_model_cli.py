@@ -39,6 +39,7 @@ def test_a_short_adaptation_writes_a_model_with_a_complete_card(qgis_process, ad
     adaptation = card["adaptation"]
     assert card["name"] == "atlanta_test" and adaptation["base_model"] == "buildings_unet_small"
     assert adaptation["steps"] == 3 and adaptation["device"].startswith("CPU")
+    assert 0 <= adaptation["kept_step"] <= 3 and adaptation["tuning_loss_kept"] <= adaptation["tuning_loss_base"]
     assert adaptation["buildings"] >= 15 and adaptation["minutes"] > 0 and adaptation["area_m2"] > 0
     for side in ("held_out_base", "held_out_adapted"):
         assert set(adaptation[side]) >= {"object_f1", "precision", "recall", "tp", "fp", "fn"}

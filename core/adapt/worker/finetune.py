@@ -15,7 +15,10 @@ and renamed when complete: a process killed mid-run (cancel) leaves no model beh
 JOB.json: base_model (an .onnx file), chips (an .npz from core.adapt.chips: images uint8 [N, 3, S, S], labels
 uint8 [N, C, S, S], known uint8 [N, S, S]), output (the adapted NAME.onnx; NAME.fp16.onnx beside it when
 ``fp16``), card (the adapted model's card), minutes, max_steps, device (auto, cpu or gpu), threads, batch, crop,
-learning_rate, seed, mean, std (the card's normalisation after the stretch).
+learning_rate, seed, mean, std (the card's normalisation after the stretch); tuning_chips (optional, an .npz as
+chips): the area's tuning chips, on which the loss is measured before training and every ``check_every`` steps;
+the weights with the lowest tuning loss are written (the base's own when no step improved on them: a few chips
+overfit quickly, and a fine-tune must not leave the model worse on ground it did not train on).
 """
 
 from __future__ import annotations
@@ -91,12 +94,17 @@ def train(job: dict) -> int:
     # L2-SP: a pull towards the base weights, so a few hundred roofs refine the model rather than replace it
     anchor = float(job.get("anchor", 0.0))
     base_weights = [p.detach().clone() for p in net.parameters()] if anchor > 0 else []
+    tuning = _tuning_set(job.get("tuning_chips"), device, mean, std)
+    check_every = int(job.get("check_every", 25))
     chip_weights = known.float().mean((1, 2)).cpu().numpy()  # chips with more labelled area are drawn more often
     chip_weights = chip_weights / chip_weights.sum()
     deadline = started + 60 * minutes
     emit(event="start", device=_device_label(device), chips=int(images.shape[0]), crop=crop, batch=batch,
          parameters=int(sum(p.numel() for p in net.parameters())))
     step, losses = 0, []
+    best = _Best(tuning_loss(net, tuning), 0, net) if tuning else None
+    if best:
+        emit(event="tuning", step=0, loss=round(best.loss, 4))
     net.train()
     while time.time() < deadline and (max_steps is None or step < max_steps):
         fraction = min(1.0, max((time.time() - started) / (deadline - started),
@@ -115,11 +123,18 @@ def train(job: dict) -> int:
         step += 1
         losses.append(float(loss))
         emit(event="step", step=step, fraction=round(fraction, 4), loss=round(losses[-1], 4))
+        if best and step % check_every == 0:
+            best.offer(tuning_loss(net, tuning), step, net)
+    if best:
+        if step % check_every:
+            best.offer(tuning_loss(net, tuning), step, net)
+        best.restore(net)
     net = net.cpu().eval()
     card = dict(job["card"])
     card.setdefault("adaptation", {}).update(
         steps=step, minutes=round((time.time() - started) / 60, 2), device=_device_label(device),
-        batch=batch, crop_px=crop, final_loss=round(float(np.mean(losses[-20:])), 4) if losses else None)
+        batch=batch, crop_px=crop, final_loss=round(float(np.mean(losses[-20:])), 4) if losses else None,
+        **(best.as_card() if best else {}))
     adapted = with_card(net.write_back(base), card)
     onnx.checker.check_model(adapted)
     output = job["output"]
@@ -128,8 +143,63 @@ def train(job: dict) -> int:
         half = to_fp16(adapted)
         save_atomic(with_card(half, card_of(adapted)), output[: -len(".onnx")] + ".fp16.onnx")
     emit(event="done", steps=step, minutes=card["adaptation"]["minutes"], device=card["adaptation"]["device"],
-         output=output)
+         output=output, **(best.as_card() if best else {}))
     return 0
+
+
+class _Best:
+    """The weights with the lowest tuning loss so far, and when they were reached (step 0: the base's)."""
+
+    def __init__(self, loss: float, step: int, net):
+        self.base_loss = loss
+        self.loss, self.step, self.state = loss, step, _copy(net)
+
+    def offer(self, loss: float, step: int, net) -> None:
+        emit(event="tuning", step=step, loss=round(loss, 4))
+        if loss < self.loss:
+            self.loss, self.step, self.state = loss, step, _copy(net)
+
+    def restore(self, net) -> None:
+        net.load_state_dict(self.state)
+
+    def as_card(self) -> dict:
+        return dict(kept_step=self.step, tuning_loss_base=round(self.base_loss, 4),
+                    tuning_loss_kept=round(self.loss, 4))
+
+
+def _copy(net) -> dict:
+    return {name: value.detach().clone() for name, value in net.state_dict().items()}
+
+
+def _tuning_set(path, device, mean, std):
+    """The tuning chips as normalised inputs, labels and masks on ``device``; None without them."""
+    if not path:
+        return None
+    import numpy as np
+    import torch
+
+    chips = np.load(path)
+    if not len(chips["images"]):
+        return None
+    images = (torch.from_numpy(chips["images"]).to(device).float() / 255 - mean) / std
+    return images, torch.from_numpy(chips["labels"]).to(device).float(), \
+        torch.from_numpy(chips["known"]).to(device).float()[:, None]
+
+
+def tuning_loss(net, tuning, batch: int = 4) -> float:
+    """The training loss over the whole tuning chips, without augmentation (a few forward passes)."""
+    import torch
+
+    images, labels, known = tuning
+    was_training = net.training
+    net.eval()
+    total = 0.0
+    with torch.no_grad():
+        for first in range(0, len(images), batch):
+            part = slice(first, first + batch)
+            total += float(_loss(net(images[part]), labels[part], known[part])) * len(images[part])
+    net.train(was_training)
+    return total / len(images)
 
 
 def write_card(card: dict, paths: list[str]) -> int:
