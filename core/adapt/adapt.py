@@ -154,8 +154,10 @@ def _choose_resolution(trainer, request: AdaptRequest, card, metadata, split, wo
     """(the distance the adapted model runs at, the trials that chose it, the base model file at that distance):
     see core.adapt.resolution. Only when the area spares tuning chips, as for the thresholds."""
     chips = scoring["chips"]
+    if not card.gsd_m or not split.tuning:  # a model run at the raster's own pixels, or an area with none to spare
+        return card.gsd_m, [], request.base_model
     gsds = resolution.candidates(card.gsd_m, resolution.native_gsd_m(request.raster_path, _chips_bounds(chips)))
-    if not card.gsd_m or not split.tuning or len(gsds) == 1:
+    if len(gsds) == 1:
         return card.gsd_m, [], request.base_model
     models, trials = {}, []
     for number, gsd in enumerate(gsds):
