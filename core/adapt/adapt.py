@@ -77,7 +77,9 @@ class Adapted:
         return (f"{self.card['name']}: held-out object F1 {self.adapted_score.f1:.3f} against "
                 f"{self.base_score.f1:.3f} for {a['base_model']} ({a['held_out_buildings']} buildings in "
                 f"{a['held_out_blocks']} held-out block(s)); trained {a['steps']} steps in {a['minutes']:.1f} min "
-                f"on {a['device']} from {a['buildings']} buildings.")
+                f"on {a['device']} from {a['buildings']} buildings"
+                + (f", weights of step {a['kept_step']} kept" if "kept_step" in a else "")
+                + (f"; runs at {a['gsd_m']:g} m" if a.get("gsd_trials") else "") + ".")
 
 
 def check_name(name: str, models_dir: str, taken=()) -> str:

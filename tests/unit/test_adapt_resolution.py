@@ -134,3 +134,15 @@ def test_the_fine_tuning_keeps_the_base_weights_when_no_step_lowers_the_tuning_l
     card = json.loads({p.key: p.value for p in onnx.load(tmp_path / "out.onnx").metadata_props}
                       ["spacenet_model_card"])
     assert card["adaptation"]["kept_step"] == 0 and card["adaptation"]["steps"] == 6
+
+
+def test_the_summary_says_which_weights_and_distance_the_new_model_has(tmp_path):
+    adaptation = dict(base_model="buildings_unet_small", held_out_buildings=22, held_out_blocks=2, steps=874,
+                      minutes=6.0, device="CPU, 2 thread(s)", buildings=124, kept_step=325, gsd_m=0.25,
+                      gsd_trials=[dict(gsd_m=0.3, object_f1=0.61), dict(gsd_m=0.25, object_f1=0.67)])
+    score = heldout_score.HeldOutScore(0.8, 0.9, 0.7, 7, 1, 3)
+    summary = adapt.Adapted(tmp_path / "k.onnx", dict(name="k", adaptation=adaptation), score, score, "").summary()
+    assert "weights of step 325 kept; runs at 0.25 m." in summary
+    adaptation.update(gsd_trials=[])  # nothing finer was tried: the base model's distance, not worth a word
+    assert "runs at" not in adapt.Adapted(tmp_path / "k.onnx", dict(name="k", adaptation=adaptation), score, score,
+                                          "").summary()
