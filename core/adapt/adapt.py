@@ -196,14 +196,15 @@ def _at_gsd(card: dict, gsd: float) -> dict:
 
 
 def _chips_at(request: AdaptRequest, card, chips: chip_making.ChipSet, split, is_canceled) -> tuple:
-    """The training and tuning chips again on ``card``'s grid, each over the ground its base-grid chips covered."""
+    """The training and tuning chips again on ``card``'s grid, each over the ground its base-grid chips covered and
+    with their stretch (cut apart, so that no chip straddles the two; one stretch, as one extraction has)."""
     made = []
     for indices in (split.training, split.tuning):
         ground = shapely.union_all([shapely.box(*chips.bounds(i)) for i in indices])
         if request.area is not None:
             ground = ground.intersection(shapely.make_valid(shapely.union_all(list(request.area))))
         made.append(chip_making.make_chips(request.raster_path, request.footprints, [ground], card, chips.bands,
-                                           is_canceled=is_canceled))
+                                           is_canceled=is_canceled, stretch=chips.stretch))
     return tuple(made)
 
 

@@ -83,9 +83,10 @@ class ChipSet:
 
 
 def make_chips(raster_path: str, footprints: list, area: list | None, card, bands=None, chip_px: int = CHIP_PX,
-               report=silent, is_canceled=None) -> ChipSet:
+               report=silent, is_canceled=None, stretch: raster.Stretch | None = None) -> ChipSet:
     """The chips of ``raster_path`` over ``area`` (polygons in the raster's CRS; None: the whole raster) labelled
-    with ``footprints`` (polygons in the raster's CRS), for the model of ``card``. Raises AdaptInputError."""
+    with ``footprints`` (polygons in the raster's CRS), for the model of ``card``, stretched by ``stretch`` (None:
+    the one measured over the area, as an extraction of it would). Raises AdaptInputError."""
     channels = tuple(card.channels)
     if not set(LABELLED_CHANNELS[:1]) <= set(channels) or not set(channels) <= set(LABELLED_CHANNELS):
         raise AdaptInputError(f"Adaptation trains building models whose outputs are {' and '.join(LABELLED_CHANNELS)}"
@@ -106,7 +107,7 @@ def make_chips(raster_path: str, footprints: list, area: list | None, card, band
                               "corrected on this raster (a layer in another CRS is reprojected; check its CRS).")
     grid = raster.model_grid(info, area_shape.bounds, card.gsd_m)
     try:
-        stretch = raster.measure_stretch(info, bands, grid, card.normalisation)
+        stretch = stretch if stretch is not None else raster.measure_stretch(info, bands, grid, card.normalisation)
     except raster.NoDataError as error:
         raise AdaptInputError(f"The area has no raster data: {error}") from error
     to_pixels = (~grid.transform).to_shapely()

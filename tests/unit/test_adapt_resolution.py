@@ -89,6 +89,9 @@ def test_the_distance_is_chosen_by_the_base_models_f1_off_the_held_out_chips(rep
     finer_card = modelcard.read_card(*onnx_file.read(at_02))
     training, tuning = adapt._chips_at(request, finer_card, made, split, None)
     assert training.gsd_m == pytest.approx(0.2) and tuning.gsd_m == pytest.approx(0.2)
+    # one stretch for both, the base-grid chips' (as one extraction of the area has one)
+    for cut in (training, tuning):
+        assert np.array_equal(cut.stretch.low, made.stretch.low) and np.array_equal(cut.stretch.high, made.stretch.high)
     ground = shapely.union_all([shapely.box(*made.bounds(i)) for i in split.training]).intersection(west)
     known_m2 = training.known.sum() * training.grid.pixel_area_m2
     assert known_m2 == pytest.approx(ground.area, rel=0.03)
