@@ -130,6 +130,8 @@ class AdaptModel(SpaceNetAlgorithm):
         if adapted is None:
             return {}
         feedback.pushInfo(adapted.summary())
+        if adapted.warning():
+            feedback.pushWarning(adapted.warning())
         feedback.pushInfo(self.tr(f"Saved as {adapted.path}: choose '{name}' as the model of Extract building "
                                   "footprints."))
         feedback.setProgress(100)

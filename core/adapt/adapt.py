@@ -81,6 +81,15 @@ class Adapted:
                 + (f", weights of step {a['kept_step']} kept" if "kept_step" in a else "")
                 + (f"; runs at {a['gsd_m']:g} m" if a.get("gsd_trials") else "") + ".")
 
+    def warning(self) -> str:
+        """What the mapper must know before extracting with the new model; "" when it beats its base where measured."""
+        if self.adapted_score.f1 > self.base_score.f1:
+            return ""
+        a = self.card["adaptation"]
+        return (f"{self.card['name']} does no better than {a['base_model']} on the held-out blocks "
+                f"({self.adapted_score.f1:.3f} against {self.base_score.f1:.3f}): keep extracting with "
+                f"{a['base_model']} here, or correct the footprints over a larger area and adapt again.")
+
 
 def check_name(name: str, models_dir: str, taken=()) -> str:
     """The name, or AdaptInputError saying why it cannot be used."""

@@ -150,3 +150,14 @@ def test_the_summary_says_which_weights_and_distance_the_new_model_has(tmp_path)
     adaptation.update(gsd_trials=[])  # nothing finer was tried: the base model's distance, not worth a word
     assert "runs at" not in adapt.Adapted(tmp_path / "k.onnx", dict(name="k", adaptation=adaptation), score, score,
                                           "").summary()
+
+
+def test_a_model_that_does_no_better_than_its_base_is_said_to_be_so(tmp_path):
+    card = dict(name="k", adaptation=dict(base_model="buildings_unet_small"))
+    better = heldout_score.HeldOutScore(0.8, 0.9, 0.7, 7, 1, 3)
+    worse = heldout_score.HeldOutScore(0.7, 0.8, 0.6, 6, 2, 4)
+    assert adapt.Adapted(tmp_path / "k.onnx", card, worse, better, "").warning() == ""
+    for adapted in (worse, heldout_score.HeldOutScore(0.6, 0.7, 0.5, 5, 2, 5)):  # equal, then lower
+        warning = adapt.Adapted(tmp_path / "k.onnx", card, worse, adapted, "").warning()
+        assert f"k does no better than buildings_unet_small on the held-out blocks ({adapted.f1:.3f} against 0.700)" \
+            in warning and "larger area" in warning
