@@ -53,7 +53,7 @@ help:
 	@echo "make train-buildings [DATA=folder] [MINUTES=60]   train the building model (default data: oam_buildings)"
 	@echo "make train-roads [DATA=folder] [MINUTES=30]       train the road model (default: the Vegas baseline)"
 	@echo "make eval      reproduce every score on the model cards (models/README.md)"
-	@echo "make eval-adapt [MINUTES=6]   adapt on half of Kampala and of Atlanta, score the other half (issue 22)"
+	@echo "make eval-adapt [MINUTES=6] [BASE=model]   adapt on half of Kampala and of Atlanta, score the other half (issue 22)"
 	@echo "make package   build dist/$(PLUGIN_NAME)-VERSION.zip for the QGIS plugin manager"
 	@echo "make install   link this checkout into your QGIS profile ($(QGIS_PROFILE_DIR))"
 	@echo "make uninstall remove that link"
@@ -165,10 +165,12 @@ gpu-pack: train-setup
 	PYTHONPATH=. $(TRAIN_PY) -m training.pack --cache training/cache_roads --out .gpu/cache_roads
 	du -sh .gpu
 
-# Issue 22: adapt buildings_unet_small on one half of Kampala (and of the Atlanta tile), score the other half.
+# Issue 22: adapt a shipped model (BASE, buildings_unet_small by default) on one half of Kampala (and of the Atlanta
+# tile), score the other half.
 .PHONY: eval-adapt
 eval-adapt: check-venv $(PLUGIN_LINK) train-setup
-	GDAL_PAM_ENABLED=NO $(RUN_ENV) $(PY) -m training.adapt_eval --minutes $(or $(MINUTES),6)
+	GDAL_PAM_ENABLED=NO $(RUN_ENV) $(PY) -m training.adapt_eval --minutes $(or $(MINUTES),6) \
+	  --base $(or $(BASE),buildings_unet_small)
 
 # Runs in the plugin's venv: the scores come from the plugin's own engine and metrics.
 eval: check-venv $(PLUGIN_LINK)

@@ -8,7 +8,7 @@
 - The SpaceNet 4 Atlanta tile (sample_data): adapted on its west half, scored on its east half (centroid rule);
   43 buildings: a small area, its figures move by a building or two.
 
-    make eval-adapt [MINUTES=6] [TRAINING_PYTHON=training/.venv/bin/python]
+    make eval-adapt [MINUTES=6] [BASE=buildings_unet_small]
 
 Prints one JSON line per area; the figures in the README come from it. Runs in the plugin's venv.
 """
@@ -37,7 +37,7 @@ from training import engine_eval  # noqa: E402
 BASE = "buildings_unet_small"
 
 
-def kampala(minutes: float, python: str, work: Path) -> dict:
+def kampala(minutes: float, python: str, work: Path, base: str = BASE) -> dict:
     chips = engine_eval.kampala_z21_chips()
     boxes, _ = engine_eval.chip_footprints(chips)
     centres = np.array([b.centroid.x for b in boxes])
@@ -49,8 +49,8 @@ def kampala(minutes: float, python: str, work: Path) -> dict:
     labels = Path(engine_eval.DATA_ROOT) / "ramp_hotosm" / "data" / "2" / "labels.geojson"
     features = json.loads(labels.read_text())["features"]
     truth = [shapely.make_valid(shapely.geometry.shape(f["geometry"])) for f in features]
-    adapted, seconds = _adapt(vrt, truth, west, "kampala_west", minutes, python, work)
-    base_east = engine_eval.kampala_z21_qgis_process(BASE, work / "base", scored_chips=east)
+    adapted, seconds = _adapt(vrt, truth, west, "kampala_west", minutes, python, work, base)
+    base_east = engine_eval.kampala_z21_qgis_process(base, work / "base", scored_chips=east)
     adapted_east = engine_eval.kampala_z21_qgis_process(str(adapted.path), work / "adapted", scored_chips=east)
     return dict(area="kampala z21, adapted on the west half, scored on the east half", split_longitude=median,
                 west_chips=len(west), east_chips=len(east), adapt_seconds=round(seconds, 1),
@@ -59,7 +59,7 @@ def kampala(minutes: float, python: str, work: Path) -> dict:
                 gain=round(adapted_east["f1"] - base_east["f1"], 4), card=adapted.card["adaptation"])
 
 
-def atlanta(minutes: float, python: str, work: Path) -> dict:
+def atlanta(minutes: float, python: str, work: Path, base: str = BASE) -> dict:
     tif = REPO / "sample_data" / "sn4_atlanta_pan.tif"
     features = json.loads((REPO / "sample_data" / "sn4_atlanta_buildings.geojson").read_text())["features"]
     truth = [shapely.make_valid(shapely.geometry.shape(f["geometry"])) for f in features]  # EPSG:32616 as the tif
@@ -67,10 +67,10 @@ def atlanta(minutes: float, python: str, work: Path) -> dict:
         left, bottom, right, top = src.bounds
     middle = (left + right) / 2
     adapted, seconds = _adapt(tif, truth, [shapely.box(left, bottom, middle, top)], "atlanta_west", minutes, python,
-                              work)
+                              work, base)
     east = shapely.box(middle, bottom, right, top)
     scores = {}
-    for name, model in (("base", str(REPO / "models" / f"{BASE}.onnx")), ("adapted", str(adapted.path))):
+    for name, model in (("base", str(REPO / "models" / f"{base}.onnx")), ("adapted", str(adapted.path))):
         found = [f.geometry for f in extract_buildings(ExtractRequest(raster_path=str(tif), model_path=model,
                                                                       scheduler="in-process")).footprints]
         kept = [g for g in found if east.contains(g.centroid)]
@@ -84,10 +84,10 @@ def atlanta(minutes: float, python: str, work: Path) -> dict:
                 gain=round(scores["adapted"]["f1"] - scores["base"]["f1"], 4), card=adapted.card["adaptation"])
 
 
-def _adapt(raster, truth, area, name, minutes, python, work):
+def _adapt(raster, truth, area, name, minutes, python, work, base):
     started = time.perf_counter()
     request = adapt.AdaptRequest(raster_path=str(raster), footprints=truth, area=area,
-                                 base_model=str(REPO / "models" / f"{BASE}.onnx"), name=name,
+                                 base_model=str(REPO / "models" / f"{base}.onnx"), name=name,
                                  models_dir=str(work / "models"), minutes=minutes, device="auto", python=python,
                                  raster_label=Path(raster).name, area_label="the west half")
     result = adapt.adapt(request)
@@ -103,13 +103,14 @@ def main(argv=None) -> int:
     ap.add_argument("--minutes", type=float, default=6.0, help="the fine-tuning's time budget per area")
     ap.add_argument("--python", default=str(REPO / "training" / ".venv" / "bin" / "python"))
     ap.add_argument("--area", choices=("kampala", "atlanta"), action="append")
+    ap.add_argument("--base", default=BASE, help="the shipped model to adapt (a name in models/)")
     args = ap.parse_args(argv)
     for area in args.area or ("kampala", "atlanta"):
         with tempfile.TemporaryDirectory(prefix=f"adapt-eval-{area}-") as folder:
             work = Path(folder)
             for sub in ("base", "adapted"):
                 (work / sub).mkdir()
-            result = (kampala if area == "kampala" else atlanta)(args.minutes, args.python, work)
+            result = (kampala if area == "kampala" else atlanta)(args.minutes, args.python, work, args.base)
             print(json.dumps(result), flush=True)
     return 0
 
