@@ -169,8 +169,7 @@ gpu-pack: train-setup
 # tile), score the other half.
 .PHONY: eval-adapt
 eval-adapt: check-venv $(PLUGIN_LINK) train-setup
-	GDAL_PAM_ENABLED=NO $(RUN_ENV) $(PY) -m training.adapt_eval --minutes $(or $(MINUTES),6) \
-	  --base $(or $(BASE),buildings_unet_small)
+	GDAL_PAM_ENABLED=NO $(RUN_ENV) $(PY) -m training.adapt_eval --minutes $(or $(MINUTES),6) $(if $(BASE),--base $(BASE))
 
 # Runs in the plugin's venv: the scores come from the plugin's own engine and metrics.
 eval: check-venv $(PLUGIN_LINK)
