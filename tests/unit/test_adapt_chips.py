@@ -102,6 +102,16 @@ def test_the_hold_out_takes_whole_blocks_and_a_fifth():
     assert holdout.split(origins, np.full(64, 1000), 256) == split  # the same area, the same blocks
 
 
+def test_uneven_blocks_still_hold_out_about_a_fifth_and_leave_a_tuning_share():
+    # a row of chips, full ones beside slivers at the area's edge (the labelled pixels of Kampala's west half)
+    known = np.array([1782, 65499, 14060, 1750, 63972, 13748, 3011, 61053])
+    split = holdout.split([(0, c * 256) for c in range(len(known))], known, 256)
+    share = {name: known[getattr(split, name)].sum() / known.sum() for name in ("held_out", "tuning", "training")}
+    assert 0.1 <= share["held_out"] <= 0.3, share
+    assert 0.1 <= share["tuning"] <= 0.3, share
+    assert share["training"] >= 0.5, share
+
+
 def test_a_single_chip_cannot_hold_anything_out():
     with pytest.raises(ValueError, match="too small"):
         holdout.split([(0, 0), (0, 256)], np.array([100, 0]), 256)
