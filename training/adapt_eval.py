@@ -8,7 +8,7 @@
 - The SpaceNet 4 Atlanta tile (sample_data): adapted on its west half, scored on its east half (centroid rule);
   43 buildings: a small area, its figures move by a building or two.
 
-    make eval-adapt [MINUTES=6] [BASE=buildings_unet_small]
+    make eval-adapt [MINUTES=6] [BASE=buildings_effnet_lite0]
 
 Prints one JSON line per area; the figures in the README come from it. Runs in the plugin's venv.
 """
@@ -34,7 +34,7 @@ from spacenet_toolkit.core.extract.extract import ExtractRequest, extract_buildi
 from spacenet_toolkit.core.score import f1  # noqa: E402
 from training import engine_eval  # noqa: E402
 
-BASE = "buildings_unet_small"
+BASE = "buildings_effnet_lite0"  # spacenet:adaptmodel's default base where it is installed, as it is in models/
 
 
 def kampala(minutes: float, python: str, work: Path, base: str = BASE) -> dict:

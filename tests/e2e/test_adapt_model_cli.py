@@ -22,8 +22,9 @@ def run(qgis_process, algorithm, *arguments, timeout=600):
 @pytest.fixture
 def adapted(qgis_process, repo_root):
     result, outputs = run(qgis_process, "spacenet:adaptmodel", f"--INPUT={repo_root / SAMPLE}",
-                          f"--FOOTPRINTS={repo_root / BUILDINGS}", "--NAME=atlanta_test", "--MAX_STEPS=3",
-                          "--MINUTES=5", "--DEVICE=cpu", f"--TRAINING_PYTHON={training_python()}")
+                          f"--FOOTPRINTS={repo_root / BUILDINGS}", "--MODEL=buildings_unet_small",
+                          "--NAME=atlanta_test", "--MAX_STEPS=3", "--MINUTES=5", "--DEVICE=cpu",
+                          f"--TRAINING_PYTHON={training_python()}")
     assert result.returncode == 0, result.stdout + result.stderr
     return result, outputs
 
