@@ -55,14 +55,15 @@ def split(origins: list, known_pixels: np.ndarray, chip_px: int, share: float = 
 
 
 def _take(order: list, weight: dict, wanted: float, keep: int) -> set:
-    """Blocks from ``order``, each taken when it brings their weight closer to ``wanted``, leaving at least ``keep``
-    blocks of ``order`` out. Blocks of an area weigh very unevenly (a full block beside a sliver at the area's edge):
-    taking blocks until the weight is reached could hold out twice the share and leave the next share a few slivers."""
+    """The first block of ``order``, then each next one that brings their weight nearer ``wanted``, leaving at least
+    ``keep`` blocks of ``order`` out. Blocks of an area weigh very unevenly (a full block beside a sliver at the
+    area's edge): taking blocks until the weight is reached could hold out twice the share and leave the next share
+    a few slivers."""
     taken, pixels = set(), 0
     for name in order:
         if len(taken) >= len(order) - keep:
             break
-        if abs(pixels + weight[name] - wanted) < abs(pixels - wanted):
+        if not taken or abs(pixels + weight[name] - wanted) < abs(pixels - wanted):
             taken.add(name)
             pixels += weight[name]
     return taken

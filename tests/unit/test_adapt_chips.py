@@ -112,6 +112,12 @@ def test_uneven_blocks_still_hold_out_about_a_fifth_and_leave_a_tuning_share():
     assert share["training"] >= 0.5, share
 
 
+def test_two_chips_still_hold_one_out():
+    # a block weighing more than twice the share is still taken first: the smallest areas can be measured
+    split = holdout.split([(0, 0), (0, 256)], np.array([900, 1000]), 256)
+    assert len(split.held_out) == 1 and len(split.training) == 1 and not split.tuning
+
+
 def test_a_single_chip_cannot_hold_anything_out():
     with pytest.raises(ValueError, match="too small"):
         holdout.split([(0, 0), (0, 256)], np.array([100, 0]), 256)
