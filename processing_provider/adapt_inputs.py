@@ -14,6 +14,7 @@ from qgis.core import (
     QgsWkbTypes,
 )
 
+from ..core.model_registry import RegistryError
 from ..qgis_adapter.geometry import to_shapely, to_wkb
 from ..qgis_adapter.layers import NotARasterFileError
 from ..qgis_adapter.models import model_store
@@ -38,7 +39,11 @@ INPUTS_HELP = (
 
 
 def default_base() -> str:
-    return PREFERRED_BASE if model_store().is_installed(PREFERRED_BASE) else BUNDLED_BASE
+    try:
+        installed = model_store().is_installed(PREFERRED_BASE)
+    except RegistryError:  # called when the provider loads: a broken registry is said by the run, not by a crash
+        installed = False
+    return PREFERRED_BASE if installed else BUNDLED_BASE
 
 
 def add_input_parameters(algorithm) -> None:
@@ -92,7 +97,6 @@ def read_inputs(algorithm, parameters, context, feedback, low=0.0, high=5.0) -> 
     bands = tuple(algorithm.parameterAsInts(parameters, BANDS, context)) or None
     value = algorithm.parameterAsString(parameters, MODEL, context) or default_base()
     from ..core.fetch.model_store import ModelError
-    from ..core.model_registry import RegistryError
 
     try:
         model_path = algorithm.run_core(feedback, model_store().resolve, value,

@@ -20,3 +20,10 @@ def test_the_pretrained_base_is_offered_where_installed_else_the_bundled_one(pro
     registry.write_text(json.dumps(data))
     monkeypatch.setenv(model_registry.REGISTRY_ENV, str(registry))
     assert default_base() == "buildings_unet_small"
+
+
+def test_a_broken_registry_leaves_the_bundled_base_and_a_loadable_algorithm(provider, tmp_path, monkeypatch):
+    registry = tmp_path / "registry.json"
+    registry.write_text("{not json")
+    monkeypatch.setenv(model_registry.REGISTRY_ENV, str(registry))
+    assert default_base() == "buildings_unet_small"
