@@ -2,7 +2,7 @@
 
 Neighbouring chips share roofs, shadows and the same street: a chip held out beside its training neighbours
 would flatter the adapted model. So chips are grouped into square blocks of a few chips, and whole blocks are
-held out, picked in a fixed pseudo-random order until they hold a fifth of the labelled pixels.
+held out, picked in a fixed pseudo-random order until they hold about a fifth of the labelled pixels (_take).
 """
 
 from __future__ import annotations
