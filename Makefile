@@ -165,7 +165,7 @@ gpu-pack: train-setup
 	PYTHONPATH=. $(TRAIN_PY) -m training.pack --cache training/cache_roads --out .gpu/cache_roads
 	du -sh .gpu
 
-# Issue 22: adapt a shipped model (BASE, buildings_unet_small by default) on one half of Kampala (and of the Atlanta
+# Issue 22: adapt a shipped model (BASE; by default spacenet:adaptmodel's, buildings_effnet_lite0) on one half of Kampala (and of the Atlanta
 # tile), score the other half.
 .PHONY: eval-adapt
 eval-adapt: check-venv $(PLUGIN_LINK) train-setup

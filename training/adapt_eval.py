@@ -35,6 +35,7 @@ from spacenet_toolkit.core.score import f1  # noqa: E402
 from training import engine_eval  # noqa: E402
 
 BASE = "buildings_effnet_lite0"  # spacenet:adaptmodel's default base where it is installed, as it is in models/
+MINUTES = 6.0  # and its default time budget (tests/qgis/test_adapt_default_base.py ties both to the algorithm)
 
 
 def kampala(minutes: float, python: str, work: Path, base: str = BASE) -> dict:
@@ -100,7 +101,7 @@ def _counts(result: dict) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--minutes", type=float, default=6.0, help="the fine-tuning's time budget per area")
+    ap.add_argument("--minutes", type=float, default=MINUTES, help="the fine-tuning's time budget per area")
     ap.add_argument("--python", default=str(REPO / "training" / ".venv" / "bin" / "python"))
     ap.add_argument("--area", choices=("kampala", "atlanta"), action="append")
     ap.add_argument("--base", default=BASE, help="the shipped model to adapt (a name in models/)")

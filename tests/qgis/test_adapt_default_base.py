@@ -7,9 +7,20 @@ from qgis.core import QgsApplication
 from spacenet_toolkit.core import model_registry
 
 
-def default_base() -> str:
+def default_of(parameter: str):
     algorithm = QgsApplication.processingRegistry().createAlgorithmById("spacenet:adaptmodel")
-    return algorithm.parameterDefinition("MODEL").defaultValue()
+    return algorithm.parameterDefinition(parameter).defaultValue()
+
+
+def default_base() -> str:
+    return default_of("MODEL")
+
+
+def test_the_dialog_s_defaults_are_what_make_eval_adapt_measured(provider):
+    from training import adapt_eval  # the README's figures come from it; QGIS is not needed to run it
+
+    assert default_base() == adapt_eval.BASE
+    assert default_of("MINUTES") == adapt_eval.MINUTES
 
 
 def test_the_pretrained_base_is_offered_where_installed_else_the_bundled_one(provider, tmp_path, monkeypatch):
