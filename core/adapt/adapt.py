@@ -150,7 +150,9 @@ def adapt(request: AdaptRequest, report=silent, is_canceled=None) -> Adapted:
                                             options=tuned, **scoring)
         final = _final_card(json.loads(metadata[CARD_KEY]), request, steps, chips, split, buildings,
                             held_buildings, base_score, adapted_score, tuned, run_gsd, trials)
-        files = [str(output)] + ([str(output.with_name(output.stem + HALF_SUFFIX))] if job["fp16"] else [])
+        report(0.97, _half_message(steps))
+        half = output.with_name(output.stem + HALF_SUFFIX)
+        files = [str(output)] + ([str(half)] if steps.get("fp16_written") else [])
         _run(trainer, ["card", files[0], _write_json(work / "card.json", final), *files[1:]], work, silent,
              is_canceled)
         check(is_canceled)
@@ -232,8 +234,20 @@ def _job(request: AdaptRequest, card, training: chip_making.ChipSet, tuning: chi
                 minutes=float(request.minutes), max_steps=request.max_steps, device=request.device,
                 threads=request.cpu_threads, batch=8, crop=192, learning_rate=LEARNING_RATE, anchor=ANCHOR, seed=0,
                 mean=list(card.normalisation.mean or [0.0] * n), std=list(card.normalisation.std or [1.0] * n),
-                # a base that has a half-precision variant gets one (a base storing float16 weights needs none)
-                fp16=runtime.fp16_variant(base) is not None)
+                # a half-precision variant for GPUs, which the worker writes when float16 keeps the probabilities
+                fp16=True)
+
+
+def _half_message(done: dict):
+    if "fp16_written" not in done:
+        return None
+    if done["fp16_written"]:
+        return (f"Half-precision variant for GPUs written: its probabilities are within {done['fp16_difference']:.4f} "
+                "of the model's on the area's chips.")
+    difference = done.get("fp16_difference")
+    return ("No half-precision variant: in float16 the model's probabilities "
+            + ("overflow" if difference is None else f"move by up to {difference:.3f}")
+            + " on the area's chips, so a GPU runs the model in float32.")
 
 
 def _kept_message(done: dict) -> str:
@@ -328,7 +342,8 @@ def _final_card(base: dict, request: AdaptRequest, done: dict, chips, split, bui
         held_out_chips=len(split.held_out), held_out_blocks=split.held_out_blocks,
         block_side_m=round(split.block_chips * chips.size * chips.gsd_m, 1),
         steps=int(done["steps"]), minutes=float(done["minutes"]), device=done["device"],
-        **{key: done[key] for key in ("kept_step", "tuning_loss_base", "tuning_loss_kept") if key in done},
+        **{key: done[key] for key in ("kept_step", "tuning_loss_base", "tuning_loss_kept", "fp16_written",
+                                      "fp16_difference") if key in done},
         date=datetime.date.today().isoformat(),
         tuning_chips=len(split.tuning),
         gsd_m=gsd,

@@ -46,6 +46,8 @@ def test_a_short_adaptation_writes_a_model_with_a_complete_card(qgis_process, ad
         assert set(adaptation[side]) >= {"object_f1", "precision", "recall", "tp", "fp", "fn"}
     assert card["scores"]["base_held_out_object_f1"] == pytest.approx(outputs["BASE_F1"], abs=1e-4)
     assert onnx.load(path.replace(".onnx", ".fp16.onnx")).graph.node[0].name == "cast_in"  # its GPU variant
+    assert adaptation["fp16_written"] is True and 0 <= adaptation["fp16_difference"] <= 0.05
+    assert "Half-precision variant for GPUs written" in result.stdout
     assert "held-out object F1" in result.stdout and f"weights of step {adaptation['kept_step']} kept" in result.stdout
 
     # every model list offers it: the extraction takes it by name, and its help names it
