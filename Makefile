@@ -165,8 +165,8 @@ gpu-pack: train-setup
 	PYTHONPATH=. $(TRAIN_PY) -m training.pack --cache training/cache_roads --out .gpu/cache_roads
 	du -sh .gpu
 
-# Issue 22: adapt a shipped model (BASE; by default spacenet:adaptmodel's, buildings_effnet_lite0) on one half of Kampala (and of the Atlanta
-# tile), score the other half.
+# Issue 22: adapt a shipped model (BASE; by default spacenet:adaptmodel's, buildings_effnet_lite0) on one half of
+# Kampala (and of the Atlanta tile), score the other half.
 .PHONY: eval-adapt
 eval-adapt: check-venv $(PLUGIN_LINK) train-setup
 	GDAL_PAM_ENABLED=NO $(RUN_ENV) $(PY) -m training.adapt_eval --minutes $(or $(MINUTES),6) $(if $(BASE),--base $(BASE))

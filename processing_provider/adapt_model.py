@@ -70,7 +70,8 @@ class AdaptModel(SpaceNetAlgorithm):
             "<b>Training Python</b> (advanced; default: the setting spacenet/training_python). It runs as a "
             "separate process: QGIS never loads PyTorch.</p>"
             "<p><b>Outputs</b>: the model (NAME.onnx, and NAME.fp16.onnx, its half-precision variant that a GPU "
-            "runs, unless float16 would change its probabilities) in your user models folder, with a card recording the base model, the area, the buildings, steps, minutes, "
+            "runs, unless float16 would change its probabilities) in your user models folder, with a card "
+            "recording the base model, the area, the buildings, steps, minutes, "
             "device and both held-out scores; delete it with <i>Delete a model of yours</i>. Cancel stops the "
             "training and keeps nothing.</p>"
         )
