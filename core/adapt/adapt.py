@@ -238,13 +238,11 @@ def _job(request: AdaptRequest, card, training: chip_making.ChipSet, tuning: chi
                 fp16=True)
 
 
-def _half_message(done: dict):
-    if "fp16_written" not in done:
-        return None
+def _half_message(done: dict) -> str:
     if done["fp16_written"]:
         return (f"Half-precision variant for GPUs written: its probabilities are within {done['fp16_difference']:.4f} "
                 "of the model's on the area's chips.")
-    difference = done.get("fp16_difference")
+    difference = done["fp16_difference"]
     return ("No half-precision variant: in float16 the model's probabilities "
             + ("overflow" if difference is None else f"move by up to {difference:.3f}")
             + " on the area's chips, so a GPU runs the model in float32.")
