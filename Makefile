@@ -52,6 +52,7 @@ help:
 	@echo "make train-setup            the training environment (training/.venv: PyTorch, onnx)"
 	@echo "make train-buildings [DATA=folder] [MINUTES=60]   train the building model (default data: oam_buildings)"
 	@echo "make train-roads [DATA=folder] [MINUTES=30]       train the road model (default: the Vegas baseline)"
+	@echo "make gpu-pack [FROM=models/NAME.onnx]   what training/gpu_session.sh needs on a lent GPU machine (.gpu/)"
 	@echo "make eval      reproduce every score on the model cards (models/README.md)"
 	@echo "make eval-adapt [MINUTES=6] [BASE=model]   adapt on half of Kampala and of Atlanta, score the other half (issue 22)"
 	@echo "make package   build dist/$(PLUGIN_NAME)-VERSION.zip for the QGIS plugin manager"
@@ -157,11 +158,13 @@ else
 	$(TRAIN_RUN) --task roads --cache training/cache_roads --minutes $(or $(MINUTES),30)
 endif
 
-# What a lent GPU machine needs to train (training/gpu_session.sh): packed caches and the initial weights in .gpu/.
+# What a lent GPU machine needs to train (training/gpu_session.sh): packed caches and the initial weights in .gpu/:
+# the ImageNet encoder, or with FROM=models/NAME.onnx that exported model's weights, to train it further.
 gpu-pack: train-setup
 	$(TRAIN_PY) -m training.data
 	$(TRAIN_PY) -m training.roads_baseline --out training/cache_roads
-	PYTHONPATH=. $(TRAIN_PY) -m training.pack --out .gpu/cache --initial-weights .gpu/init.pt
+	PYTHONPATH=. $(TRAIN_PY) -m training.pack --out .gpu/cache $(if $(FROM),,--initial-weights .gpu/init.pt)
+	$(if $(FROM),PYTHONPATH=. $(TRAIN_PY) -m training.from_onnx $(FROM) --out .gpu/init.pt)
 	PYTHONPATH=. $(TRAIN_PY) -m training.pack --cache training/cache_roads --out .gpu/cache_roads
 	du -sh .gpu
 

@@ -3,20 +3,8 @@ import json
 
 import numpy as np
 
+from tests.support.training_cache import write_cache
 from training import pack
-
-
-def write_cache(folder, rng):
-    blocks = []
-    for name, split in (("a", "train"), ("b", "val"), ("c", "train")):
-        images = rng.integers(0, 256, (3, 40, 56, 3), dtype=np.uint8)
-        instances = np.zeros((40, 56), np.int32)
-        instances[5:15, 5:20], instances[5:15, 20:30] = 1, 2  # two roofs that touch
-        np.savez_compressed(folder / f"{name}.npz", images=images, valid=np.ones((3, 40, 56), bool),
-                            building=(instances > 0).astype(np.uint8), interior=np.zeros((40, 56), np.uint8),
-                            instances=instances, zooms=np.array([19, 20, 21]))
-        blocks.append({"name": name, "split": split, "source": "test"})
-    (folder / "index.json").write_text(json.dumps(blocks))
 
 
 def test_a_packed_block_unpacks_to_the_same_pixels_with_its_weights_precomputed(tmp_path):
