@@ -23,7 +23,7 @@ from training import augment, model, train
 from training.paths import CACHE_DIR
 
 CALIBRATION_BATCHES = 8  # of 8 crops: the mean and spread of each BatchNorm's input
-TOLERANCE = 1e-3  # largest difference in probability from the file, weights rounded to float16 (2e-4 measured)
+TOLERANCE = 1e-3  # largest difference in probability from the file, weights rounded to float16 (2e-4 to 5e-4 measured)
 
 
 def onnx_convolutions(graph) -> list:
