@@ -11,6 +11,7 @@ on training crops, so that train mode also normalises as it would have on such d
 """
 import argparse
 import json
+import os
 
 import numpy as np
 import onnx
@@ -65,18 +66,20 @@ def batchnorm_after(net) -> dict:
     return following
 
 
-def load_folded(net, graph) -> dict:
-    """Put the file's folded weights into `net` (BatchNorms the identity plus the folded bias); returns the
-    conv -> BatchNorm map."""
-    convs, stored, bns = convolutions_in_run_order(net), onnx_convolutions(graph), batchnorm_after(net)
+def load_folded(net, stored) -> dict:
+    """Put the file's folded weights (`onnx_convolutions`) into `net` (BatchNorms the identity plus the folded
+    bias); returns the conv -> BatchNorm map."""
+    convs, bns = convolutions_in_run_order(net), batchnorm_after(net)
     if len(convs) != len(stored):
         raise ValueError(f"The file has {len(stored)} convolutions, the architecture {len(convs)}: another network.")
     with torch.no_grad():
         for conv, (weight, bias) in zip(convs, stored):
             if tuple(conv.weight.shape) != weight.shape:
                 raise ValueError(f"Convolution shapes differ ({tuple(conv.weight.shape)} vs {weight.shape}).")
-            conv.weight.copy_(torch.from_numpy(weight))
             bn = bns.get(conv)
+            if bias is None or (bn is None and conv.bias is None):
+                raise ValueError("A convolution's bias has no place in the architecture: another network.")
+            conv.weight.copy_(torch.from_numpy(weight))
             if bn is None:
                 conv.bias.copy_(torch.from_numpy(bias))
                 continue
@@ -121,10 +124,10 @@ def largest_difference(net, onnx_path) -> float:
 
 def recover(onnx_path, arch, cache_dir, batches=CALIBRATION_BATCHES, seed=0):
     """(state dict in float16, largest difference of the network it holds from the file)."""
-    graph = onnx.load(onnx_path).graph
-    outputs = onnx_convolutions(graph)[-1][0].shape[0]
-    net = model.build(arch, outputs).eval()
-    bns = load_folded(net, graph)
+    stored = onnx_convolutions(onnx.load(onnx_path).graph)
+    outputs = stored[-1][0].shape[0]  # the head's channels
+    net = model.build(arch, outputs).eval()  # eval: the forward passes below must not move BatchNorm statistics
+    bns = load_folded(net, stored)
     blocks = train.load_blocks(cache_dir, train.CHANNELS["buildings" if outputs == 2 else "roads"])
     sampler = augment.BlockSampler(blocks, np.array([b["weight"] for b in blocks]), torch.device("cpu"), seed=seed)
     calibrate(net, bns, [sampler.batch(8)[0] for _ in range(batches)])
@@ -148,7 +151,8 @@ def main():
         raise SystemExit(f"{args.model}: {error}") from None
     if difference > TOLERANCE:
         raise SystemExit(f"The recovered network differs from {args.model} by {difference:.2g}: not written.")
-    torch.save({"model": state, "arch": args.arch, "step": 0, "from": args.model}, args.out)
+    torch.save({"model": state, "arch": args.arch, "step": 0, "from": args.model}, args.out + ".part")
+    os.replace(args.out + ".part", args.out)  # never half a checkpoint under the name
     print(json.dumps({"written": args.out, "largest_difference": difference}))
 
 
