@@ -312,6 +312,7 @@ def measure_stretch(info: RasterInfo, bands, grid: Grid, normalisation: Normalis
     low, high = [], []
     for band in bands:
         values = data[unique.index(band)].compressed()
+        values = values[np.isfinite(values)] if values.dtype.kind == "f" else values  # NaN: blank, declared or not
         if values.size == 0:
             raise NoDataError.of(info)
         lo, hi = np.percentile(values, [normalisation.low_percentile, normalisation.high_percentile])
@@ -388,7 +389,13 @@ class GridReader:
         unique = sorted(set(bands))
         data = read_with_retries(self._info, lambda: self._vrt.read([*unique, self._alpha_band],
                                                                     window=Window(col, row, width, height)))
-        return data[[unique.index(b) for b in bands]], data[-1] > 0
+        values, valid = data[[unique.index(b) for b in bands]], data[-1] > 0
+        if values.dtype.kind == "f":
+            # a float raster may mark its blank with NaN without declaring it: NaN is never data
+            finite = np.isfinite(values).all(axis=0)
+            if not finite.all():
+                values, valid = np.where(finite, values, 0), valid & finite
+        return values, valid
 
 
 # -- tile services -------------------------------------------------------------------------------------------------
@@ -457,7 +464,11 @@ def read_with_retries(info: RasterInfo | None, read, sleep=time.sleep):
     """``read()``; for a tile service, again after a 429/5xx or a timeout (see SERVICE_RETRIES), and a RasterError
     naming the service's answer when it keeps failing or refuses."""
     if info is None or not info.is_tile_service:
-        return read()
+        try:
+            return read()
+        except rasterio.RasterioIOError as error:
+            raise RasterError(f"Reading {info.path if info else 'the raster'} failed ({gdal_detail(error).strip()}): "
+                              "the file may be damaged or incomplete; download or export it again.") from error
     failures, last_tile, in_all = 0, None, 0
     while True:
         try:

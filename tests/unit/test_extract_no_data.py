@@ -105,3 +105,31 @@ def test_the_stretch_of_an_extent_without_data_is_a_raster_error(tmp_path):
     with pytest.raises(raster.NoDataError, match=NO_DATA) as raised:
         raster.measure_stretch(info, (1, 2, 3), grid, Normalisation())
     assert isinstance(raised.value, raster.RasterError)
+
+
+def nan_half(path, nodata=None):
+    """half_covered's imagery as float32 with NaN for its blank, declared as nodata or not."""
+    with rasterio.open(half_covered(path.with_name("bytes.tif"))) as src:
+        data = src.read().astype(np.float32)
+    data[:, :, SIZE // 2 :] = np.nan
+    return write(path, data, nodata=nodata)
+
+
+def test_nan_is_no_data_in_a_float_raster_that_does_not_declare_it(brightness_model, tmp_path):
+    """NaN made the stretch NaN, and with it every probability: no building anywhere, and no word of why."""
+    declared = extract.extract_buildings(extract.ExtractRequest(nan_half(tmp_path / "d.tif", np.nan), brightness_model))
+    undeclared = extract.extract_buildings(extract.ExtractRequest(nan_half(tmp_path / "u.tif"), brightness_model))
+    assert len(declared.footprints) > 5
+    assert [f.geometry.wkb for f in undeclared.footprints] == [f.geometry.wkb for f in declared.footprints]
+    left, _, right, _ = raster.describe(str(tmp_path / "u.tif")).bounds
+    assert max(f.geometry.bounds[2] for f in undeclared.footprints) < (left + right) / 2
+
+
+def test_a_damaged_file_is_a_raster_error_that_says_so(brightness_model, tmp_path):
+    image = tmp_path / "cut.tif"
+    data = np.random.default_rng(0).integers(0, 255, (3, SIZE, SIZE), dtype=np.uint8)
+    complete = write(tmp_path / "whole.tif", data)
+    with open(complete, "rb") as whole:
+        image.write_bytes(whole.read()[: SIZE * SIZE])  # the header and a third of the pixels
+    with pytest.raises(raster.RasterError, match="the file may be damaged or incomplete; download or export it"):
+        extract.extract_buildings(extract.ExtractRequest(str(image), brightness_model))
