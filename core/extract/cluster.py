@@ -81,13 +81,20 @@ def executor_for(scheduler: str, pixels: int):
     return DaskExecutor(scheduler_address(choice)), f"on the Dask scheduler {scheduler_address(choice)}"
 
 
+DEFAULT_SCHEDULER_PORT = 8786
+
+
 def scheduler_address(text: str) -> str:
-    """``text`` as a Dask address (``host:port`` gets ``tcp://``); ClusterError when it is not one."""
+    """``text`` as a Dask address (``host:port`` gets ``tcp://``, a host alone Dask's scheduler port too);
+    ClusterError when it is not one."""
     address = text if "://" in text else f"tcp://{text}"
     if not re.fullmatch(r"(tcp|tls|ws|wss|inproc|ucx)://[^\s/:]+(:\d+)?/?", address):
         raise ClusterError(f"{text!r} is not a Dask scheduler address: give one such as tcp://10.0.0.5:8786, "
                            "'local' for a cluster on this machine, or nothing to run in this process.")
-    return address.rstrip("/")
+    address = address.rstrip("/")
+    if re.fullmatch(r"(tcp|tls|ws|wss)://[^:]+", address):
+        address += f":{DEFAULT_SCHEDULER_PORT}"  # `dask scheduler`'s own default: Dask would refuse a bare host
+    return address
 
 
 @dataclass(frozen=True)
@@ -374,8 +381,14 @@ def connect(address: str):
     """A client of the scheduler at ``address`` with at least one worker; ClusterError within seconds when the
     scheduler does not answer or has no worker."""
     from distributed import Client
+    from distributed.comm import get_address_host_port
 
     logging.getLogger("distributed").setLevel(logging.ERROR)
+    try:  # before a Client exists: one given a malformed address lingers, and stalls the exit closing itself
+        get_address_host_port(address)
+    except ValueError as error:  # no port, an unknown protocol: Dask's parser says which
+        raise ClusterError(f"'{address}' is not a Dask scheduler address ({error}): give one such as "
+                           "tcp://10.0.0.5:8786, 'local' or 'in-process', or leave it empty.") from None
     try:
         client = Client(address, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False)
     except (OSError, TimeoutError) as error:

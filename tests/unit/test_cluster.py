@@ -234,6 +234,15 @@ def test_an_unreachable_scheduler_is_said_within_seconds(small_blocks, free_port
     assert time.monotonic() - started < 15
 
 
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1:notaport", "tcp://[::1", "tcp://"])
+def test_a_malformed_address_is_said_at_once(address):
+    """Dask's ValueError came out as a traceback, and the half-made client stalled the exit by 10 s."""
+    started = time.monotonic()
+    with pytest.raises(cluster.ClusterError, match=f"'{re.escape(address)}' is not a Dask scheduler address"):
+        cluster.connect(address)
+    assert time.monotonic() - started < 2
+
+
 def test_a_worker_that_cannot_read_the_raster_is_named_before_any_work(small_blocks, dask_cluster):
     dask_cluster.add_worker()
     blind = dask_cluster.add_worker(env={"GDAL_SKIP": "GTiff"})  # a worker whose GDAL lacks the format
@@ -266,6 +275,8 @@ def test_where_a_run_happens(monkeypatch):
     executor, where = cluster.executor_for("", large)
     assert executor.address == cluster.LOCAL and where == "on a local Dask cluster"
     assert cluster.executor_for("10.0.0.5:8786", small)[0].address == "tcp://10.0.0.5:8786"
+    assert cluster.executor_for("10.0.0.5", small)[0].address == "tcp://10.0.0.5:8786"  # Dask's port
+    assert cluster.executor_for("tls://scheduler.lan/", small)[0].address == "tls://scheduler.lan:8786"
     # only another machine's workers may have the GPU this process lacks
     assert [cluster.names_another_machine(s) for s in ("", " in-process", "LOCAL", "10.0.0.5:8786")] == [
         False, False, False, True]
