@@ -86,11 +86,9 @@ def read_inputs(algorithm, parameters, context, feedback, low=0.0, high=5.0) -> 
             raise QgsProcessingException(algorithm.tr("The area layer has no polygons: draw where the footprints "
                                                       "are complete, or leave it empty."))
         area_label = algorithm.parameterAsSource(parameters, AREA, context).sourceName()
-    elif parameters.get(EXTENT) not in (None, ""):
-        rect = algorithm.parameterAsExtent(parameters, EXTENT, context, layer.crs())
-        if not rect.isNull() and not rect.isEmpty():
-            area = [shapely.box(rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())]
-            area_label = "an extent"
+    elif (extent := algorithm.given_extent(parameters, EXTENT, context, layer.crs())) is not None:
+        area = [shapely.box(*extent)]
+        area_label = "an extent"
     if area is None:
         area = [shapely.box(*shapely.total_bounds(footprints))]
         area_label = "the footprints' extent"

@@ -18,13 +18,14 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
 from ..core import dependencies, progress
-from ..qgis_adapter.destinations import destination_file, unusable_folder
+from ..qgis_adapter.destinations import destination_layer, overwrites, source_layer, unusable_folder, unwritable_folder
 from ..qgis_adapter.layers import unreadable_raster
 
 PLUGIN_DIR = Path(__file__).resolve().parent.parent
@@ -76,7 +77,7 @@ class SpaceNetAlgorithm(QgsProcessingAlgorithm):
         if message:
             return False, message
         parameters = self.enum_names(parameters)
-        message = self.unreadable_raster_input(parameters, context) or self.missing_output_folder(parameters, context)
+        message = self.unreadable_raster_input(parameters, context) or self.unusable_output(parameters, context)
         if message:
             return False, message
         return super().checkParameterValues(parameters, context)
@@ -139,21 +140,56 @@ class SpaceNetAlgorithm(QgsProcessingAlgorithm):
                     return f"{definition.name()}: {why}"
         return ""
 
-    def missing_output_folder(self, parameters, context) -> str:
-        """The first file output whose folder is not there, said in one sentence; "" when none. A folder output
-        is left alone: the algorithm creates it."""
+    def unusable_output(self, parameters, context) -> str:
+        """The first file output that cannot be written, said in one sentence; "" when none: its folder is not
+        there or takes no file, it would overwrite an input or another output (found after the whole run, or
+        never: a source image replaced by probabilities), or a raster format this provider does not write. A
+        folder output is left alone: the algorithm creates it."""
+        inputs = [(definition, source_layer(parameters.get(definition.name()), context))
+                  for definition in self.parameterDefinitions() if not definition.isDestination()]
+        written = []
         for definition in self.destinationParameterDefinitions():
             if definition.type() == QgsProcessingParameterFolderDestination.typeName():
                 continue
-            path = destination_file(parameters.get(definition.name()), context)
-            folder = unusable_folder(path) if path else None
-            if folder is None:
+            target = destination_layer(parameters.get(definition.name()), context)
+            path = target[0]
+            if not path:
                 continue
             what = f"{definition.name()} ({definition.description()})"
-            if folder.exists():
+            folder = unusable_folder(path)
+            if folder is not None and folder.exists():
                 return self.tr(f"The folder of {what}, '{folder}', is a file: choose another place for {path}.")
-            return self.tr(f"The folder '{folder}' for {what} does not exist: create it or choose another folder.")
+            if folder is not None:
+                return self.tr(f"The folder '{folder}' for {what} does not exist: create it or choose another folder.")
+            why = unwritable_folder(path)
+            if why:
+                return self.tr(f"No file can be written in the folder '{Path(path).parent}' for {what} ({why}): "
+                               "choose another folder.")
+            is_raster = definition.type() == QgsProcessingParameterRasterDestination.typeName()
+            extensions = self.provider().supportedOutputRasterLayerExtensions() if is_raster and self.provider() else []
+            if extensions and Path(path).suffix.lower().lstrip(".") not in extensions:
+                return self.tr(f"{what} is written as a GeoTIFF: give its file a .tif name, not '{Path(path).name}'.")
+            whole_file = is_raster or not target[1]
+            for other, source in inputs:
+                if overwrites(target, source, whole_file):
+                    return self.tr(f"{what} would overwrite the input {other.name()} ({path}): choose another file.")
+            for other, (earlier, earlier_whole) in written:
+                if overwrites(target, earlier, whole_file or earlier_whole):
+                    return self.tr(f"{what} and {other.name()} are the same file ({path}): give each its own.")
+            written.append((definition, (target, whole_file)))
         return ""
+
+    def given_extent(self, parameters, name, context, crs) -> tuple | None:
+        """The extent parameter ``name`` as (xmin, ymin, xmax, ymax) in ``crs``; None when it is left empty, and
+        QgsProcessingException when it has no area (a point, a line: the whole layer instead would surprise)."""
+        if parameters.get(name) in (None, ""):
+            return None
+        rect = self.parameterAsExtent(parameters, name, context, crs)
+        if rect.isNull() or rect.isEmpty():
+            raise QgsProcessingException(self.tr(
+                f"{name}: the extent given ({parameters[name]}) has no area: give a rectangle with a width and a "
+                "height, or leave it empty."))
+        return rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum()
 
     def raster_parameter(self, parameters, name, context):
         """The raster layer of parameter ``name``; QgsProcessingException with the clearest reason when none."""

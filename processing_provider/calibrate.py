@@ -206,11 +206,9 @@ class Calibrate(SpaceNetAlgorithm):
 
     def _extent(self, parameters, context, layer):
         """The labelled area in the raster's CRS, or None when not given."""
-        if parameters.get(self.EXTENT) in (None, ""):
+        if self.given_extent(parameters, self.EXTENT, context, layer.crs()) is None:
             return None
         rect = self.parameterAsExtent(parameters, self.EXTENT, context, layer.crs())
-        if rect.isNull() or rect.isEmpty():
-            return None
         if not rect.intersects(layer.extent()):
             raise QgsProcessingException(self.tr(
                 f"The labelled area ({rect.toString(2)}) does not overlap the probability raster "

@@ -83,9 +83,10 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
     SOURCE_HELP = (
         "<p><b>Input layer</b>: any GDAL raster: 8-bit or 11-bit (uint16) or float, panchromatic, RGB, "
         "RGBA, 4- or 8-band (WorldView), in any CRS. Nodata values, alpha and mask bands are respected: "
-        "nothing is detected in nodata or on the pixel along it. A raster that declares none of them (a "
-        "mosaic from gdalbuildvrt, a scene with a black collar) has its pixels of 0 in every band taken as "
-        "nodata.</p>"
+        "nothing is detected in nodata or on the pixel along it. NaN is nodata in a float raster. A raster of "
+        "several bands that declares none of them (a mosaic from gdalbuildvrt, a scene with a black collar) has "
+        "its pixels of 0 in every band taken as nodata; a single band's 0 stays data (black is a value in "
+        "panchromatic imagery): declare its nodata value if 0 is its blank.</p>"
         "<p><b>Extent</b>: the part of the layer to process; empty means the whole layer.</p>"
         "<p><b>Bands</b>: the raster bands that feed the model's inputs, in order (red, green, blue for the "
         "shipped models). Empty chooses them: a single band goes to every input (panchromatic), colour "
@@ -103,7 +104,8 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
         "tries.</p>"
         "<p><b>Dask scheduler</b> (advanced): empty runs in this process, or on a local cluster of worker "
         "processes for an extent of 36 million pixels or more (when Dask is installed); <i>local</i> always uses "
-        "that cluster, <i>in-process</i> never; an address such as tcp://10.0.0.5:8786 runs the blocks on that "
+        "that cluster, <i>in-process</i> never; an address such as tcp://10.0.0.5:8786 (port 8786 when none is "
+        "given) runs the blocks on that "
         "Dask scheduler's workers, which must read the raster and the model themselves. Workers started with "
         "<i>--resources GPU=2</i> run every model batch; the others the blocks. The result is the same "
         "wherever it runs.</p>"
@@ -214,11 +216,7 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
         except NotARasterFileError as error:
             raise QgsProcessingException(str(error)) from error
         raster_path = self.source.name
-        extent = None
-        if parameters.get(self.EXTENT) not in (None, ""):
-            rect = self.parameterAsExtent(parameters, self.EXTENT, context, layer.crs())
-            if not rect.isNull() and not rect.isEmpty():
-                extent = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
+        extent = self.given_extent(parameters, self.EXTENT, context, layer.crs())
         probability_path = None
         if parameters.get(self.OUTPUT_PROBABILITY) is not None:
             probability_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_PROBABILITY, context) or None

@@ -106,6 +106,14 @@ class SpaceNetProvider(QgsProcessingProvider):
         metadata.read(PLUGIN_DIR / "metadata.txt", encoding="utf-8")
         return metadata.get("general", "version", fallback="")
 
+    # Rasters are written as GeoTIFF only (the probability output): the dialogs offer that, and a run asked for
+    # another format is refused (QGIS 3.22 asks the first method, 3.32 and later the second).
+    def supportedOutputRasterLayerExtensions(self) -> list:  # noqa: N802 - QGIS API
+        return ["tif", "tiff"]
+
+    def supportedOutputRasterLayerFormatAndExtensions(self) -> list:  # noqa: N802 - QGIS API
+        return [("GTiff", "tif"), ("GTiff", "tiff")]
+
     def load(self) -> bool:
         # A model finds its steps through the registry, which lists this provider only after load():
         # the models are completed when the registry announces it.

@@ -26,7 +26,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QFileInfo
 
-from .destinations import destination_file
+from .destinations import destination_layer
 from .qt_compat import FieldType
 
 BULK_ENV = "SPACENET_BULK_IO"
@@ -113,7 +113,7 @@ def geopackage_destination(value, context) -> str:
     options); "" for anything else: another format, a temporary or memory layer, a provider's URI."""
     if not bulk_enabled() or "|" in _destination_text(value, context):  # a layer name or options: QGIS's sink
         return ""
-    path = destination_file(value, context)
+    path = destination_layer(value, context)[0]
     return path if path.lower().endswith(".gpkg") else ""
 
 
