@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,7 +104,9 @@ def read_columns(path, layer_name: str = "", layer_index: int = 0, where: str = 
         missing = [name for name in fields if name not in names]
         if missing:
             raise BulkUnavailable(f"GDAL finds no field {', '.join(missing)} in {path}")
-        if layer.SetIgnoredFields([name for name in names if name not in fields]) != 0:
+        # a field the filter names is read too: the shapefile driver filters on ignored fields as if null
+        kept = set(fields) | {name for name in names if _names(where, name)}
+        if layer.SetIgnoredFields([name for name in names if name not in kept]) != 0:
             raise BulkUnavailable(_last_error(gdal, "GDAL cannot leave the other fields out"))
         try:
             if where and layer.SetAttributeFilter(where) != 0:
@@ -140,6 +143,11 @@ def read_columns(path, layer_name: str = "", layer_index: int = 0, where: str = 
                        {name: np.ma.masked_array(np.empty(0)) for name in fields})
     return Columns(np.concatenate(fids), np.concatenate(wkbs),
                    {name: np.ma.concatenate(parts) for name, parts in values.items()})
+
+
+def _names(where: str, field: str) -> bool:
+    """Whether the SQL filter ``where`` may name ``field`` (as a whole word, in any case, quoted or not)."""
+    return bool(where) and re.search(rf"(?<![\w]){re.escape(field)}(?![\w])", where, re.IGNORECASE) is not None
 
 
 def _wkb_objects(column) -> np.ndarray:

@@ -98,6 +98,17 @@ def test_read_columns_applies_the_filter_and_finds_a_layer_by_name_or_number(tmp
     assert filtered.fids.tolist() == [5] and list(filtered.values) == ["tile"]
 
 
+@pytest.mark.parametrize(("driver", "name"), [("GPKG", "in.gpkg"), ("GeoJSON", "in.geojson"),
+                                               ("ESRI Shapefile", "in.shp")])
+def test_a_filter_on_fields_not_read_filters_on_their_values(tmp_path, driver, name):
+    """The shapefile driver filtered on the fields left out of the read as if they were null: no feature passed."""
+    path = tmp_path / name
+    write_with_ogr(path, "in", ROWS, fields=FIELDS, driver=driver)
+    for where in ("n > 3", '"N" > 3', "conf = 1 OR n = 5"):
+        assert vector_bulk.read_columns(path, where=where).fids.tolist() == [
+            fid for fid, items, _ in features_of(path) if (items["n"] or 0) > 3], where
+
+
 @pytest.mark.parametrize(("kwargs", "why"), [
     ({"layer_name": "missing"}, "has no layer missing"),
     ({"fields": ["nope"]}, "no field nope"),
