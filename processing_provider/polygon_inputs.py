@@ -14,12 +14,15 @@ import numpy as np
 from qgis.core import (
     NULL,
     QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsCsException,
     QgsDistanceArea,
     QgsFeatureRequest,
     QgsGeometry,
     QgsProcessingException,
     QgsProcessingFeatureSource,
     QgsProviderRegistry,
+    QgsRectangle,
     QgsUnitTypes,
     QgsWkbTypes,
 )
@@ -31,7 +34,7 @@ from ..qgis_adapter import bulk_io
 from ..qgis_adapter.geometry import from_shapely, from_wkb, linear, to_shapely, to_wkb
 from ..qgis_adapter.layers import source_path
 from .base import features, reporting
-from .score_fields import group_field
+from .score_fields import group_field, group_label
 
 CSV_COLUMNS = ("ImageId", "PolygonWKT_Pix")
 POLYGONS, CSV, EMPTY = "polygons", "csv", "empty"  # the kinds of input
@@ -67,6 +70,7 @@ class InputReader:
         self.truth_key, self.proposals_key = truth_key, proposals_key
         self.group_key, self.order_key = group_key, order_key
         self.crs = QgsCoordinateReferenceSystem()
+        self.areas = None  # an AreaMeter in self.crs
         self.truth = self.proposals = None
         self.group_count = 0
         self.kinds = {}
@@ -97,7 +101,8 @@ class InputReader:
             self.truth = self.read_csv(self.truth_key, order_field=None)
             self.proposals = self.read_csv(self.proposals_key, order_field=self.order_field(proposal_source))
         else:
-            self.crs = truth_source.sourceCrs()
+            self.crs = self.common_crs(truth_source, proposal_source)
+            self.areas = AreaMeter(self.crs, self.context, self.extent_in_crs(truth_source, proposal_source))
             self.group_by = truth_group, proposal_group = self.group_fields(truth_source, proposal_source)
             self.truth = self.read_layer(self.truth_key, truth_source, truth_group, None,
                                          self.options.min_area_truth, 0)
@@ -111,6 +116,36 @@ class InputReader:
                 self.feedback.pushWarning(self.algorithm.tr(f"{key} has no features: {consequences[key]}."))
         self.group_count = len(set(self.truth.groups) | set(self.proposals.groups))
         return self.truth.polygon_set, self.proposals.polygon_set
+
+    def common_crs(self, truth_source, proposal_source):
+        """The CRS both sides are compared in: the truth's (the proposals' when the truth has none, e.g. an empty
+        GeoJSON). A side without a CRS facing one with a CRS is refused: its coordinates would be taken as the
+        other's, and every building scored a miss without a word."""
+        crs = {key: source.sourceCrs() for key, source in ((self.truth_key, truth_source),
+                                                           (self.proposals_key, proposal_source))}
+        with_data = [key for key in crs if self.kinds[key] != EMPTY]
+        if len(with_data) == 2 and crs[self.truth_key].isValid() != crs[self.proposals_key].isValid():
+            missing, other = ((self.truth_key, self.proposals_key) if not crs[self.truth_key].isValid()
+                              else (self.proposals_key, self.truth_key))
+            named = crs[other].authid() or crs[other].description()
+            raise self.error(f"{missing} has no CRS while {other} is in {named}: set the CRS of {missing} (Layer "
+                             "Properties > Source, or Vector > Data Management Tools > Assign Projection) so that "
+                             "both are compared in one.")
+        return crs[self.truth_key] if crs[self.truth_key].isValid() else crs[self.proposals_key]
+
+    def extent_in_crs(self, *sources):
+        """Where the data lie, in ``self.crs``: the extent of the first side that has features (for AreaMeter)."""
+        for source in sources:
+            extent = source.sourceExtent()
+            if source.featureCount() and not extent.isNull() and not extent.isEmpty():
+                if source.sourceCrs().isValid() and source.sourceCrs() != self.crs:
+                    try:
+                        extent = QgsCoordinateTransform(source.sourceCrs(), self.crs,
+                                                        self.context.transformContext()).transformBoundingBox(extent)
+                    except QgsCsException:
+                        continue
+                return extent
+        return None
 
     def kind(self, key, source):
         names = set(source.fields().names())
@@ -206,8 +241,7 @@ class InputReader:
                         np.empty(0, dtype=object))
         measured = None
         if min_area > 0:
-            areas = AreaMeter(self.crs, self.context)
-            measured = np.array([areas.square_metres(from_wkb(wkb) if wkb is not None else QgsGeometry())
+            measured = np.array([self.areas.square_metres(from_wkb(wkb) if wkb is not None else QgsGeometry())
                                  for wkb in columns.wkbs], dtype=float)
         shapes = vector_bulk.geometries(columns.wkbs)
         polygon_set = f1.PolygonSet(
@@ -224,7 +258,7 @@ class InputReader:
     def read_features(self, source, group_field, order_field, min_area, low, high):
         request = QgsFeatureRequest()
         request.setDestinationCrs(self.crs, self.context.transformContext())  # proposals into the truth's CRS
-        areas = AreaMeter(self.crs, self.context) if min_area > 0 else None
+        areas = self.areas if min_area > 0 else None
         wkbs, geometries, ids, groups, order, measured = [], [], [], [], [], []
         for feature in features(source, request, self.feedback, low, high,
                                 QgsProcessingFeatureSource.Flag.FlagSkipGeometryValidityChecks):
@@ -233,8 +267,7 @@ class InputReader:
             wkbs.append(to_wkb(geometry))
             ids.append(feature.id())
             if group_field:
-                value = feature[group_field]
-                groups.append("" if value is None or value == NULL else str(value))  # no group: ""
+                groups.append(group_label(feature[group_field]))
             if order_field:
                 value = feature[order_field]
                 order.append(-np.inf if value is None or value == NULL else float(value))  # nulls last
@@ -267,13 +300,34 @@ class InputReader:
 
 
 class AreaMeter:
-    """Areas in m²: planar in a projected CRS, on the ellipsoid in a geographic one (never in degrees)."""
+    """Areas in m²: on the ellipsoid in a geographic CRS (never in degrees) and in a projected one whose areas are
+    off by more than MAX_AREA_DISTORTION where the data lie (Web Mercator: 1.44 times at 34°N), planar otherwise
+    (UTM: within 0.1 %, and as the SpaceNet evaluators measure)."""
 
-    def __init__(self, crs, context):
+    MAX_AREA_DISTORTION = 0.005
+
+    def __init__(self, crs, context, extent=None):
         self.distance_area = QgsDistanceArea()
         self.distance_area.setSourceCrs(crs, context.transformContext())
-        if crs.isGeographic():
-            self.distance_area.setEllipsoid(crs.ellipsoidAcronym() or "EPSG:7030")
+        ellipsoid = crs.ellipsoidAcronym() or "EPSG:7030"
+        distorted = (crs.isValid() and not crs.isGeographic() and extent is not None
+                     and self._distortion(crs, context, extent, ellipsoid) > self.MAX_AREA_DISTORTION)
+        if crs.isGeographic() or distorted:
+            self.distance_area.setEllipsoid(ellipsoid)
+
+    def _distortion(self, crs, context, extent, ellipsoid) -> float:
+        """How far the planar area of a small square at the centre of ``extent`` is from its area on the
+        ellipsoid, relatively."""
+        centre, side = extent.center(), max(extent.width(), extent.height(), 1e-9) / 100
+        square = QgsGeometry.fromRect(QgsRectangle(centre.x(), centre.y(), centre.x() + side, centre.y() + side))
+        planar = self.square_metres(square)
+        on_ellipsoid = QgsDistanceArea()
+        on_ellipsoid.setSourceCrs(crs, context.transformContext())
+        if not on_ellipsoid.setEllipsoid(ellipsoid):
+            return 0.0
+        true_area = on_ellipsoid.convertAreaMeasurement(on_ellipsoid.measureArea(square),
+                                                        QgsUnitTypes.AreaUnit.AreaSquareMeters)
+        return abs(planar / true_area - 1) if true_area > 0 and planar > 0 else 0.0
 
     def square_metres(self, geometry) -> float:
         if geometry.isNull():
@@ -304,13 +358,13 @@ def python_values(column) -> list:
 
 
 def group_names(column) -> np.ndarray:
-    """A group field read in bulk as the group names :meth:`InputReader.read_features` makes of QGIS's values:
-    ``str`` of the value (text as it is, ``3`` for an integer, ``3.0`` for a real), "" for null."""
+    """A group field read in bulk as the group names :meth:`InputReader.read_features` makes of QGIS's values
+    (``score_fields.group_label``: text as it is, ``3`` for an integer or a real 3.0), "" for null."""
     if column.dtype.kind == "S":
         names = vector_bulk.strings(column)
     else:
         names = np.empty(len(column), dtype=object)
-        names[:] = [str(value) for value in np.ma.getdata(column).tolist()]
+        names[:] = [group_label(value) for value in np.ma.getdata(column).tolist()]
     names[np.ma.getmaskarray(column)] = ""
     return names
 

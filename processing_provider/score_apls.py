@@ -21,7 +21,7 @@ from ..qgis_adapter.geometry import to_shapely, to_wkb
 from ..qgis_adapter.qt_compat import FieldType
 from ..qgis_adapter.sinks import fields_of
 from .base import SpaceNetAlgorithm, features
-from .score_fields import group_field
+from .score_fields import group_field, group_label
 
 PROGRESS_READ_END = 20.0
 
@@ -105,7 +105,7 @@ class ScoreApls(SpaceNetAlgorithm):
         truth_source = self._source(parameters, self.TRUTH, context)
         proposal_source = self._source(parameters, self.PROPOSALS, context)
         crs = truth_source.sourceCrs()
-        if not crs.isValid():
+        if not crs.isValid() and truth_source.featureCount() != 0:  # an empty truth is said as such below
             raise QgsProcessingException(self.tr("The truth layer has no CRS: set one (Layer Properties > Source) "
                                                  "so that lengths can be measured in metres."))
         group_name = self.parameterAsString(parameters, self.GROUP_FIELD, context) or ""
@@ -172,17 +172,24 @@ class ScoreApls(SpaceNetAlgorithm):
         source = self.parameterAsSource(parameters, name, context)
         if source is None:
             raise QgsProcessingException(self.invalidSourceError(parameters, name))
-        if QgsWkbTypes.geometryType(source.wkbType()) != QgsWkbTypes.GeometryType.LineGeometry:
+        geometry_type = QgsWkbTypes.geometryType(source.wkbType())
+        if geometry_type != QgsWkbTypes.GeometryType.LineGeometry and source.featureCount() != 0:
+            # (an empty GeoJSON has no geometry type: it is an empty input, scored, not refused)
+            holds = {QgsWkbTypes.GeometryType.PointGeometry: "holds points",
+                     QgsWkbTypes.GeometryType.PolygonGeometry: "holds polygons"}.get(geometry_type, "has no geometry")
             raise QgsProcessingException(self.tr(
-                f"{name.lower().capitalize()}: '{source.sourceName()}' holds "
-                f"{QgsWkbTypes.geometryDisplayString(QgsWkbTypes.geometryType(source.wkbType())).lower()}s; "
-                "APLS compares road centerlines: choose a line layer."))
+                f"{name.lower().capitalize()}: '{source.sourceName()}' {holds}; APLS compares road centerlines: "
+                "choose a line layer."))
         return source
 
     def _read(self, source, crs, field, context, feedback, start) -> tuple:
         """(shapely lines in ``crs``, group keys); null and empty geometries skipped. The bar moves over the half
         of the reading's share from ``start`` (0 or 0.5); the user's cancel stops it early."""
         request = QgsFeatureRequest().setDestinationCrs(crs, context.transformContext())
+        if crs.isValid() and not source.sourceCrs().isValid() and source.featureCount() != 0:
+            raise QgsProcessingException(self.tr(
+                f"The proposal layer has no CRS while the truth is in {crs.authid() or crs.description()}: set its "
+                "CRS (Layer Properties > Source) so that both are compared in one."))
         if source.sourceCrs() != crs:
             # fail early with a clear message if the transform is impossible
             QgsCoordinateTransform(source.sourceCrs(), crs, context.transformContext())
@@ -193,7 +200,7 @@ class ScoreApls(SpaceNetAlgorithm):
             if wkb is None:
                 continue
             wkbs.append(wkb)
-            groups.append(str(feature[field]) if field else "")
+            groups.append(group_label(feature[field]) if field else "")
         return list(to_shapely(wkbs)), groups
 
     def _write_table(self, parameters, context, groups) -> str:

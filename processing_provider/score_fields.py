@@ -21,6 +21,16 @@ def group_field(source, name: str) -> str:
     return scored_fields.group_field_in(name, source.fields().names())
 
 
+def group_label(value) -> str:
+    """A group field's value as a group's name: "" for null, a whole number as an integer whatever the field's type
+    (a tile 7 in an integer field and 7.0 in a real one is one group), anything else as text."""
+    if value is None or (hasattr(value, "isNull") and value.isNull()):  # QVariant NULL
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def table_layer_options(destination: str) -> list:
     """The GDAL layer options for a table written to ``destination`` (a path or URI): CSV_TABLE_OPTIONS for a CSV
     file, none for anything else (other drivers would warn of an option they do not know)."""

@@ -507,14 +507,25 @@ def utm_crs_for(lines: Iterable, crs: str) -> str:
 def reproject_lines(lines: Iterable, src_crs: str, dst_crs: str) -> np.ndarray:
     """``lines`` (None and empty ones kept as they are) transformed vertex by vertex from ``src_crs`` to
     ``dst_crs``."""
+    from rasterio.errors import RasterioError
     from rasterio.warp import transform_geom
+
+    try:
+        from rasterio._err import CPLE_BaseError  # GDAL's own errors: rasterio gives them no public name
+    except ImportError:
+        CPLE_BaseError = RasterioError  # noqa: N806
 
     geometries = object_array(lines)
     present = np.flatnonzero(~shapely.is_missing(geometries) & ~shapely.is_empty(geometries))
     out = geometries.copy()
     if len(present):
         mappings = [shapely.geometry.mapping(geometry) for geometry in geometries[present]]
-        out[present] = [shapely.geometry.shape(mapping) for mapping in transform_geom(src_crs, dst_crs, mappings)]
+        try:
+            transformed = transform_geom(src_crs, dst_crs, mappings)
+        except (CPLE_BaseError, RasterioError, ValueError) as error:  # coordinates outside the CRS's area
+            raise AplsInputError(f"The lines cannot be transformed to metres ({error}): check that the layers' CRS "
+                                 "is the one their coordinates are in.") from error
+        out[present] = [shapely.geometry.shape(mapping) for mapping in transformed]
     return out
 
 

@@ -350,3 +350,10 @@ def test_group_scoring_can_be_canceled():
     lines = grid(3)
     with pytest.raises(apls.Canceled):
         apls.score_by_group(lines, ["a"] * len(lines), lines, ["a"] * len(lines), is_canceled=lambda: True)
+
+
+def test_lines_whose_coordinates_are_not_in_their_crs_are_an_input_error():
+    """UTM metres declared as degrees: GDAL's 'Invalid coordinate' came out as a traceback."""
+    metres = [LineString([(500_000, 4_000_000), (500_010, 4_000_000)])]
+    with pytest.raises(apls.AplsInputError, match="cannot be transformed to metres .*check that the layers' CRS"):
+        apls.score(metres, metres, crs="EPSG:4326")
