@@ -32,6 +32,9 @@ PLUGIN_DIR = Path(__file__).resolve().parent.parent
 ICON_PATH = PLUGIN_DIR / "icon.png"
 HELP_URL = "https://github.com/spacenet-toolkit/spacenet_toolkit#algorithms"
 
+# The parameters whose value is a layer or a file read: what an output must not overwrite.
+LAYER_INPUT_TYPES = {"raster", "vector", "source", "layer", "file", "mesh", "pointcloud"}
+
 # Group ids are stable API (models refer to them); the names are translated.
 GROUPS = {
     "data": "Data",
@@ -146,7 +149,7 @@ class SpaceNetAlgorithm(QgsProcessingAlgorithm):
         never: a source image replaced by probabilities), or a raster format this provider does not write. A
         folder output is left alone: the algorithm creates it."""
         inputs = [(definition, source_layer(parameters.get(definition.name()), context))
-                  for definition in self.parameterDefinitions() if not definition.isDestination()]
+                  for definition in self.parameterDefinitions() if definition.type() in LAYER_INPUT_TYPES]
         written = []
         for definition in self.destinationParameterDefinitions():
             if definition.type() == QgsProcessingParameterFolderDestination.typeName():
