@@ -12,6 +12,7 @@ import json
 import math
 import os
 import shutil
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -170,12 +171,16 @@ def write_chips(chips: ChipSet, folder: Path, card, blocks=None, is_canceled=Non
     import rasterio
 
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise AdaptInputError(f"{folder} is a file: choose a new folder for the chips.")
     if folder.exists() and any(folder.iterdir()):
         raise AdaptInputError(f"{folder} exists and is not empty: choose a new folder for the chips.")
-    staging = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    # a name of its own beside the folder: never one a user's folder could already have
+    staging = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}.partial")
+    staging.mkdir()
     try:
-        (staging / "images").mkdir(parents=True)
+        (staging / "images").mkdir()
         (staging / "masks").mkdir()
         entries = []
         crs = rasterio.crs.CRS.from_wkt(chips.crs_wkt)

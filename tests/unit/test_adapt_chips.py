@@ -76,9 +76,22 @@ def test_written_chips_carry_their_georeference(tmp_path, atlanta_chips, card):
         assert src.descriptions == chips.MASK_BANDS
         assert np.array_equal(src.read(1), atlanta_chips.labels[0][0])
         assert tuple(src.bounds) == pytest.approx(first["bounds"])
-    assert not (tmp_path / "chips.partial").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chips"]  # no staging folder left
     with pytest.raises(chips.AdaptInputError, match="not empty"):
         chips.write_chips(atlanta_chips, folder, card)
+
+
+def test_a_file_in_the_way_is_refused_and_a_users_partial_folder_is_left_alone(tmp_path, atlanta_chips, card):
+    """The staging folder was the output's name + '.partial', emptied first: a user's folder of that name went."""
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(chips.AdaptInputError, match="notes.txt is a file: choose a new folder"):
+        chips.write_chips(atlanta_chips, tmp_path / "notes.txt", card)
+    mine = tmp_path / "chips.partial"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("mine")
+    chips.write_chips(atlanta_chips, tmp_path / "chips", card)
+    assert (mine / "keep.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chips", "chips.partial", "notes.txt"]
 
 
 def test_an_area_off_the_raster_is_refused(repo_root, card, footprints):
