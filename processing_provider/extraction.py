@@ -173,7 +173,10 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
     def checkParameterValues(self, parameters, context):  # noqa: N802 - QGIS API
         """Refuse, before the run starts, a model made for another task, and bands the raster or the model cannot
         take (the dialog shows why)."""
-        parameters = self.input_uri(parameters)
+        try:
+            parameters = self.input_uri(parameters, context)
+        except QgsProcessingException as error:
+            return False, str(error)
         ok, message = super().checkParameterValues(parameters, context)
         if not ok:
             return ok, message
@@ -193,7 +196,7 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
         except QgsProcessingException as error:
             return False, str(error)
         bands = self.parameterAsInts(parameters, self.BANDS, context)
-        layer = self.parameterAsRasterLayer(self.input_uri(parameters), self.INPUT, context) if bands else None
+        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context) if bands else None
         try:
             card = self.model_card(model, self.enum_value(parameters, self.DEVICE, context) or "auto",
                                    self.parameterAsString(parameters, self.SCHEDULER, context).strip())
@@ -209,7 +212,7 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
     def common_request(self, parameters, context, feedback) -> dict | None:
         """The keyword arguments of core.extract.extract.ModelRun from the shared parameters; None when the user
         canceled the model's download."""
-        parameters = self.input_uri(parameters)
+        parameters = self.input_uri(parameters, context)
         layer = self.raster_parameter(parameters, self.INPUT, context)
         try:
             self.source = web_sources.raster_source(layer)
@@ -237,9 +240,15 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
             scheduler=self.parameterAsString(parameters, self.SCHEDULER, context).strip(),
         )
 
-    def input_uri(self, parameters) -> dict:
-        """``parameters`` with an ``s3://spacenet-dataset/...`` INPUT as the URL QGIS loads (web_sources)."""
-        return {**parameters, self.INPUT: web_sources.uri_for_layer(parameters.get(self.INPUT))}
+    def input_uri(self, parameters, context) -> dict:
+        """``parameters`` with an ``s3://spacenet-dataset/...`` INPUT as the URL QGIS loads, and a remote dataset
+        (``/vsicurl/...``, an https URL) as the layer loaded for it (web_sources); QgsProcessingException when GDAL
+        cannot open that."""
+        value = web_sources.uri_for_layer(parameters.get(self.INPUT))
+        try:
+            return {**parameters, self.INPUT: web_sources.remote_layer(value, context)}
+        except web_sources.RemoteRasterError as error:
+            raise QgsProcessingException(f"{self.INPUT}: {error}") from error
 
     def check_service(self, request_extent, card, scheduler, feedback) -> None:
         """Before a run over a tile service: the source as the run reads it (web_sources.for_run), its tile count
@@ -254,7 +263,7 @@ class ExtractionAlgorithm(SpaceNetAlgorithm):
                 feedback.pushWarning(warning)
         except (web_sources.ServiceError, raster.RasterError) as error:
             raise QgsProcessingException(str(error)) from error
-        feedback.pushInfo(self.tr(f"Reading {self.source.kind.upper()} tiles from {self.source.url}"
+        feedback.pushInfo(self.tr(f"Reading {self.source.kind.upper()} tiles from {self.source.shown_url}"
                                   + (f" ({self.source.attribution})" if self.source.attribution else "")))
 
     def model_for_run(self, value: str, device: str, feedback) -> Path | None:

@@ -16,9 +16,10 @@ from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 from xml.sax.saxutils import escape, unescape
 
-from qgis.core import QgsApplication, QgsProviderRegistry, QgsSettings
+from qgis.core import QgsApplication, QgsProviderRegistry, QgsRasterLayer, QgsSettings
 
 from ..core.fetch.catalog import BUCKET_URL
+from ..core.public_url import public_url
 from .layers import NotARasterFileError, raster_file, source_path
 
 WEB_MERCATOR_HALF = 20037508.342789244
@@ -55,11 +56,16 @@ class RasterSource:
     def is_service(self) -> bool:
         return self.kind in ("xyz", "wmts", "wms")
 
+    @property
+    def shown_url(self) -> str:
+        """The URL as logs, messages and outputs show it: keys, tokens and passwords in it masked."""
+        return public_url(self.url)
+
     def metadata(self) -> dict:
         """What the outputs' metadata records of the source (nothing for a local file: its path says it)."""
         if self.kind == "file":
             return {}
-        values = {"source": self.url, "source_kind": self.kind}
+        values = {"source": self.shown_url, "source_kind": self.kind}
         if self.attribution:
             values["attribution"] = self.attribution
         return values
@@ -125,7 +131,7 @@ def preflight(source: RasterSource, extent, gsd_m: float | None, limit: int | No
             "SpaceNet", "The extent needs {count} tiles at {where} from {url}, more than the limit of {limit} "
             "(setting {setting}): the run asks the service for all of them, {connections} at a time. Cancel and "
             "choose a smaller extent unless the service allows it.").format(
-            count=len(tiles), where=where, url=source.url, limit=limit, setting=TILE_LIMIT_SETTING,
+            count=len(tiles), where=where, url=source.shown_url, limit=limit, setting=TILE_LIMIT_SETTING,
             connections=MAX_CONNECTIONS))
     probes = _spread(tiles, PROBE_TILES)
     answers = []
@@ -279,24 +285,24 @@ def _answer(detail: str) -> tuple:
 def _refusal(source: RasterSource, where: str, answers: list, asked: int) -> str:
     kinds = {kind for kind, _ in answers}
     statuses = sorted({value for kind, value in answers if kind == "http"})
-    host = urlsplit(source.url).netloc or source.url
+    host = urlsplit(source.url).netloc.rpartition("@")[2] or source.shown_url
     if "down" in kinds:
         return (f"The tile service at {host} did not accept a connection: it is down, or the URL or port is wrong "
-                f"({source.url}). Nothing was run.")
+                f"({source.shown_url}). Nothing was run.")
     if "timeout" in kinds:
         return (f"The tile service at {host} did not answer within {timeout_s()} s (setting {TIMEOUT_SETTING}). "
                 "Nothing was run.")
     if statuses and set(statuses) <= {401, 403}:
         return (f"The tile service at {host} refused every tile asked at {where} (HTTP "
                 f"{', '.join(map(str, statuses))}): it needs a key or a login, or does not allow this use "
-                f"({source.url}). Nothing was run.")
+                f"({source.shown_url}). Nothing was run.")
     if statuses and (statuses[-1] == 429 or statuses[-1] >= 500):
         return (f"The tile service at {host} answered HTTP {statuses[-1]} to a tile of the extent at {where}, "
                 f"{raster_retries()} times over with growing waits: it is overloaded or failing; try again later. "
                 "Nothing was run.")
     if statuses == [404]:
         return (f"The tile service at {host} has none of the {asked} tiles asked at {where} (HTTP 404): check the "
-                f"URL template and zoom range of the layer ({source.url}), and that the extent is inside its "
+                f"URL template and zoom range of the layer ({source.shown_url}), and that the extent is inside its "
                 "coverage. Nothing was run.")
     said = ", ".join(f"HTTP {value}" if kind == "http" else str(value or kind) for kind, value in answers)
     return f"The tile service at {host} sent no tile of the extent at {where} ({said}). Nothing was run."
@@ -320,6 +326,37 @@ def uri_for_layer(value: str) -> str:
     if re.match(r"^(type=xyz&|([\w-]+=[^&]*&)*url=https?)", value) and "&" in value:  # key=value&...&url=http...
         return "wms://" + value
     return value
+
+
+_GDAL_REMOTE = re.compile(r"^(/vsicurl[/?]|/vsis3/|/vsigs/|/vsiaz/|/vsiadls/|/vsioss/|/vsiswift/|https?://)")
+
+
+def remote_layer(value, context):
+    """A raster parameter's text naming a remote GDAL dataset (``/vsicurl/``, ``/vsis3/``, ... or a plain http(s)
+    URL of an image), which qgis_process takes for a missing file, as the id of a layer loaded into the context's
+    temporary store, where the run's parameterAsRasterLayer finds it (loaded once); anything else unchanged.
+    RemoteRasterError when GDAL cannot open it, in GDAL's words."""
+    if not isinstance(value, str) or not _GDAL_REMOTE.match(value.strip()):
+        return value
+    uri = value.strip()
+    if uri.startswith(("http://", "https://")):
+        uri = "/vsicurl/" + uri
+    store = context.temporaryLayerStore()
+    for layer in store.mapLayers().values():
+        if isinstance(layer, QgsRasterLayer) and layer.source() == uri and layer.isValid():
+            return layer.id()
+    layer = QgsRasterLayer(uri, Path(urlsplit(uri.split("url=")[-1]).path).stem or "remote raster", "gdal")
+    if not layer.isValid():
+        raise RemoteRasterError(QgsApplication.translate(
+            "SpaceNet", "GDAL cannot open '{uri}' ({why}): check the address, that the server answers, and that it "
+            "serves byte ranges (a cloud-optimised GeoTIFF).").format(uri=value, why=layer.error().summary().strip()
+                                                                       or "no answer"))
+    store.addMapLayer(layer)
+    return layer.id()
+
+
+class RemoteRasterError(Exception):
+    pass
 
 
 def bucket_url(key: str) -> str:

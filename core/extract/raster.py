@@ -27,6 +27,7 @@ from rasterio.enums import MaskFlags, Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window, from_bounds
 
+from ..public_url import public_text
 from .modelcard import Normalisation
 
 WORLDVIEW_8_BAND_RGB = (5, 3, 2)  # Red, Green, Blue of WorldView-2/3 8-band imagery (1-based)
@@ -441,8 +442,11 @@ def service_tiles(info: RasterInfo, grid: Grid) -> tuple:
 
 
 _HTTP_STATUS = re.compile(r"HTTP status code: (\d+)")
-_FAILED_TILE = re.compile(r"Unable to download block (\d+, \d+)")
-_RETRYABLE = re.compile(r"timed? ?out|Timeout was reached|Connection reset|Empty reply", re.IGNORECASE)
+_FAILED_TILE = re.compile(r"Unable to download block (\d+, \d+)|IReadBlock failed at X offset (\d+), Y offset (\d+)")
+# a timeout may pass, and so may a tile whose body came cut (GDAL cannot decode what it got); a refused
+# connection will not
+_RETRYABLE = re.compile(r"timed? ?out|Timeout was reached|Connection reset|Empty reply|ReadBlockFromFile",
+                        re.IGNORECASE)
 
 
 def gdal_detail(error: Exception) -> str:
@@ -467,8 +471,9 @@ def read_with_retries(info: RasterInfo | None, read, sleep=time.sleep):
         try:
             return read()
         except rasterio.RasterioIOError as error:
-            raise RasterError(f"Reading {info.path if info else 'the raster'} failed ({gdal_detail(error).strip()}): "
-                              "the file may be damaged or incomplete; download or export it again.") from error
+            what = public_text(info.path) if info else "the raster"
+            raise RasterError(f"Reading {what} failed ({public_text(gdal_detail(error).strip())}): the file may be "
+                              "damaged or incomplete; download or export it again.") from error
     failures, last_tile, in_all = 0, None, 0
     while True:
         try:
@@ -476,13 +481,22 @@ def read_with_retries(info: RasterInfo | None, read, sleep=time.sleep):
         except rasterio.RasterioIOError as error:
             detail = gdal_detail(error)
             status, retryable = service_failure(detail)
-            tile = (_FAILED_TILE.findall(detail) or [None])[-1]
+            tile = _failed_tile(detail)
             failures = failures + 1 if tile == last_tile else 1
             last_tile, in_all = tile, in_all + 1
             if not retryable or failures > SERVICE_RETRIES or in_all > SERVICE_MAX_READ_RETRIES:
                 raise RasterError(_service_failed(info.path, detail, status, failures if retryable else 0, tile)
                                   ) from error
             sleep(SERVICE_RETRY_DELAY_S * 2 ** (failures - 1))
+
+
+def _failed_tile(detail: str) -> str | None:
+    """The tile a failed read names ("column, row" of its zoom level), None when it names none."""
+    found = _FAILED_TILE.findall(detail)
+    if not found:
+        return None
+    downloaded, column, row = found[-1]
+    return downloaded or f"{column}, {row}"
 
 
 def _service_failed(description: str, detail: str, status, tries: int, tile) -> str:
@@ -497,7 +511,10 @@ def _service_failed(description: str, detail: str, status, tries: int, tile) -> 
     if status is None and re.search(r"timed? ?out|timeout was reached", detail, re.IGNORECASE):
         within = f" within {timeout.group(1)} s" if timeout else ""
         return f"{service} did not answer{within}{times} {at}"
-    answer = f"HTTP {status}" if status else detail.strip().splitlines()[-1][:200] if detail.strip() else "no answer"
+    # GDAL's words without the dataset's name before them: a tile service's XML description (or its tail)
+    last = detail.strip().splitlines()[-1] if detail.strip() else ""
+    words = (re.search(r"band \d+: .*", last) or re.search(r".*", last)).group(0)
+    answer = f"HTTP {status}" if status else public_text(words)[:200] if words else "no answer"
     return f"{service} failed ({answer}){times} {at}"
 
 

@@ -90,6 +90,38 @@ def test_a_cog_over_http_gives_the_local_files_footprints_from_ranged_reads(prov
     assert '"source_kind": "cog"' in settings and "source_cog.tif" in settings
 
 
+def test_a_cog_named_by_its_url_runs_as_its_layer_does(provider, web, brightness_model):
+    """qgis_process takes a /vsicurl/ or https name for a missing file: QGIS 3.22 and 3.40 loaded no layer."""
+    import tile_server
+
+    local = run({"INPUT": str(web["cog"]), "MODEL": brightness_model})
+    with tile_server.serve(web["cog"].parent) as server:
+        for name in (f"/vsicurl/{server.url}source_cog.tif", f"{server.url}source_cog.tif"):
+            assert run({"INPUT": name, "MODEL": brightness_model})["BUILDING_COUNT"] == local["BUILDING_COUNT"]
+        with pytest.raises(QgsProcessingException, match=f"INPUT: GDAL cannot open '/vsicurl/{server.url}none.tif'"):
+            run({"INPUT": f"/vsicurl/{server.url}none.tif", "MODEL": brightness_model})
+
+
+def test_a_tile_cut_short_is_asked_again_and_a_key_in_the_url_is_never_shown(provider, web, tiles, fresh_cache,
+                                                                          brightness_model, tmp_path):
+    import web_tiles
+
+    extent = extent_of(web["source"])
+    tiles.cut_first = 3  # after the probe's tiles: a cut tile used to stop the run at once
+    log = Log()
+    layer = QgsRasterLayer(web_tiles.xyz_uri(tiles.url).replace(".png", ".png?apikey%3Dsecret7"), "keyed", "wms")
+    probability = tmp_path / "probability.tif"
+    result = run({"INPUT": layer, "MODEL": brightness_model, "EXTENT": extent,
+                  "OUTPUT_PROBABILITY": str(probability)}, log)
+    assert tiles.cut_first == 0 and result["BUILDING_COUNT"] > 10
+    assert any("apikey=secret7" in r.path for r in tiles.requests)  # the service gets its key
+    import rasterio
+
+    with rasterio.open(probability) as src:
+        shown = [*log.infos, *log.warnings, str(src.tags())]
+    assert any("apikey=***" in line for line in shown) and not any("secret7" in line for line in shown)
+
+
 def test_a_service_that_is_down_is_said_before_the_run(provider, web, fresh_cache, brightness_model):
     from file_server import closed_port_url
 

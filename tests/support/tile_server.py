@@ -1,6 +1,6 @@
 """A loopback HTTP server for web-layer tests: serves a folder (XYZ tiles, a COG) honouring Range requests, counts
 what it was asked, and injects the faults a tile service shows: a status for every request or for the first N of
-each path, 404 for missing tiles, slow answers.
+each path, 404 for missing tiles, slow answers, bodies cut short.
 
 Import it with ``tests/support`` on ``sys.path`` (``import tile_server``).
 """
@@ -74,7 +74,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(chunk)))
         self.end_headers()
-        if body:
+        if body and server.take_cut():  # the promised length, half the bytes, and the connection closed
+            self.wfile.write(chunk[: len(chunk) // 2])
+            self.close_connection = True
+        elif body:
             self.wfile.write(chunk)
 
     def _record(self, status: int):
@@ -96,6 +99,7 @@ class TileServer:
         self.status_always: int | None = None  # every request answered with this status
         self.fail_first: tuple[int, int] = (0, 0)  # (status, n): the first n requests get status
         self.delay_s = 0.0
+        self.cut_first = 0  # the first n bodies sent are cut in half
         self._seen: Counter = Counter()
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._http.owner = self
@@ -116,11 +120,18 @@ class TileServer:
                 return status
         return None
 
+    def take_cut(self) -> bool:
+        with self.lock:
+            if self.cut_first > 0:
+                self.cut_first -= 1
+                return True
+        return False
+
     def reset(self) -> None:
         with self.lock:
             self.requests.clear()
             self._seen.clear()
-            self.status_always, self.fail_first, self.delay_s = None, (0, 0), 0.0
+            self.status_always, self.fail_first, self.delay_s, self.cut_first = None, (0, 0), 0.0, 0
 
     def count(self, status: int | None = None) -> int:
         with self.lock:
