@@ -103,8 +103,12 @@ def page(title: str, body: str) -> str:
 
 
 def write(path, text: str) -> None:
-    """Write to a temporary name, then rename: a reader never sees half a report."""
+    """Write to a temporary name, then rename: a reader never sees half a report, and a failure (a folder of that
+    name, a full disk) leaves nothing behind."""
     target = Path(path)
     partial = target.with_name(target.name + ".part")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, target)
+    try:
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)

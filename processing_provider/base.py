@@ -144,26 +144,31 @@ class SpaceNetAlgorithm(QgsProcessingAlgorithm):
         return ""
 
     def unusable_output(self, parameters, context) -> str:
-        """The first file output that cannot be written, said in one sentence; "" when none: its folder is not
-        there or takes no file, it would overwrite an input or another output (found after the whole run, or
-        never: a source image replaced by probabilities), or a raster format this provider does not write. A
-        folder output is left alone: the algorithm creates it."""
+        """The first output that cannot be written, said in one sentence; "" when none: a file output's folder is
+        not there or takes no file, the file is a folder, it would overwrite an input or another output (found
+        after the whole run, or never: a source image replaced by probabilities), or it is a raster format this
+        provider does not write; a folder output (the algorithm makes it) is a file, or its place takes no file."""
         inputs = [(definition, source_layer(parameters.get(definition.name()), context))
                   for definition in self.parameterDefinitions() if definition.type() in LAYER_INPUT_TYPES]
         written = []
         for definition in self.destinationParameterDefinitions():
-            if definition.type() == QgsProcessingParameterFolderDestination.typeName():
-                continue
             target = destination_layer(parameters.get(definition.name()), context)
             path = target[0]
             if not path:
                 continue
             what = f"{definition.name()} ({definition.description()})"
+            if definition.type() == QgsProcessingParameterFolderDestination.typeName():
+                message = self.unusable_folder_output(Path(path), what)
+                if message:
+                    return message
+                continue
             folder = unusable_folder(path)
             if folder is not None and folder.exists():
                 return self.tr(f"The folder of {what}, '{folder}', is a file: choose another place for {path}.")
             if folder is not None:
                 return self.tr(f"The folder '{folder}' for {what} does not exist: create it or choose another folder.")
+            if Path(path).is_dir():
+                return self.tr(f"{what} names a folder, '{path}': give the name of a file in it.")
             why = unwritable_folder(path)
             if why:
                 return self.tr(f"No file can be written in the folder '{Path(path).parent}' for {what} ({why}): "
@@ -180,6 +185,19 @@ class SpaceNetAlgorithm(QgsProcessingAlgorithm):
                 if overwrites(target, earlier, whole_file or earlier_whole):
                     return self.tr(f"{what} and {other.name()} are the same file ({path}): give each its own.")
             written.append((definition, (target, whole_file)))
+        return ""
+
+    def unusable_folder_output(self, folder: Path, what: str) -> str:
+        """Why the folder output ``folder`` cannot be made or written (it is a file, or the place it goes takes no
+        file: found when the first file was written, as a traceback or as every download failing); "" when it can."""
+        if folder.exists() and not folder.is_dir():
+            return self.tr(f"{what} names a file, '{folder}': give a folder.")
+        existing = next((place for place in (folder, *folder.parents) if place.exists()), None)
+        if existing is None or not existing.is_dir():
+            return self.tr(f"{what}: '{existing}' is a file, so the folder '{folder}' cannot be made in it.")
+        why = unwritable_folder(str(existing / "probe"))
+        if why:
+            return self.tr(f"No file can be written in '{existing}' for {what} ({why}): choose another folder.")
         return ""
 
     def given_extent(self, parameters, name, context, crs) -> tuple | None:

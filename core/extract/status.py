@@ -9,12 +9,11 @@ onnxruntime is imported only to ask it, and a failure to import it is part of th
 from __future__ import annotations
 
 import json
-import os
 import platform
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .. import dependencies
+from .. import dependencies, html_report
 from ..model_registry import RegistryError
 from . import gpu, onnx_file
 from .modelcard import ModelCardError, read_card
@@ -314,7 +313,4 @@ def as_dict(status: Status) -> dict:
 
 def write_json(status: Status, path: Path | str) -> None:
     """The status as a JSON file, written whole or not at all."""
-    path = Path(path)
-    partial = path.with_name(path.name + ".part")
-    partial.write_text(json.dumps(as_dict(status), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(partial, path)
+    html_report.write(path, json.dumps(as_dict(status), indent=2, ensure_ascii=False) + "\n")

@@ -107,3 +107,21 @@ def test_the_probability_raster_is_a_geotiff(provider, tmp_path):
     assert algorithm.unusable_output({"OUTPUT_PROBABILITY": str(tmp_path / "p.TIF")}, QgsProcessingContext()) == ""
     parameter = algorithm.parameterDefinition("OUTPUT_PROBABILITY")
     assert set(parameter.supportedOutputRasterLayerExtensions()) == {"tif", "tiff"}
+
+
+def test_a_file_output_that_is_a_folder_and_a_folder_output_that_cannot_be_made_are_refused(provider, tmp_path):
+    """status and calibrate wrote '<folder>.part', failed to rename it with a traceback, and left it there;
+    fetchtiles into a read-only place failed with a traceback, or downloaded nothing and called it done."""
+    context = QgsProcessingContext()
+    (tmp_path / "report.html").mkdir()
+    message = provider.algorithm("status").unusable_output({"OUTPUT_JSON": str(tmp_path / "report.html")}, context)
+    assert message.startswith("OUTPUT_JSON (") and message.endswith(
+        f"names a folder, '{tmp_path / 'report.html'}': give the name of a file in it."), message
+    fetch = provider.algorithm("fetchtiles")
+    (tmp_path / "a file").write_text("")
+    assert "names a file" in fetch.unusable_output({"OUTPUT_FOLDER": str(tmp_path / "a file")}, context)
+    assert "is a file, so the folder" in fetch.unusable_output({"OUTPUT_FOLDER": str(tmp_path / "a file" / "x")},
+                                                               context)
+    assert fetch.unusable_output({"OUTPUT_FOLDER": "/sys/tiles"}, context).startswith(
+        "No file can be written in '/sys' for OUTPUT_FOLDER")
+    assert fetch.unusable_output({"OUTPUT_FOLDER": str(tmp_path / "new" / "tiles")}, context) == ""

@@ -2,6 +2,7 @@
 inline SVG, the file appears whole or not at all."""
 
 import numpy as np
+import pytest
 
 from spacenet_toolkit.core.run_facts import InputFacts, ModelFacts, RunFacts
 from spacenet_toolkit.core.score import f1, f1_report
@@ -73,3 +74,12 @@ def test_write_replaces_atomically(tmp_path):
     f1_report.write(target, "<html>two</html>")
     assert target.read_text() == "<html>two</html>"
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
+
+
+def test_a_report_that_cannot_be_written_leaves_no_part_file(tmp_path):
+    from spacenet_toolkit.core import html_report
+
+    (tmp_path / "report.html").mkdir()
+    with pytest.raises(OSError):
+        html_report.write(tmp_path / "report.html", "<html></html>")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]
