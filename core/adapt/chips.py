@@ -143,6 +143,12 @@ def make_chips(raster_path: str, footprints: list, area: list | None, card, band
         raise AdaptInputError("The area has no raster data: every pixel of the raster under it is nodata.")
     centroids = np.array([[c.y, c.x] for c in (g.centroid for g in footprints_px)
                           if not c.is_empty and area_px.contains(c)]).reshape(-1, 2)
+    # a building counts where its centroid is on data: one on nodata teaches nothing (and let a half-blank
+    # raster pass the minimum number of buildings)
+    chip_of = {origin: i for i, origin in enumerate(kept)}
+    on_data = [chip_of.get((int(row) // chip_px * chip_px, int(col) // chip_px * chip_px)) for row, col in centroids]
+    centroids = centroids[[i is not None and bool(known[i][int(row) % chip_px, int(col) % chip_px])
+                           for i, (row, col) in zip(on_data, centroids)]].reshape(-1, 2)
     return ChipSet(np.stack(images), np.stack(labels), np.stack(known), kept, grid, info.crs_wkt, tuple(bands),
                    channels, stretch, centroids)
 

@@ -134,3 +134,20 @@ def test_two_chips_still_hold_one_out():
 def test_a_single_chip_cannot_hold_anything_out():
     with pytest.raises(ValueError, match="too small"):
         holdout.split([(0, 0), (0, 256)], np.array([100, 0]), 256)
+
+
+def test_buildings_on_nodata_are_not_counted(repo_root, tmp_path, card, footprints):
+    """A raster blank over its top half counted every footprint: a half-blank area passed the 15-building minimum."""
+    half = tmp_path / "top_blank.tif"
+    with rasterio.open(repo_root / SAMPLE) as src:
+        data, profile = src.read(), src.profile
+        middle_y = src.xy(src.height // 2, 0)[1]
+    data[:, : data.shape[1] // 2] = 0
+    with rasterio.open(half, "w", **{**profile, "nodata": 0}) as out:
+        out.write(data)
+    made = chips.make_chips(str(half), footprints, None, card)
+    below = [g for g in footprints if g.centroid.y < middle_y - made.gsd_m * 2]
+    above = [g for g in footprints if g.centroid.y > middle_y + made.gsd_m * 2]
+    assert below and above
+    assert len(below) <= len(made.footprint_centroids) <= len(footprints) - len(above)
+    assert made.buildings_in(range(len(made.origins))) == len(made.footprint_centroids)
