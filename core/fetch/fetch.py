@@ -190,12 +190,15 @@ class _Fetcher:
     def listing(self, product: str) -> dict[str, Tile]:
         """tile id -> Tile for one product, from a fresh cache or from the bucket."""
         index = self.index_for(product)
-        if index is not None and not self.request.refresh:
-            age = index.age_seconds()
-            if age is not None and age < CACHE_MAX_AGE:
-                return {tile.tile_id: tile for tile in index.read()}
         request = self.request
         prefix = catalog.product_prefix(request.dataset, request.split, request.aoi, product)
+        if index is not None and not request.refresh:
+            age = index.age_seconds()
+            if age is not None and age < CACHE_MAX_AGE:
+                tiles = {tile.tile_id: tile for tile in index.read()}
+                if not tiles:  # said on every run, not only on the one that listed it
+                    self.warnings.append(f"No {product} objects under {prefix}.")
+                return tiles
         cached = {tile.obj.key: tile for tile in index.read()} if index is not None else {}
         tiles = {}
         for obj in self.bucket.list_objects(prefix):

@@ -98,6 +98,15 @@ def test_products_are_listed_not_guessed(bucket, tmp_path):
         fetch(request(bucket, tmp_path, dataset="SN3_roads", products=("PS-MS",)))
 
 
+def test_a_product_the_aoi_lacks_is_said_on_every_run_not_only_the_one_that_listed_it(bucket, tmp_path):
+    """The second run read the empty listing from the cache and said nothing: a graphical model then failed on a
+    missing layer with no word of why."""
+    for _ in range(2):
+        result = fetch(request(bucket, tmp_path, dataset="SN4_buildings", aoi="AOI_6_Atlanta",
+                               products=("PS-RGB", "labels")))
+        assert any(w.startswith("No PS-RGB objects under spacenet/SN4_buildings/") for w in result.warnings)
+
+
 def test_no_tile_in_the_extent_says_where_tiles_are(bucket, tmp_path):
     with pytest.raises(FetchError, match=r"No SN2_buildings train AOI_2_Vegas tile intersects .* cover longitude -115"):
         fetch(request(bucket, tmp_path, extent=(2.0, 48.0, 2.1, 48.1)))
