@@ -102,6 +102,7 @@ class _Fetcher:
         self._outer = report
         self.is_canceled = is_canceled
         self.warnings: list[str] = []
+        self.unlocated: list[str] = []  # the tiles whose footprint could not be read, and why
         # The bucket's notices come from worker threads too; only the caller's thread may report.
         self._owner = threading.get_ident()
         self._fraction = 0.0
@@ -127,11 +128,12 @@ class _Fetcher:
                 self._notices.append(message)
 
     def run(self) -> FetchResult:
-        previous, self.bucket.notify = self.bucket.notify, self.notice
+        previous = self.bucket.notify, self.bucket.is_canceled
+        self.bucket.notify, self.bucket.is_canceled = self.notice, self.is_canceled
         try:
             return self._run()
         finally:
-            self.bucket.notify = previous
+            self.bucket.notify, self.bucket.is_canceled = previous
 
     def _run(self) -> FetchResult:
         request = self.request
@@ -281,6 +283,7 @@ class _Fetcher:
             except (NotAGeoTiff, S3Error) as error:  # one unreadable tile must not stop the others
                 with lock:
                     self.warnings.append(f"{tile.obj.key}: no footprint ({error}).")
+                    self.unlocated.append(self.warnings[-1])
                 return None
             return tile.with_footprint(footprint_from_header(header), header.crs_wkt)
 
@@ -318,6 +321,13 @@ class _Fetcher:
     def no_tiles_in_extent_message(self, footprints: dict[str, Tile]) -> str:
         request = self.request
         outlines = [tile.footprint for tile in footprints.values() if tile.footprint is not None]
+        unlocated = self.unlocated
+        if unlocated and len(outlines) < len(footprints):
+            # the tiles could not be read, which says nothing of the extent: say why they could not
+            more = f" (and {len(unlocated) - 1} more like it)" if len(unlocated) > 1 else ""
+            return (f"{len(footprints) - len(outlines)} of the {len(footprints)} {request.dataset} {request.split} "
+                    f"{request.aoi} tiles could not be located, so none was found in the extent: {unlocated[0]}"
+                    f"{more} Check the endpoint and the network, then run again.")
         where = "none of its tiles could be located"
         if outlines:
             from shapely import union_all

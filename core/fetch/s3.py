@@ -13,7 +13,9 @@ only when complete.
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
+import math
 import os
 import random
 import re
@@ -162,6 +164,9 @@ class Bucket:
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
         self._reached = False
+        # the run's cancel (set by core.fetch while it runs): honoured while a request waits for its answer (a
+        # whole timeout, each try) and between tries, instead of after them
+        self.is_canceled: IsCanceled | None = None
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
@@ -191,14 +196,17 @@ class Bucket:
     def _get(self, url: str, *, method: str = "GET", params: dict | None = None,
              headers: dict | None = None) -> requests.Response:
         """A small request (listing, HEAD, header bytes), retried; returns a 2xx/3xx/416 response."""
+        def attempt() -> requests.Response:
+            response = self.session.request(method, url, params=params, headers=headers, timeout=self.timeout)
+            self._reached = True
+            self._raise_for_status(response, url)
+            _check_complete(response)  # read the body inside the retry loop: it can be cut too
+            return response
+
         failures = 0
         while True:
             try:
-                response = self.session.request(method, url, params=params, headers=headers, timeout=self.timeout)
-                self._reached = True
-                self._raise_for_status(response, url)
-                _check_complete(response)  # read the body inside the retry loop: it can be cut too
-                return response
+                return interruptible(attempt, self.is_canceled)
             except _TRANSIENT as error:
                 failures += 1
                 self._wait_to_retry(url, error, failures)
@@ -231,7 +239,11 @@ class Bucket:
         if timed_out and self.notify is not None:
             self.notify(f"Waiting for {url}: no answer within {self._timeout_of(error):g} s (attempt {failures} of "
                         f"{limit + 1}); trying again in {delay:.1f} s.")
-        self._sleep(delay)
+        slices = max(1, math.ceil(delay / CANCEL_POLL_S)) if self.is_canceled is not None else 1
+        for _ in range(slices):  # a cancel ends the wait
+            check(self.is_canceled)
+            self._sleep(delay / slices)
+        check(self.is_canceled)
 
     def _timeout_of(self, error: Exception) -> float:
         return self.timeout[0] if isinstance(error, requests.ConnectTimeout) else self.timeout[1]
@@ -341,7 +353,8 @@ class Bucket:
                 headers["If-Match"] = f'"{obj.etag}"'
             progressed = False
             try:
-                with self.session.get(url, headers=headers, stream=True, timeout=self.timeout) as response:
+                request = functools.partial(self.session.get, url, headers=headers, stream=True, timeout=self.timeout)
+                with interruptible(request, is_canceled) as response:
                     self._reached = True
                     if response.status_code == 412:
                         raise TransferFailedError(f"{url} changed on the server while downloading; run again to "
@@ -364,6 +377,32 @@ class Bucket:
                 failures = 1 if progressed else failures + 1
                 self._wait_to_retry(url, error, failures)
         return have, digest
+
+
+CANCEL_POLL_S = 0.1  # how often a waiting request looks at the cancel
+
+
+def interruptible(call: Callable, is_canceled: IsCanceled | None):
+    """``call()``, in a thread of its own while this one watches ``is_canceled``: on cancel, Canceled at once and
+    the request is left to end by itself (its answer unread). Without ``is_canceled``, just ``call()``."""
+    if is_canceled is None:
+        return call()
+    done, outcome = threading.Event(), {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread
+            outcome["error"] = error
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="spacenet-request", daemon=True).start()
+    while not done.wait(CANCEL_POLL_S):
+        check(is_canceled)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 @dataclass(frozen=True)

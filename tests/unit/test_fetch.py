@@ -107,6 +107,21 @@ def test_a_product_the_aoi_lacks_is_said_on_every_run_not_only_the_one_that_list
         assert any(w.startswith("No PS-RGB objects under spacenet/SN4_buildings/") for w in result.warnings)
 
 
+def test_tiles_that_cannot_be_located_are_said_as_such_not_blamed_on_the_extent(bucket, tmp_path):
+    """Every footprint read refused (HTTP 403) gave "no tile intersects the extent": the user moved the map."""
+    import s3_server
+
+    key = s3_server.spacenet_key("SN2_buildings", "train", "AOI_4_Shanghai", "PS-RGB", "img1")
+    some_tile = bucket.manifest.keys(dataset="SN2_buildings", product="PS-RGB")[0]
+    bucket.put(key, bucket.manifest.objects[some_tile], public=False)
+    with pytest.raises(FetchError) as raised:
+        fetch(request(bucket, tmp_path, aoi="AOI_4_Shanghai", products=("PS-RGB",), extent=(121.0, 31.0, 122.0, 32.0)))
+    message = str(raised.value)
+    assert message.startswith("1 of the 1 SN2_buildings train AOI_4_Shanghai tiles could not be located, so none "
+                              f"was found in the extent: {key}: no footprint (The server refused access"), message
+    assert "HTTP 403" in message and "intersects" not in message
+
+
 def test_no_tile_in_the_extent_says_where_tiles_are(bucket, tmp_path):
     with pytest.raises(FetchError, match=r"No SN2_buildings train AOI_2_Vegas tile intersects .* cover longitude -115"):
         fetch(request(bucket, tmp_path, extent=(2.0, 48.0, 2.1, 48.1)))

@@ -96,3 +96,28 @@ def test_the_timeout_must_be_positive(tmp_path):
 
     with pytest.raises(CatalogError, match="more than 0 seconds"):
         request_for("http://127.0.0.1:9/b", tmp_path, timeout=0)
+
+
+@pytest.mark.parametrize("stalled", ["listing", "download"])
+def test_a_cancel_ends_a_request_that_waits_for_its_answer(tmp_path, stalled):
+    """The cancel took effect only when every try had waited its whole timeout (90 s for a listing at 30 s)."""
+    from spacenet_toolkit.core.progress import Canceled
+
+    def stall(index, method, target):
+        return ("list-type" in target) == (stalled == "listing")
+
+    canceled_at = []
+    with silent_server.SilentServer(stall=stall, body=LISTING) as server:
+        started = time.monotonic()
+
+        def is_canceled():
+            if time.monotonic() - started > 1:
+                canceled_at.append(canceled_at[0] if canceled_at else time.monotonic())
+                return True
+            return False
+
+        with pytest.raises(Canceled):
+            fetch(request_for(server.endpoint(), tmp_path, timeout=30), is_canceled=is_canceled)
+        ended = time.monotonic()
+    assert ended - canceled_at[0] < 2, "the cancel waited for the request"
+    assert server.count == 1 + (stalled == "download")  # the stalled request, asked once: no try after the cancel
