@@ -271,9 +271,9 @@ def _run(trainer, arguments: list, work: Path, report, is_canceled) -> dict:
     """One worker command; each JSON line it prints moves the progress; killed when canceled. Its "done" line,
     or RuntimeError with the worker's last words."""
     log_path = work / "worker.log"
-    with open(log_path, "w") as log:
-        process = subprocess.Popen([trainer.executable, str(training_python.WORKER), *arguments], cwd=work,
-                                   stdout=subprocess.PIPE, stderr=log, text=True, env=trainer.environment())
+    with open(log_path, "w") as log, subprocess.Popen(
+            [trainer.executable, str(training_python.WORKER), *arguments], cwd=work, stdout=subprocess.PIPE,
+            stderr=log, text=True, env=trainer.environment()) as process:  # its pipe closed on the way out
         watcher = threading.Thread(target=_kill_when_canceled, args=(process, is_canceled), daemon=True)
         watcher.start()
         done, last_report = None, 0.0
