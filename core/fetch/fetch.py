@@ -139,8 +139,9 @@ class _Fetcher:
         request = self.request
         self.report(0.0, f"Listing {request.dataset} {request.split} {request.aoi} in {request.endpoint}")
         listings = {product: self.listing(product) for product in request.products}
-        if not any(listings.values()):
-            raise FetchError(self.nothing_listed_message())
+        missing = [product for product, tiles in listings.items() if not tiles]
+        if missing:  # half a request (labels without their imagery) would only fail in the next step
+            raise FetchError(self.nothing_listed_message(missing))
         self._check_canceled()
         footprint_product = self.footprint_product(listings)
         footprints = self.footprints(listings, footprint_product)
@@ -217,11 +218,11 @@ class _Fetcher:
             index.write(tiles.values(), listed_at=time.time())
         return tiles
 
-    def nothing_listed_message(self) -> str:
+    def nothing_listed_message(self, products) -> str:
         request = self.request
         prefix = catalog.aoi_prefix(request.dataset, request.split, request.aoi)
         folders = self.aoi_folders()
-        asked = ", ".join(request.products)
+        asked = ", ".join(products)
         if folders:
             return (f"{request.dataset} {request.split} {request.aoi} has no {asked} tiles. Products found there: "
                     f"{', '.join(folders)}.")
