@@ -107,6 +107,9 @@ def read_card(metadata: dict, inputs, outputs) -> ModelCard:
     """The card of a model from its custom metadata and its input/output tensors (name, shape) lists."""
     if not inputs or not outputs:
         raise ModelCardError("The model has no input or no output tensor.")
+    if len(inputs) > 1:
+        raise ModelCardError(f"The model takes {len(inputs)} inputs ({', '.join(name for name, _ in inputs)}); only "
+                             "models with one image input run here.")
     input_name, input_shape = inputs[0]
     output_name, output_shape = outputs[0]
     dims = _shape_dims(input_shape)
@@ -118,15 +121,59 @@ def read_card(metadata: dict, inputs, outputs) -> ModelCard:
     batch, channels_in, height, width = dims
     if _shape_dims(output_shape)[:1] == [1]:
         batch = 1  # an output fixed to one item means the model runs one tile at a time
+    if batch is not None and batch > 1:
+        raise ModelCardError(f"The model's input '{input_name}' fixes its batch at {batch} tiles; export it with a "
+                             "dynamic batch axis (or a batch of 1).")
     if channels_in is None:
         raise ModelCardError(f"The model's input '{input_name}' does not fix its number of bands.")
     fixed_size = height is not None and width is not None
     if fixed_size and height != width:
         raise ModelCardError(f"The model's input tiles are {width} x {height} px; only square tiles are supported.")
 
-    if CARD_KEY in metadata:
-        return _our_card(metadata[CARD_KEY], input_name, output_name, channels_in, batch, height, fixed_size)
-    return _deepness_card(metadata, input_name, output_name, output_shape, channels_in, batch, height, fixed_size)
+    _check_output_shape(output_name, _shape_dims(output_shape), height)
+    try:
+        if CARD_KEY in metadata:
+            card = _our_card(metadata[CARD_KEY], input_name, output_name, channels_in, batch, height, fixed_size)
+        else:
+            card = _deepness_card(metadata, input_name, output_name, output_shape, channels_in, batch, height,
+                                  fixed_size)
+    except (TypeError, ValueError, AttributeError, KeyError) as error:
+        if isinstance(error, ModelCardError):
+            raise
+        raise ModelCardError(f"The model's metadata has a value of the wrong kind ({error}): fix its card.") from error
+    return _checked(card, _shape_dims(output_shape))
+
+
+def _check_output_shape(output_name: str, out_dims: list, height) -> None:
+    """Refuse the outputs this engine would misread: channels last, or a coarser grid than the input's."""
+    if len(out_dims) == 4 and None not in out_dims[1:] and out_dims[1] == out_dims[2] and out_dims[1] > 16 \
+            and out_dims[3] <= 16:
+        raise ModelCardError(f"The model's output '{output_name}' has shape {out_dims}: channels last (N, H, W, C); "
+                             "export it channels first (N, C, H, W).")
+    out_height = out_dims[-2] if len(out_dims) >= 3 else None
+    if height is not None and out_height is not None and out_height * 2 <= height:
+        raise ModelCardError(f"The model's output '{output_name}' is {out_height} px across for {height} px tiles: "
+                             "outputs at a coarser resolution than the input are not supported.")
+
+
+def _checked(card: ModelCard, out_dims: list) -> ModelCard:
+    """``card``, once its values make sense: each problem named with the value."""
+    problems = []
+    if card.gsd_m is not None and not card.gsd_m > 0:
+        problems.append(f"its resolution is {card.gsd_m:g} m per pixel (more than 0 is needed)")
+    if card.tile_size < 1:
+        problems.append(f"its tile size is {card.tile_size} px")
+    if card.size_multiple < 1:
+        problems.append(f"its size multiple is {card.size_multiple}")
+    if card.overlap < 0:
+        problems.append(f"its tile overlap is {card.overlap} px")
+    declared = out_dims[1] if len(out_dims) == 4 else 1 if len(out_dims) == 3 else None
+    if declared is not None and declared != len(card.channels):
+        problems.append(f"it names {len(card.channels)} output channels ({', '.join(card.channels)}) but its "
+                        f"output has {declared}")
+    if problems:
+        raise ModelCardError(f"The model's card cannot be used: {'; '.join(problems)}.")
+    return card
 
 
 def _our_card(text, input_name, output_name, channels_in, batch, height, fixed_size) -> ModelCard:
@@ -175,6 +222,14 @@ def _our_card(text, input_name, output_name, channels_in, batch, height, fixed_s
 
 def _deepness_card(metadata, input_name, output_name, output_shape, channels_in, batch, height, fixed_size):
     values = {key: _decode(value) for key, value in metadata.items()}
+    model_type = str(values.get("model_type") or "Segmentor")
+    if model_type.lower() != "segmentor":
+        raise ModelCardError(f"This is a Deepness '{model_type}' model; only segmentation models (model_type "
+                             "Segmentor) extract footprints or roads here.")
+    standard = values.get("standardization_parameters") or {}
+    if not isinstance(standard, dict):
+        raise ModelCardError(f"The model's standardization_parameters is {standard!r}; Deepness writes "
+                             '{"mean": [...], "std": [...]}.')
     out_dims = _shape_dims(output_shape)
     # [N, C, H, W] has a channel axis; [N, H, W] is one sigmoid channel.
     out_channels = out_dims[1] if len(out_dims) == 4 else 1
@@ -184,7 +239,6 @@ def _deepness_card(metadata, input_name, output_name, output_shape, channels_in,
     tile_size = height if fixed_size else int(values.get("tile_size", DEFAULT_TILE_SIZE))
     overlap_percent = float(values.get("tiles_overlap", 15))
     resolution_cm = values.get("resolution")
-    standard = values.get("standardization_parameters") or {}
     return ModelCard(
         name=str(values.get("model_name", "model")),
         task=task_of_channels(names),
@@ -223,8 +277,10 @@ def _class_names(class_names, out_channels: int) -> tuple:
     if isinstance(class_names, dict) and class_names:
         names = [str(class_names.get(str(i), f"class {i}")) for i in range(out_channels)]
         if out_channels > 1 and len(class_names) == out_channels - 1:
-            # names given for the foreground classes only
-            names = ["background"] + [str(class_names.get(str(i), f"class {i + 1}")) for i in range(out_channels - 1)]
+            # names given for the foreground classes only, numbered from 0 or by their channel (from 1)
+            first = 0 if "0" in {str(key) for key in class_names} else 1
+            names = ["background"] + [str(class_names.get(str(i + first), f"class {i + 1}"))
+                                      for i in range(out_channels - 1)]
         return tuple(names)
     return tuple(f"class {i}" for i in range(out_channels))
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..choices import DEVICES
 from .gpu import gpu_absence_reason, nvidia_gpu_present
-from .modelcard import ModelCard, read_card
+from .modelcard import ModelCard, ModelCardError, read_card
 
 log = logging.getLogger(__name__)
 
@@ -301,6 +301,10 @@ def _create(path: Path, device: str, cpu_threads: int) -> Predictor:
         [(i.name, i.shape) for i in session.get_inputs()],
         [(o.name, o.shape) for o in session.get_outputs()],
     )
+    taken = session.get_inputs()[0].type
+    if taken not in _NUMPY_TYPES:  # the engine feeds stretched floats: a model of bytes would see garbage or fail
+        raise ModelCardError(f"The model's input '{card.input_name}' takes {taken}; only float inputs (float32, "
+                             "float16, float64) run here.")
     log.info("Model %s runs on %s", (half or path).name, actual)
     return Predictor(card=card, session=session, provider=actual, note=note, path=str(half or path))
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from .modelcard import ModelCardError
+
 # Nothing is detected this close to nodata, where resampling can blend data with the blank: 0.3 m, at least one
 # pixel, at most 16. The model itself never sees the blank (`filled` gives it the nearest pixels with data), so
 # a wider margin only loses buildings cut by the edge: on the validation areas cut into scattered chips, model 0.3.0's
@@ -40,6 +42,9 @@ def run_batch(predictor, inputs, masks, channels, size: int, margin_px: int) -> 
     outputs = [None] * len(inputs)
     if live:
         probabilities = predictor.run(np.stack([inputs[i] for i in live]))
+        if np.isnan(probabilities.max()):  # NaN anywhere makes the maximum NaN: a cheap look at the whole batch
+            raise ModelCardError("The model gave NaN probabilities: it cannot run on this input as it is (check its "
+                                 "normalisation, or run it in float32 on the CPU).")
         for k, i in enumerate(live):
             outputs[i] = fit(probabilities[k, channels], size)
             if not masks[i].all():
@@ -73,6 +78,9 @@ def fit(output: np.ndarray, size: int) -> np.ndarray:
     h, w = output.shape[-2:]
     if (h, w) == (size, size):
         return output
+    if 2 * h <= size or 2 * w <= size:
+        raise ModelCardError(f"The model's output is {w} x {h} px for {size} px tiles: outputs at a coarser "
+                             "resolution than the input are not supported.")
     fitted = np.zeros((output.shape[0], size, size), np.float32)
     top, left = (size - h) // 2, (size - w) // 2
     src = output[:, max(0, -top) : max(0, -top) + min(h, size), max(0, -left) : max(0, -left) + min(w, size)]

@@ -89,7 +89,7 @@ class ModelStore:
         """A user model's task from its card ("" when the file cannot say)."""
         try:
             return self.task_of(self.user_dir / f"{name}.onnx")
-        except (OSError, ValueError):
+        except Exception:  # noqa: BLE001 - one file the user put there must never stop every algorithm's listing
             return ""
 
     def delete_user_model(self, name: str) -> list[Path]:

@@ -6,7 +6,7 @@ import rasterio
 from rasterio.transform import from_origin
 
 from spacenet_toolkit.core.extract import extract, raster
-from spacenet_toolkit.core.extract.modelcard import Normalisation
+from spacenet_toolkit.core.extract.modelcard import ModelCardError, Normalisation
 
 PIXEL_M = 0.5  # the brightness model's card: no resampling
 SIZE = 300
@@ -133,3 +133,11 @@ def test_a_damaged_file_is_a_raster_error_that_says_so(brightness_model, tmp_pat
         image.write_bytes(whole.read()[: SIZE * SIZE])  # the header and a third of the pixels
     with pytest.raises(raster.RasterError, match="the file may be damaged or incomplete; download or export it"):
         extract.extract_buildings(extract.ExtractRequest(str(image), brightness_model))
+
+
+def test_a_model_that_gives_nan_is_said_not_taken_for_no_building(tmp_path):
+    import onnx_models
+
+    model = str(onnx_models.brightness_model(tmp_path / "nan.onnx", gain=float("nan")))
+    with pytest.raises(ModelCardError, match="The model gave NaN probabilities"):
+        extract.extract_buildings(extract.ExtractRequest(half_covered(tmp_path / "half.tif"), model))

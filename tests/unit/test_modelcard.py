@@ -61,3 +61,40 @@ def test_deepness_models_are_read_with_deepness_conventions(fixtures, name, chan
     assert card.tile_size == 512 and card.fixed_size is fixed
     assert card.normalisation.stretch == "divide" and card.normalisation.divisor == 255
     assert card.gsd_m is None  # no resolution key: the raster's own resolution
+
+
+def deepness(**values):
+    return {key: json.dumps(value) for key, value in values.items()}
+
+
+@pytest.mark.parametrize(("metadata", "inputs", "outputs", "said"), [
+    # values of the wrong kind: a traceback, and for a model in the user's folder every algorithm's listing
+    (our_card(defaults={"threshold": "high"}), IMAGE, OUTPUT, "a value of the wrong kind (could not convert"),
+    (deepness(resolution="thirty"), IMAGE, OUTPUT, "a value of the wrong kind"),
+    (deepness(standardization_parameters=[0.5, 0.5]), IMAGE, OUTPUT, "standardization_parameters is [0.5, 0.5]"),
+    # values out of range: a WindowError, a ZeroDivisionError, "negative dimensions"
+    (our_card(input={"bands": ["red", "green", "blue"], "gsd_m": -0.5}), IMAGE, OUTPUT, "resolution is -0.5 m"),
+    (our_card(input={"bands": ["red", "green", "blue"], "tile_size": -64}), IMAGE, OUTPUT, "tile size is -64 px"),
+    (our_card(input={"bands": ["red", "green", "blue"], "size_multiple": 0}), IMAGE, OUTPUT, "size multiple is 0"),
+    (deepness(tile_size=0), IMAGE, OUTPUT, "tile size is 0 px"),
+    # tensors the engine would misread or fail on mid-run
+    (our_card(), IMAGE, [("probabilities", ["batch", 1, "h", "w"])], "names 2 output channels (building, "
+                                                                      "interior) but its output has 1"),
+    ({}, [("image", [1, 3, 256, 256])], [("out", [1, 256, 256, 2])], "channels last (N, H, W, C)"),
+    ({}, [("image", [1, 3, 256, 256])], [("out", [1, 1, 128, 128])], "128 px across for 256 px tiles"),
+    ({}, [("image", [5, 3, 128, 128])], [("out", [5, 1, 128, 128])], "fixes its batch at 5 tiles"),
+    ({}, [*IMAGE, ("aux", ["batch", 1])], OUTPUT, "takes 2 inputs (image, aux)"),
+    (deepness(model_type="Detector"), IMAGE, [("boxes", [1, 100, 6])], "a Deepness 'Detector' model"),
+])
+def test_cards_and_tensors_the_engine_cannot_run_are_refused_by_name(metadata, inputs, outputs, said):
+    with pytest.raises(modelcard.ModelCardError) as raised:
+        modelcard.read_card(metadata, inputs, outputs)
+    assert said in str(raised.value)
+
+
+def test_deepness_class_names_of_the_foreground_numbered_by_channel():
+    """{"1": "road"} for a background + road output lost its name: the model read as neither task."""
+    card = modelcard.read_card(deepness(class_names={"1": "road"}), IMAGE, OUTPUT)
+    assert card.channels == ("background", "road") and card.task == "roads"
+    card = modelcard.read_card(deepness(class_names={"0": "road"}), IMAGE, OUTPUT)
+    assert card.channels == ("background", "road")
