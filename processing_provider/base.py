@@ -144,47 +144,53 @@ class SpaceNetAlgorithm(QgsProcessingAlgorithm):
         return ""
 
     def unusable_output(self, parameters, context) -> str:
-        """The first output that cannot be written, said in one sentence; "" when none: a file output's folder is
-        not there or takes no file, the file is a folder, it would overwrite an input or another output (found
-        after the whole run, or never: a source image replaced by probabilities), or it is a raster format this
-        provider does not write; a folder output (the algorithm makes it) is a file, or its place takes no file."""
+        """The first output that cannot be written, said in one sentence; "" when none (see
+        ``unusable_file_output`` and ``unusable_folder_output``)."""
         inputs = [(definition, source_layer(parameters.get(definition.name()), context))
                   for definition in self.parameterDefinitions() if definition.type() in LAYER_INPUT_TYPES]
-        written = []
+        written = []  # (definition, (file, layer), whether its writer replaces the whole file) of the outputs so far
         for definition in self.destinationParameterDefinitions():
             target = destination_layer(parameters.get(definition.name()), context)
-            path = target[0]
-            if not path:
+            if not target[0]:
                 continue
             what = f"{definition.name()} ({definition.description()})"
             if definition.type() == QgsProcessingParameterFolderDestination.typeName():
-                message = self.unusable_folder_output(Path(path), what)
-                if message:
-                    return message
-                continue
-            folder = unusable_folder(path)
-            if folder is not None and folder.exists():
-                return self.tr(f"The folder of {what}, '{folder}', is a file: choose another place for {path}.")
-            if folder is not None:
-                return self.tr(f"The folder '{folder}' for {what} does not exist: create it or choose another folder.")
-            if Path(path).is_dir():
-                return self.tr(f"{what} names a folder, '{path}': give the name of a file in it.")
-            why = unwritable_folder(path)
-            if why:
-                return self.tr(f"No file can be written in the folder '{Path(path).parent}' for {what} ({why}): "
-                               "choose another folder.")
-            is_raster = definition.type() == QgsProcessingParameterRasterDestination.typeName()
-            extensions = self.provider().supportedOutputRasterLayerExtensions() if is_raster and self.provider() else []
-            if extensions and Path(path).suffix.lower().lstrip(".") not in extensions:
-                return self.tr(f"{what} is written as a GeoTIFF: give its file a .tif name, not '{Path(path).name}'.")
-            whole_file = is_raster or not target[1]
-            for other, source in inputs:
-                if overwrites(target, source, whole_file):
-                    return self.tr(f"{what} would overwrite the input {other.name()} ({path}): choose another file.")
-            for other, (earlier, earlier_whole) in written:
-                if overwrites(target, earlier, whole_file or earlier_whole):
-                    return self.tr(f"{what} and {other.name()} are the same file ({path}): give each its own.")
-            written.append((definition, (target, whole_file)))
+                message = self.unusable_folder_output(Path(target[0]), what)
+            else:
+                message = self.unusable_file_output(definition, target, what, inputs, written)
+            if message:
+                return message
+        return ""
+
+    def unusable_file_output(self, definition, target: tuple, what: str, inputs: list, written: list) -> str:
+        """Why the file output ``target`` (file, layer) cannot be written: its folder is not there or takes no
+        file, the file is a folder, it is a raster format this provider does not write, or it would overwrite an
+        input or an output in ``written`` (found after the whole run, or never: a source image replaced by
+        probabilities); "" when it can, and then it joins ``written``."""
+        path = target[0]
+        folder = unusable_folder(path)
+        if folder is not None and folder.exists():
+            return self.tr(f"The folder of {what}, '{folder}', is a file: choose another place for {path}.")
+        if folder is not None:
+            return self.tr(f"The folder '{folder}' for {what} does not exist: create it or choose another folder.")
+        if Path(path).is_dir():
+            return self.tr(f"{what} names a folder, '{path}': give the name of a file in it.")
+        why = unwritable_folder(path)
+        if why:
+            return self.tr(f"No file can be written in the folder '{Path(path).parent}' for {what} ({why}): "
+                           "choose another folder.")
+        is_raster = definition.type() == QgsProcessingParameterRasterDestination.typeName()
+        extensions = self.provider().supportedOutputRasterLayerExtensions() if is_raster and self.provider() else []
+        if extensions and Path(path).suffix.lower().lstrip(".") not in extensions:
+            return self.tr(f"{what} is written as a GeoTIFF: give its file a .tif name, not '{Path(path).name}'.")
+        whole_file = is_raster or not target[1]
+        for other, source in inputs:
+            if overwrites(target, source, whole_file):
+                return self.tr(f"{what} would overwrite the input {other.name()} ({path}): choose another file.")
+        for other, earlier, earlier_whole in written:
+            if overwrites(target, earlier, whole_file or earlier_whole):
+                return self.tr(f"{what} and {other.name()} are the same file ({path}): give each its own.")
+        written.append((definition, target, whole_file))
         return ""
 
     def unusable_folder_output(self, folder: Path, what: str) -> str:
