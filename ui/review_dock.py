@@ -236,11 +236,13 @@ class ReviewDock(QgsDockWidget, FORM_CLASS):
             combo.setAllowEmptyLayer(True)
         self._live = None
         self._problem = ""
+        self._chosen = (None, None)  # the truth's and the proposals' layer ids, as last checked
         self.set_layers(*default_layers(_project_layers()))
         self.truthCombo.layerChanged.connect(self._layers_changed)
         self.proposalsCombo.layerChanged.connect(self._layers_changed)
         self.startButton.toggled.connect(self._start_toggled)
         QgsProject.instance().layersAdded.connect(self._layers_added)
+        QgsProject.instance().layersWillBeRemoved.connect(self._layers_leaving)
         self._show_counts(None)
 
     # --- what callers use -------------------------------------------------------------------------------------
@@ -333,6 +335,8 @@ class ReviewDock(QgsDockWidget, FORM_CLASS):
 
     # --- display ----------------------------------------------------------------------------------------------
     def _check(self) -> bool:
+        self._chosen = tuple(layer.id() if layer is not None else None
+                             for layer in (self.truth_layer(), self.proposals_layer()))
         self._problem = layer_problem(self.truth_layer(), self.proposals_layer())
         if self._problem:
             self._show_problem(self._problem)
@@ -387,6 +391,24 @@ class ReviewDock(QgsDockWidget, FORM_CLASS):
         if not self.is_running() and self._problem:  # offer the new layers only where the choice was unusable
             self.set_layers(*default_layers(_project_layers()))
 
+    def _layers_leaving(self, layer_ids):
+        """A chosen layer leaving the project empties its choice: its combo would silently pick another layer
+        (the truth, as proposals) and the message would still name the one that left."""
+        gone = []
+        # the ids chosen last: the combos' own models may have dropped the layer (and moved on) already
+        for combo, chosen in zip((self.truthCombo, self.proposalsCombo), self._chosen):
+            if chosen in layer_ids:
+                layer = QgsProject.instance().mapLayer(chosen)
+                gone.append(layer.name() if layer is not None else chosen)
+                combo.blockSignals(True)
+                combo.setLayer(None)
+                combo.blockSignals(False)
+        if gone:
+            self.stop()
+            self._check()
+            self._show_problem(self.tr("'{names}' left the project. {problem}").format(
+                names="', '".join(gone), problem=self._problem))
+
     def _updated(self):
         stats = self._live.score.last_edit
         self._show_counts(self._live.counts())
@@ -429,6 +451,7 @@ def close_review_dock(iface):
     if dock is not None:
         dock.stop()
         QgsProject.instance().layersAdded.disconnect(dock._layers_added)
+        QgsProject.instance().layersWillBeRemoved.disconnect(dock._layers_leaving)
         iface.removeDockWidget(dock)
         dock.setParent(None)
         dock.deleteLater()

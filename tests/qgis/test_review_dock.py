@@ -210,3 +210,17 @@ def test_screenshot_of_the_dock(dock, oracle_layers, save_screenshot, qtbot):
     dock.show()
     save_screenshot(dock, "review_dock", min_bytes=5_000)
     proposals.rollBack()
+
+
+@pytest.mark.parametrize("running", [False, True])
+def test_a_chosen_layer_leaving_the_project_empties_its_choice(dock, oracle_layers, running):
+    """The proposals combo moved to the truth layer by itself, Start stayed enabled and the message named the layer
+    that had gone."""
+    truth, proposals = oracle_layers
+    assert dock.set_layers(truth, proposals)
+    if running:
+        assert dock.start()
+    QgsProject.instance().removeMapLayer(proposals.id())
+    assert dock.truth_layer() is truth and dock.proposals_layer() is None
+    assert not dock.is_running() and not dock.startButton.isEnabled()
+    assert dock.message() == "'pred' left the project. Choose a proposals layer."
