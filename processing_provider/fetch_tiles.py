@@ -79,7 +79,7 @@ class FetchTiles(SpaceNetAlgorithm):
             "<p><b>Extent</b>: only tiles that intersect it, in any CRS. Empty: the first tiles of the AOI. The "
             "first run for an AOI reads every tile's footprint from its GeoTIFF header (a few kilobytes each) and "
             "keeps them in a GeoPackage in your QGIS profile, so later selections are instant.</p>"
-            "<p><b>Maximum tiles</b>: a cap on the number of tiles (0: no cap). A SpaceNet tile is 200-400 m "
+            "<p><b>Maximum tiles</b>: a cap on the number of tiles (0: no cap). A SpaceNet tile is 200-450 m "
             "wide and 1-30 MB per product.</p>"
             "<p>Files keep the bucket's folder layout under the output folder. Files already there are not "
             "downloaded again; a download that was canceled or cut off resumes where it stopped. Every file is "
