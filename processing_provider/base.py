@@ -1,7 +1,7 @@
 """The small base every SpaceNet algorithm shares: translation, instances, groups, dependencies, the checks every
 run passes before any work (raster inputs GDAL reads; outputs that can be written and overwrite no input and no
-other output; extents with an area; choices given by name or by number), and the one bridge from core's progress contract (``report(fraction, message)``, ``is_canceled``,
-``Canceled``) to the feedback.
+other output; extents with an area; choices given by name or by number), and the one bridge from core's progress
+contract (``report(fraction, message)``, ``is_canceled``, ``Canceled``) to the feedback.
 
 Choices: every enum parameter of the plugin uses static strings (models and scripts store the name, which stays
 right when options are added), but ``qgis_process help`` lists the options as "0: name, 1: name", and QGIS 3.22

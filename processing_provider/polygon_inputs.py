@@ -114,7 +114,13 @@ class InputReader:
         for key, side in ((self.truth_key, self.truth), (self.proposals_key, self.proposals)):
             if len(side.ids) == 0:
                 self.feedback.pushWarning(self.algorithm.tr(f"{key} has no features: {consequences[key]}."))
-        self.group_count = len(set(self.truth.groups) | set(self.proposals.groups))
+        truth_groups, proposal_groups = set(self.truth.groups), set(self.proposals.groups)
+        self.group_count = len(truth_groups | proposal_groups)
+        if len(self.truth.ids) and len(self.proposals.ids) and not truth_groups & proposal_groups:
+            examples = f"'{sorted(truth_groups)[0]}' and '{sorted(proposal_groups)[0]}'"
+            self.feedback.pushWarning(self.algorithm.tr(
+                f"TRUTH and PROPOSALS share no group (e.g. {examples}): nothing can match, every building scores a "
+                "miss. Check that both name their images (or tiles) the same way."))
         return self.truth.polygon_set, self.proposals.polygon_set
 
     def common_crs(self, truth_source, proposal_source):
@@ -149,6 +155,8 @@ class InputReader:
 
     def kind(self, key, source):
         names = set(source.fields().names())
+        if set(CSV_COLUMNS) <= names and self.is_csv_file(key):
+            return CSV  # also when GDAL took another WKT column of it (ogr2ogr's "WKT") for the geometry
         if source.wkbType() == QgsWkbTypes.Type.NoGeometry:
             if set(CSV_COLUMNS) <= names:
                 return CSV
@@ -163,6 +171,13 @@ class InputReader:
             raise self.error(f"{key} must be a polygon layer, but its geometries are "
                              f"{QgsWkbTypes.displayString(source.wkbType())}: buildings are scored as polygons.")
         return POLYGONS
+
+    def is_csv_file(self, key) -> bool:
+        layer = self.algorithm.parameterAsVectorLayer(self.parameters, key, self.context)
+        if layer is None:
+            return False
+        path = QgsProviderRegistry.instance().decodeUri(layer.providerType(), layer.source()).get("path") or ""
+        return (path or source_path(layer)).lower().endswith(".csv")
 
     def group_name(self) -> str:
         """The GROUP_FIELD asked for; "" for none."""
@@ -373,8 +388,8 @@ def numeric_ids(ids, count) -> np.ndarray:
     """Challenge CSV BuildingIds as integers; the row number stands in for an id that is not one."""
     if ids is None:
         return np.arange(count, dtype=np.int64)
-    return np.array([int(i) if str(i).strip().lstrip("-").isdigit() else row for row, i in enumerate(ids)],
-                    dtype=np.int64)
+    return np.array([int(i) if str(i).strip().lstrip("-").isdigit() and abs(int(i)) < 2 ** 63 else row
+                     for row, i in enumerate(ids)], dtype=np.int64)
 
 
 def file_path(layer) -> str:

@@ -24,7 +24,7 @@ def read_challenge_csv(path) -> PolygonSet:
     order (NaN where a row has none)."""
     path = Path(path)
     header, rows, line_numbers = _read_rows(path)
-    image_ids = np.array([row[IMAGE_ID] for row in rows], dtype=object)
+    image_ids = np.array([(row[IMAGE_ID] or "").strip() for row in rows], dtype=object)  # " img1" is img1
     ids = np.array([row.get(BUILDING_ID, "") for row in rows], dtype=object) if BUILDING_ID in header else None
     geometries = _parse_wkt([row[WKT_PIX] for row in rows], line_numbers, path)
     order = _parse_confidence(rows, line_numbers, path) if CONFIDENCE in header else None
@@ -34,7 +34,11 @@ def read_challenge_csv(path) -> PolygonSet:
 def _read_rows(path: Path):
     # utf-8-sig: a spreadsheet-saved CSV starts with a byte-order mark that would otherwise stick to "ImageId".
     with path.open(newline="", encoding="utf-8-sig") as stream:
-        reader = csv.DictReader(stream)
+        first = stream.readline()
+        stream.seek(0)
+        # a spreadsheet in a comma-decimal locale saves with semicolons; tab-separated files exist too
+        delimiter = max((",", ";", "\t"), key=first.count)
+        reader = csv.DictReader(stream, delimiter=delimiter)
         header = [name.strip() for name in (reader.fieldnames or [])]
         reader.fieldnames = header
         _require_columns(header, path)

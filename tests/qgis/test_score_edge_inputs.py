@@ -108,3 +108,47 @@ def test_a_tile_id_typed_integer_in_one_layer_and_real_in_the_other_is_one_group
     proposals = with_tile(oracle / "pred.geojson", tmp_path / "pred.geojson", 7.0)
     assert counts(run("spacenet:scoref1", {"TRUTH": truth, "PROPOSALS": proposals, "GROUP_FIELD": "tile"})) == (
         8, 20, 20)
+
+
+class Warnings(QgsProcessingFeedback):
+    def __init__(self):
+        super().__init__()
+        self.lines = []
+
+    def pushWarning(self, text):  # noqa: N802 - QGIS API
+        self.lines.append(text)
+        super().pushWarning(text)
+
+
+def test_challenge_csvs_with_a_wkt_column_odd_ids_and_no_shared_image(provider, oracle, tmp_path):
+    """A CSV that ogr2ogr wrote (a WKT column first) was read as one polygon layer: proposals matched across
+    images. A BuildingId past 64 bits was a traceback. Image ids named differently in the two files scored 0 without
+    a word."""
+    import csv
+
+    import processing
+
+    def rewrite(source, name, change):
+        with open(source, newline="") as f:
+            rows = list(csv.DictReader(f))
+        rows = [change(dict(row)) for row in rows]
+        path = tmp_path / name
+        with open(path, "w", newline="") as out:
+            writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        return str(path)
+
+    truth, proposals = oracle / "SN2_sample_truth.csv", oracle / "SN2_sample_preds.csv"
+    expected = counts(run("spacenet:scoref1", {"TRUTH": str(truth), "PROPOSALS": str(proposals)}))
+    with_wkt = [rewrite(path, f"wkt_{path.name}", lambda row: {"WKT": row["PolygonWKT_Pix"], **row})
+                for path in (truth, proposals)]
+    assert counts(run("spacenet:scoref1", {"TRUTH": with_wkt[0], "PROPOSALS": with_wkt[1]})) == expected
+    huge = rewrite(proposals, "huge_ids.csv", lambda row: {**row, "BuildingId": "99999999999999999999"})
+    assert counts(run("spacenet:scoref1", {"TRUTH": str(truth), "PROPOSALS": huge})) == expected
+    renamed = rewrite(proposals, "renamed.csv", lambda row: {**row, "ImageId": row["ImageId"] + ".tif"})
+    log = Warnings()
+    result = processing.run("spacenet:scoref1", {"TRUTH": str(truth), "PROPOSALS": renamed}, feedback=log)
+    assert result["TP"] == 0
+    assert any(line.startswith("TRUTH and PROPOSALS share no group (e.g. 'AOI_2_Vegas_img3457' and "
+                               "'AOI_2_Vegas_img3457.tif')") for line in log.lines), log.lines

@@ -101,3 +101,23 @@ def test_a_file_without_buildingid_still_reads(tmp_path):
     path = write(tmp_path, 'ImageId,PolygonWKT_Pix\nimg1,"POLYGON ((0 0,1 0,1 1,0 0))"\n')
     polygons = read_challenge_csv(path)
     assert polygons.ids is None and len(polygons.geometries) == 1
+
+
+@pytest.mark.parametrize("separator", [";", "\t"])
+def test_semicolon_and_tab_separated_files_read_as_comma_separated_ones(tmp_path, oracle, separator):
+    """A spreadsheet in a comma-decimal locale saves with semicolons: 'no ImageId column (found ImageId;...)'."""
+    import csv
+
+    with open(oracle / "SN2_sample_truth.csv", newline="") as source:
+        rows = list(csv.reader(source))
+    path = tmp_path / "truth.csv"
+    with open(path, "w", newline="") as out:
+        csv.writer(out, delimiter=separator).writerows(rows)
+    read, expected = read_challenge_csv(path), read_challenge_csv(oracle / "SN2_sample_truth.csv")
+    assert read.groups.tolist() == expected.groups.tolist()
+    assert shapely.equals_exact(read.geometries, expected.geometries, 0).all()
+
+
+def test_spaces_around_an_image_id_are_not_part_of_it(tmp_path):
+    path = write(tmp_path, 'ImageId,BuildingId,PolygonWKT_Pix\n" img1 ",1,"POLYGON ((0 0, 1 0, 1 1, 0 0))"\n')
+    assert read_challenge_csv(path).groups.tolist() == ["img1"]

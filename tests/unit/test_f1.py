@@ -556,3 +556,14 @@ def test_a_clip_that_crosses_its_line_more_than_once_is_flagged_for_geos():
     start, end = (np.array([10.0]), np.array([0.5])), (np.array([0.0]), np.array([0.5]))
     _, _, ambiguous = convex_clip.clip_by_edge(w_x, w_y, start, end)
     assert ambiguous.tolist() == [True]
+
+
+def test_an_iou_of_exactly_the_threshold_passes_at_or_above_and_not_strictly_above():
+    """A box and its left half at two-decimal coordinates: IoU 0.5 computed as 0.49999999999999994 was a miss."""
+    truth = f1.PolygonSet(np.array([box(10.37, 20.11, 30.93, 47.29)], dtype=object))
+    proposal = f1.PolygonSet(np.array([box(10.37, 20.11, (10.37 + 30.93) / 2, 47.29)], dtype=object))
+    assert shapely.area(shapely.intersection(truth.geometries[0], proposal.geometries[0])) / shapely.area(
+        shapely.union(truth.geometries[0], proposal.geometries[0])) == pytest.approx(0.5, abs=1e-15)
+    at_or_above = f1.score(truth, proposal, f1.F1Options(matching="greedy>="))
+    above = f1.score(truth, proposal, f1.F1Options(matching="greedy>"))
+    assert (at_or_above.total.tp, above.total.tp) == (1, 0)
