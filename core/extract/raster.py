@@ -513,7 +513,8 @@ def _service_failed(description: str, detail: str, status, tries: int, tile) -> 
         return f"{service} did not answer{within}{times} {at}"
     # GDAL's words without the dataset's name before them: a tile service's XML description (or its tail)
     last = detail.strip().splitlines()[-1] if detail.strip() else ""
-    words = (re.search(r"band \d+: .*", last) or re.search(r".*", last)).group(0)
+    found = re.search(r"band \d+: .*", last)
+    words = found.group(0) if found else last
     answer = f"HTTP {status}" if status else public_text(words)[:200] if words else "no answer"
     return f"{service} failed ({answer}){times} {at}"
 

@@ -110,16 +110,6 @@ def test_a_tile_id_typed_integer_in_one_layer_and_real_in_the_other_is_one_group
         8, 20, 20)
 
 
-class Warnings(QgsProcessingFeedback):
-    def __init__(self):
-        super().__init__()
-        self.lines = []
-
-    def pushWarning(self, text):  # noqa: N802 - QGIS API
-        self.lines.append(text)
-        super().pushWarning(text)
-
-
 def test_challenge_csvs_with_a_wkt_column_odd_ids_and_no_shared_image(provider, oracle, tmp_path):
     """A CSV that ogr2ogr wrote (a WKT column first) was read as one polygon layer: proposals matched across
     images. A BuildingId past 64 bits was a traceback. Image ids named differently in the two files scored 0 without
@@ -147,8 +137,10 @@ def test_challenge_csvs_with_a_wkt_column_odd_ids_and_no_shared_image(provider, 
     huge = rewrite(proposals, "huge_ids.csv", lambda row: {**row, "BuildingId": "99999999999999999999"})
     assert counts(run("spacenet:scoref1", {"TRUTH": str(truth), "PROPOSALS": huge})) == expected
     renamed = rewrite(proposals, "renamed.csv", lambda row: {**row, "ImageId": row["ImageId"] + ".tif"})
-    log = Warnings()
+    from web_layers import Log  # tests/support: a feedback that keeps its warnings
+
+    log = Log()
     result = processing.run("spacenet:scoref1", {"TRUTH": str(truth), "PROPOSALS": renamed}, feedback=log)
     assert result["TP"] == 0
     assert any(line.startswith("TRUTH and PROPOSALS share no group (e.g. 'AOI_2_Vegas_img3457' and "
-                               "'AOI_2_Vegas_img3457.tif')") for line in log.lines), log.lines
+                               "'AOI_2_Vegas_img3457.tif')") for line in log.warnings), log.warnings
