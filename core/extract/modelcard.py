@@ -130,18 +130,19 @@ def read_card(metadata: dict, inputs, outputs) -> ModelCard:
     if fixed_size and height != width:
         raise ModelCardError(f"The model's input tiles are {width} x {height} px; only square tiles are supported.")
 
-    _check_output_shape(output_name, _shape_dims(output_shape), height)
+    out_dims = _shape_dims(output_shape)
+    _check_output_shape(output_name, out_dims, height)
     try:
         if CARD_KEY in metadata:
             card = _our_card(metadata[CARD_KEY], input_name, output_name, channels_in, batch, height, fixed_size)
         else:
             card = _deepness_card(metadata, input_name, output_name, output_shape, channels_in, batch, height,
                                   fixed_size)
+    except ModelCardError:
+        raise
     except (TypeError, ValueError, AttributeError, KeyError) as error:
-        if isinstance(error, ModelCardError):
-            raise
         raise ModelCardError(f"The model's metadata has a value of the wrong kind ({error}): fix its card.") from error
-    return _checked(card, _shape_dims(output_shape))
+    return _checked(card, out_dims)
 
 
 def _check_output_shape(output_name: str, out_dims: list, height) -> None:
