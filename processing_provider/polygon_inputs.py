@@ -173,11 +173,11 @@ class InputReader:
         return POLYGONS
 
     def is_csv_file(self, key) -> bool:
-        layer = self.algorithm.parameterAsVectorLayer(self.parameters, key, self.context)
-        if layer is None:
+        try:
+            return file_path(self.algorithm.parameterAsVectorLayer(self.parameters, key, self.context)).lower() \
+                .endswith(".csv")
+        except QgsProcessingException:  # no file behind the layer
             return False
-        path = QgsProviderRegistry.instance().decodeUri(layer.providerType(), layer.source()).get("path") or ""
-        return (path or source_path(layer)).lower().endswith(".csv")
 
     def group_name(self) -> str:
         """The GROUP_FIELD asked for; "" for none."""
